@@ -1,0 +1,156 @@
+"""Training configuration: dataclasses are the source of truth; YAML recipes are loaded strictly.
+
+A recipe is plain data mirroring :class:`TrainConfig`. Unknown keys and wrong types are errors naming the
+key and the valid ones. ``--set a.b=value`` overrides any field (value parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segbench.errors import UserError
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # dataset folder (CamVid layout, or images/ + masks/ with classes.yaml)
+    train_split: str = "train"
+    val_split: str = "val"
+    crop_size: list[int] = field(default_factory=lambda: [360, 480])  # training crop H, W
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])  # random rescale factors
+    hflip: bool = True
+    val_max_images: int = 0  # validate on the first N val images only (0 = all)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "fast_scnn"
+    init: str = "none"  # "none" (random), a weights tag or a checkpoint path to start from
+    aux_loss: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9  # lr = base_lr * (1 - iter / iters) ** poly_power
+    warmup_iters: int = 0  # linear warm-up from lr/10 over these iterations
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    iters: int = 1000
+    batch_size: int = 8
+    aux_weight: float = 0.4  # weight of the auxiliary loss when model.aux_loss
+    class_weighting: str = "none"  # "none" or "median_frequency" (computed from the training labels)
+    val_every: int = 200  # validate (mIoU) every N iterations, and at the end
+    log_every: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    out_dir: str = "runs/train"
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"config key {key!r}: expected a mapping, got {type(value).__name__}")
+        return _from_dict(tp, value, key + ".")
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key {key!r}: expected a list, got {value!r}")
+        return [_check_type(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _check_type(value, option, key)
+            except UserError:
+                continue
+        raise UserError(f"config key {key!r}: {value!r} is not {tp}")
+    if tp is type(None):
+        if value is not None:
+            raise UserError(f"config key {key!r}: expected null")
+        return None
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise UserError(f"config key {key!r}: expected {tp.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def _from_dict(cls, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise UserError(f"unknown config key '{prefix}{unknown[0]}'; valid keys: {', '.join(prefix + n for n in names)}")
+    kwargs = {k: _check_type(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    """Build a :class:`TrainConfig` from plain data.
+
+    Raises:
+        UserError: unknown key or wrong type (the key named).
+    """
+    return _from_dict(TrainConfig, data or {})
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides (value parsed as YAML) to the plain-data config.
+
+    Raises:
+        UserError: an override without ``=``.
+    """
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected key=value, for example optim.lr=0.01")
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {item!r}: {p!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """Load a YAML recipe and apply ``--set`` overrides.
+
+    Raises:
+        UserError: missing or unparsable file, unknown key, wrong type.
+    """
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such recipe file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: a recipe must be a mapping of keys to values")
+    return config_from_dict(apply_overrides(data, list(overrides)))
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
