@@ -1,0 +1,1 @@
+"""Datasets, image and label IO, joint transforms, class names and palettes."""

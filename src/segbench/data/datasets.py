@@ -1,0 +1,161 @@
+"""Datasets: CamVid (SegNet layout), a generic images/ + masks/ folder, and a folder of unlabelled images.
+
+Every dataset yields dicts ``{"name", "path", "image": np.uint8 (H, W, 3), "mask": np.int64 (H, W) | None}``.
+A bad file does not raise from ``__getitem__``: the item comes back as ``{"name", "path", "error"}`` so a
+batch job can skip it, list it and go on. ``load(i)`` raises :class:`UserError` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from segbench.data.classes import CAMVID, IGNORE_INDEX, ClassSet, default_palette
+from segbench.data.io import list_images, read_image, read_mask
+from segbench.errors import UserError
+
+
+class SegmentationDataset:
+    """A list of (image path, mask path | None) pairs with a :class:`ClassSet` (None when unlabelled)."""
+
+    def __init__(self, pairs: list[tuple[Path, Path | None]], class_set: ClassSet | None, void_ids=(IGNORE_INDEX,)):
+        self.pairs = pairs
+        self.class_set = class_set
+        self.void_ids = tuple(void_ids)
+
+    @property
+    def labelled(self) -> bool:
+        return self.class_set is not None and all(m is not None for _, m in self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, i: int) -> dict:
+        """Load item ``i``.
+
+        Raises:
+            UserError: undecodable image or mask, mask values outside the classes, or image and mask of
+                different sizes (both sizes named).
+        """
+        img_path, mask_path = self.pairs[i]
+        image = read_image(img_path)
+        mask = None
+        if mask_path is not None and self.class_set is not None:
+            mask = read_mask(mask_path, self.class_set.num_classes, self.void_ids)
+            if mask.shape != image.shape[:2]:
+                raise UserError(
+                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} (W x H) but image {img_path.name} "
+                    f"is {image.shape[1]}x{image.shape[0]}"
+                )
+        return {"name": img_path.stem, "path": str(img_path), "image": image, "mask": mask}
+
+    def __getitem__(self, i: int) -> dict:
+        try:
+            return self.load(i)
+        except UserError as exc:
+            return {"name": self.pairs[i][0].stem, "path": str(self.pairs[i][0]), "error": str(exc)}
+
+
+def camvid(root: str | Path, split: str = "train") -> SegmentationDataset:
+    """CamVid in the SegNet layout: ``{split}/``, ``{split}annot/`` and ``{split}.txt`` (``image label`` per line).
+
+    Classes: SegNet's 11 (:data:`CAMVID`); label 11 is void and ignored.
+
+    Raises:
+        UserError: the split is missing.
+    """
+    root = Path(root)
+    listing = root / f"{split}.txt"
+    pairs: list[tuple[Path, Path | None]] = []
+    if listing.is_file():
+        for n, line in enumerate(listing.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise UserError(f"{listing}:{n}: expected 'image label', got {line!r}")
+            # SegNet's own lists hold absolute paths such as /SegNet/CamVid/train/x.png: keep the last two parts.
+            img, lab = (root / Path(*Path(p).parts[-2:]) for p in parts)
+            pairs.append((img, lab))
+    elif (root / split).is_dir() and (root / f"{split}annot").is_dir():
+        for img in list_images([root / split]):
+            pairs.append((img, root / f"{split}annot" / img.name))
+    else:
+        raise UserError(f"{root}: no CamVid split {split!r} (expected {split}.txt or {split}/ and {split}annot/)")
+    return SegmentationDataset(pairs, CAMVID, void_ids=(11, IGNORE_INDEX))
+
+
+def read_class_file(path: Path) -> tuple[ClassSet, tuple[int, ...]]:
+    """Read ``classes.yaml``/``classes.json``: ``{"names": [...], "palette": [[r,g,b], ...]?, "void": [ids]?}``.
+
+    Raises:
+        UserError: unreadable file or wrong keys/types.
+    """
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read class file ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("names"), list) or not data["names"]:
+        raise UserError(f"{path}: expected a mapping with 'names' (list of class names), optional 'palette' and 'void'")
+    unknown = set(data) - {"names", "palette", "void"}
+    if unknown:
+        raise UserError(f"{path}: unknown keys {sorted(unknown)}; valid keys: names, palette, void")
+    names = tuple(str(n) for n in data["names"])
+    palette = data.get("palette") or default_palette(len(names))
+    if len(palette) != len(names) or any(len(c) != 3 for c in palette):
+        raise UserError(f"{path}: 'palette' must hold one [r, g, b] per class ({len(names)})")
+    void = tuple(int(v) for v in data.get("void", [IGNORE_INDEX]))
+    return ClassSet(path.parent.name, names, tuple(tuple(int(x) for x in c) for c in palette)), void
+
+
+def folder(root: str | Path, split: str | None = None) -> SegmentationDataset:
+    """A generic dataset: ``images/`` and ``masks/`` matched by file stem, classes in ``classes.yaml|json``.
+
+    With ``split``, reads ``root/split/images`` and ``root/split/masks`` when that folder exists.
+
+    Raises:
+        UserError: missing folders or class file, or an image without a mask.
+    """
+    root = Path(root)
+    base = root / split if split and (root / split / "images").is_dir() else root
+    class_file = next((base / n for n in ("classes.yaml", "classes.yml", "classes.json") if (base / n).is_file()), None)
+    if class_file is None:
+        class_file = next((root / n for n in ("classes.yaml", "classes.yml", "classes.json") if (root / n).is_file()), None)
+    if class_file is None:
+        raise UserError(f"{root}: missing classes.yaml (names, optional palette and void ids)")
+    class_set, void = read_class_file(class_file)
+    masks = {p.stem: p for p in list_images([base / "masks"])} if (base / "masks").is_dir() else {}
+    pairs = []
+    for img in list_images([base / "images"]):
+        if img.stem not in masks:
+            raise UserError(f"{img}: no mask with stem {img.stem!r} in {base / 'masks'}")
+        pairs.append((img, masks[img.stem]))
+    return SegmentationDataset(pairs, class_set, void_ids=void)
+
+
+def images(paths: list[str | Path]) -> SegmentationDataset:
+    """Unlabelled images: files and/or folders of images."""
+    return SegmentationDataset([(p, None) for p in list_images(paths)], None)
+
+
+def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:
+    """Open ``path`` as CamVid (``{split}.txt`` or ``{split}annot/``), a generic folder (``images/`` +
+    ``masks/``), or a plain folder of unlabelled images, in that order.
+
+    Raises:
+        UserError: the path does not exist or holds nothing usable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_dir() and ((path / f"{split}.txt").is_file() or (path / f"{split}annot").is_dir()):
+        return camvid(path, split)
+    if path.is_dir() and ((path / "images").is_dir() or (path / split / "images").is_dir()):
+        return folder(path, split)
+    ds = images([path])
+    if not len(ds):
+        raise UserError(f"{path}: no images found (expected CamVid's {split}.txt, images/ + masks/, or image files)")
+    return ds

@@ -1,0 +1,51 @@
+"""Joint image + mask transforms for training (torchvision.transforms.v2) and inference preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from segbench.data.classes import IGNORE_INDEX
+
+
+def train_transform(crop_size: tuple[int, int], scale_range: tuple[float, float], hflip: bool, base_short_side: int):
+    """Random scale, random crop (padded with 0 for the image and the ignore index for the mask), flip.
+
+    Args:
+        crop_size: output (H, W).
+        scale_range: factors applied to ``base_short_side`` to pick the resized short side.
+        hflip: random horizontal flip with probability 0.5.
+        base_short_side: the short side of the training images (pixels).
+    """
+    lo, hi = (int(round(base_short_side * s)) for s in scale_range)
+    ops: list = [
+        v2.RandomResize(lo, hi + 1, antialias=True),
+        v2.RandomCrop(list(crop_size), pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}),
+    ]
+    if hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    return v2.Compose(ops)
+
+
+def to_tensor_pair(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    """``(H, W, 3)`` uint8 and ``(H, W)`` int labels -> ``Image (3, H, W)`` uint8 and ``Mask (H, W)`` uint8."""
+    return (
+        tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)),
+        tv_tensors.Mask(torch.from_numpy(mask.astype(np.uint8))),
+    )
+
+
+def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
+    """``(N, 3, H, W)`` uint8 -> float32 normalised with ``mean``/``std`` (given for 0..1 inputs)."""
+    x = images_uint8.float().div_(255.0)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def preprocess(image: np.ndarray, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
+    """One ``(H, W, 3)`` uint8 RGB image -> normalised ``(1, 3, H, W)`` float32 tensor on ``device``."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device)
+    return normalize(t, mean, std)
