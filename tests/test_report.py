@@ -1,0 +1,197 @@
+"""Tests for segbench.bench.report: the folder written by ``segbench compare``."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segbench.bench.report import colorize_labels, pareto_front, write_report
+
+CLASSES = ["sky", "road", "car"]
+H, W = 24, 32
+
+
+def _rows() -> list[dict]:
+    return [
+        {
+            "model": "fast_scnn", "weights": "fast_scnn.camvid", "params_m": 1.14, "size_mb": 4.6,
+            "size_mb_fp16": 2.3, "gflops": 1.8, "gmacs": 0.9, "latency_ms_p50": 12.0, "latency_ms_p90": 14.0,
+            "throughput_img_s": 83.3, "memory_mib": 210.0, "memory_kind": "cuda_max_allocated",
+            "pixel_accuracy": 0.9, "mean_accuracy": 0.75, "miou": 0.6123,
+            "iou": {"sky": 0.9, "road": 0.8, "car": float("nan")}, "num_images": 4,
+        },
+        {
+            "model": "unet_resnet34", "weights": "ckpt/unet.pt", "params_m": 24.4, "size_mb": 97.8,
+            "gflops": 60.0, "gmacs": 30.0, "latency_ms_p50": 40.0, "latency_ms_p90": 44.0,
+            "throughput_img_s": 25.0, "memory_mib": 800.0, "memory_kind": "cuda_max_allocated",
+            "pixel_accuracy": 0.95, "mean_accuracy": 0.85, "miou": 0.7456,
+            "iou": {"sky": 0.95, "road": 0.9, "car": None}, "num_images": 4,
+        },
+        {"model": "deeplabv3_resnet101", "weights": "x", "error": "CUDA out of memory | tried 2 GiB"},
+    ]  # fmt: skip
+
+
+def _grid(models: list[str], with_target: bool = True) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(2):
+        target = rng.integers(0, len(CLASSES), (H, W)).astype(np.int64)
+        target[0] = 255  # ignore
+        out.append({
+            "name": f"img{k}.png",
+            "image": rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
+            "target": target if with_target else None,
+            "preds": {m: rng.integers(0, len(CLASSES), (H, W)) for m in models},
+        })  # fmt: skip
+    return out
+
+
+ENV = {"torch": "2.x", "cpu": "test cpu", "threads": 2, "device": "cpu"}
+SETTINGS = {"input_size": [H, W], "batch": 1, "device": "cpu", "data": "/data/x", "split": "val", "num_images": 4}
+SKIPPED = [{"file": "broken_image.png", "reason": "cannot decode image"}]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    files = write_report(out, rows=_rows(), class_names=CLASSES, palette=None, grid=_grid(["fast_scnn", "unet_resnet34"]),
+                         env=ENV, settings=SETTINGS, skipped=SKIPPED)  # fmt: skip
+    return out, files
+
+
+def test_all_files_written(report):
+    out, files = report
+    names = {"results.json", "results.csv", "pareto.png", "bars.png", "grid.png", "report.md", "report.html"}
+    assert {p.name for p in files.values()} == names
+    for p in files.values():
+        assert p.parent == out and p.is_file() and p.stat().st_size > 0
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no temporary files left
+
+
+def test_json_round_trips(report):
+    out, _ = report
+    data = json.loads((out / "results.json").read_text())  # strict JSON: NaN would be invalid here
+    assert [r["model"] for r in data["rows"]] == ["fast_scnn", "unet_resnet34", "deeplabv3_resnet101"]
+    assert data["rows"][0]["iou"]["car"] is None  # NaN -> null
+    assert data["rows"][0]["miou"] == pytest.approx(0.6123)
+    assert data["rows"][2]["error"].startswith("CUDA out of memory")
+    assert data["skipped"] == SKIPPED
+    assert data["settings"]["split"] == "val" and data["env"]["threads"] == 2
+    assert data["pareto_front"] == ["fast_scnn", "unet_resnet34"]
+
+
+def test_csv(report):
+    out, _ = report
+    with open(out / "results.csv", newline="") as f:
+        lines = list(csv.reader(f))
+    header, body = lines[0], lines[1:]
+    assert len(body) == 3
+    for col in ("model", "weights", "miou", "latency_ms_p50", "memory_mib", "error", "iou_sky", "iou_road", "iou_car"):
+        assert col in header
+    rec = [dict(zip(header, line)) for line in body]
+    assert float(rec[1]["miou"]) == pytest.approx(0.7456)
+    assert rec[0]["iou_car"] == "" and float(rec[0]["iou_road"]) == pytest.approx(0.8)
+    assert "out of memory" in rec[2]["error"] and rec[2]["miou"] == ""
+
+
+def test_markdown(report):
+    out, _ = report
+    md = (out / "report.md").read_text()
+    for text in ("fast_scnn", "unet_resnet34", "deeplabv3_resnet101", "61.2", "74.6", "CUDA out of memory",
+                 "broken_image.png", "cannot decode image", "FlopCounterMode", "multiply-add = 2 FLOPs",
+                 "Per-class IoU", "cuda_max_allocated", "](pareto.png)", "](bars.png)", "](grid.png)"):
+        assert text in md, text
+    assert "not measured" not in md.split("## Results")[0]
+
+
+def test_html_self_contained(report):
+    out, _ = report
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert 'src="http' not in page and "<link" not in page and "<script" not in page
+    assert "fast_scnn" in page and "broken_image.png" in page and "61.2" in page
+    assert "CUDA out of memory | tried 2 GiB" in page
+
+
+def test_grid_grows_with_models(tmp_path):
+    sizes = {}
+    for n in (1, 2):
+        models = ["m1", "m2"][:n]
+        rows = [{"model": m, "miou": 0.5, "latency_ms_p50": 1.0} for m in models]
+        files = write_report(tmp_path / str(n), rows=rows, class_names=CLASSES, palette=[(255, 0, 0), (0, 255, 0), (0, 0, 255)],
+                             grid=_grid(models), env={}, settings={})  # fmt: skip
+        sizes[n] = Image.open(files["grid_png"]).size
+    (w1, h1), (w2, h2) = sizes[1], sizes[2]
+    # Columns: image | ground truth | models; each added model adds one tile column of equal width.
+    col = w2 - w1
+    assert col > 0 and h1 == h2
+    assert w1 >= 3 * col - 20  # 3 columns for 1 model (gaps and margins aside)
+    assert col <= 320 + 16  # tiles at most ~320 px wide
+
+
+def test_unlabelled(tmp_path):
+    rows = [{"model": "a", "latency_ms_p50": 5.0, "size_mb": 3.0, "memory_mib": 10.0},
+            {"model": "b", "latency_ms_p50": 7.0, "pixel_accuracy": None, "miou": None, "iou": None}]  # fmt: skip
+    files = write_report(tmp_path, rows=rows, class_names=None, palette=None, grid=_grid(["a", "b"], with_target=False),
+                         env=ENV, settings=SETTINGS)  # fmt: skip
+    assert "pareto_png" not in files and not (tmp_path / "pareto.png").exists()
+    md = (tmp_path / "report.md").read_text()
+    assert "no labels: accuracy not measured" in md.lower()
+    assert "mIoU (%)" not in md and "Pixel acc" not in md
+    assert "| Class |" not in md
+    assert "None." in md  # no skipped inputs
+    page = (tmp_path / "report.html").read_text()
+    assert "accuracy not measured" in page and page.count("data:image/png;base64,") == 2
+    # grid without ground truth: image + 2 models
+    w, _ = Image.open(files["grid_png"]).size
+    labelled = write_report(tmp_path / "l", rows=rows, class_names=CLASSES, palette=None, grid=_grid(["a", "b"]), env={}, settings={})
+    assert Image.open(labelled["grid_png"]).size[0] > w
+
+
+def test_stale_figure_removed(tmp_path):
+    write_report(tmp_path, rows=_rows(), class_names=CLASSES, palette=None, grid=None, env={}, settings={})
+    assert (tmp_path / "pareto.png").exists() and not (tmp_path / "grid.png").exists()
+    write_report(tmp_path, rows=[{"model": "a", "latency_ms_p50": 1.0}], class_names=None, palette=None, grid=None,
+                 env={}, settings={})  # fmt: skip
+    assert not (tmp_path / "pareto.png").exists()
+
+
+def test_same_model_twice_and_no_rows(tmp_path):
+    rows = [{"model": "fast_scnn", "weights": "a.pt", "miou": 0.5, "latency_ms_p50": 3.0},
+            {"model": "fast_scnn", "weights": "b.pt", "miou": 0.6, "latency_ms_p50": 4.0}]  # fmt: skip
+    write_report(tmp_path, rows=rows, class_names=None, palette=None, grid=None, env={}, settings={})
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["pareto_front"] == ["fast_scnn [a.pt]", "fast_scnn [b.pt]"]
+    assert [r["model"] for r in data["rows"]] == ["fast_scnn", "fast_scnn"]
+    files = write_report(tmp_path / "empty", rows=[], class_names=None, palette=None, grid=None, env={}, settings={})
+    assert set(files) == {"results_json", "results_csv", "report_md", "report_html"}
+    assert "No models were compared." in files["report_md"].read_text()
+
+
+def test_pareto_front():
+    pts = [
+        (10.0, 60.0),  # 0 front (fastest)
+        (20.0, 70.0),  # 1 front
+        (25.0, 65.0),  # 2 dominated by 1
+        (40.0, 75.0),  # 3 front
+        (40.0, 72.0),  # 4 dominated by 3 (same latency, lower mIoU)
+        (50.0, 75.0),  # 5 dominated by 3 (same mIoU, slower)
+        (5.0, float("nan")),  # 6 missing mIoU: never on the front
+        (12.0, 55.0),  # 7 dominated by 0
+    ]
+    assert pareto_front(pts) == [0, 1, 3]
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, 1.0), (1.0, 1.0)]) == [0, 1]  # identical points do not dominate each other
+    assert pareto_front([(3.0, 1.0), (1.0, 0.5)]) == [1, 0]  # sorted by latency
+
+
+def test_colorize_ignore_black():
+    lab = np.array([[0, 1], [255, 7]])
+    rgb = colorize_labels(lab, [(10, 20, 30), (40, 50, 60)])
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
+    assert tuple(rgb[0, 1]) == (40, 50, 60)
+    assert not rgb[1].any()  # 255 and out-of-range values are black
