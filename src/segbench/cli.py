@@ -1,0 +1,362 @@
+"""segbench: build, train, evaluate and compare semantic segmentation networks.
+
+Commands: models, train, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
+input (one line naming the file or option and what was expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from segbench.errors import UserError
+
+
+def _fmt(v, spec=".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v * 100:.2f}"
+
+
+def _check_new_dir(path: Path, overwrite: bool) -> None:
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise UserError(f"{path}: folder exists and is not empty; choose another --output or pass --overwrite")
+
+
+def cmd_models(args) -> int:
+    from segbench.bench import count_params
+    from segbench.models import available_weights, build_model, list_models
+
+    print(f"{'model':32s} {'params (M)':>10s}  weights")
+    for name in list_models():
+        params = count_params(build_model(name, num_classes=args.num_classes)) / 1e6
+        tags = ", ".join(f"{name}.{t}" for t in available_weights(name)) or "-"
+        print(f"{name:32s} {params:10.2f}  {tags}")
+    print(f"\nparameters at {args.num_classes} classes, without auxiliary heads")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from segbench.config import load_config
+    from segbench.engine.train import train
+
+    cfg = load_config(args.recipe, args.set or [])
+    summary = train(cfg, resume=args.resume, progress=not args.quiet)
+    print(
+        f"best val mIoU {summary['best_miou'] * 100:.2f} after {summary['iters']} iterations, "
+        f"{summary['elapsed_s'] / 60:.1f} min; checkpoints in {summary['out_dir']}"
+    )
+    return 0
+
+
+def _print_skipped(skipped: list[dict]) -> None:
+    for s in skipped:
+        reason = s["reason"] if s["reason"].startswith(s["file"]) else f"{s['file']}: {s['reason']}"
+        print(f"skipped {reason}", file=sys.stderr)
+
+
+def cmd_evaluate(args) -> int:
+    from segbench.compare import check_device
+    from segbench.data.datasets import open_dataset
+    from segbench.data.io import write_bytes_atomic
+    from segbench.engine.evaluate import evaluate
+    from segbench.models import load_model
+
+    device = check_device(args.device)
+    dataset = open_dataset(args.data, args.split)
+    if not dataset.labelled:
+        raise UserError(f"{args.data}: split {args.split!r} has no labels to evaluate against")
+    if args.output:
+        _check_new_dir(Path(args.output), args.overwrite)
+    loaded = load_model(args.model, weights=args.weights)
+    info = loaded.info
+    if list(info.class_names) != list(dataset.class_set.names):
+        raise UserError(
+            f"{args.model}: predicts {info.num_classes} classes ({', '.join(info.class_names[:3])}, ...) but "
+            f"{args.data} has {dataset.class_set.num_classes} ({', '.join(dataset.class_set.names[:3])}, ...)"
+        )
+    t0 = time.perf_counter()
+    res = evaluate(loaded.model, dataset, info.num_classes, info.mean, info.std, device,
+                   max_images=args.max_images, progress=not args.quiet, desc=info.name)
+    seconds = time.perf_counter() - t0
+    _print_skipped(res.skipped)
+    if res.metrics is None or res.num_images == 0:
+        raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
+    m = res.metrics.to_dict(list(info.class_names))
+    out = {
+        "model": info.name, "weights": info.weights, "data": str(args.data), "split": args.split,
+        "num_images": res.num_images, "seconds": seconds, **m, "skipped": res.skipped,
+    }
+    if args.output:
+        folder = Path(args.output)
+        write_bytes_atomic(folder / "metrics.json", json.dumps(out, indent=2).encode())
+        header = "target\\pred," + ",".join(info.class_names) + "\n"
+        body = "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(info.class_names, m["confusion"]))
+        write_bytes_atomic(folder / "confusion_matrix.csv", (header + body).encode())
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{info.name} on {args.data} ({args.split}, {res.num_images} images, {seconds:.1f} s)")
+    print(f"{'class':16s} {'IoU %':>7s} {'acc %':>7s}")
+    for name in info.class_names:
+        print(f"{name:16s} {_pct(m['iou'][name]):>7s} {_pct(m['accuracy'][name]):>7s}")
+    print(f"{'mIoU':16s} {_pct(m['miou']):>7s}")
+    print(f"pixel accuracy {_pct(m['pixel_accuracy'])} %, mean class accuracy {_pct(m['mean_accuracy'])} %")
+    print("IoU is NaN ('-') for a class absent from both labels and predictions; such classes are left out of mIoU.")
+    if args.output:
+        print(f"wrote {Path(args.output) / 'metrics.json'} and confusion_matrix.csv")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from segbench.compare import check_device
+    from segbench.data.datasets import images as image_dataset
+    from segbench.data.io import colorize, save_png
+    from segbench.engine.evaluate import predict_mask
+
+    from segbench.models import load_model
+
+    device = check_device(args.device)
+    dataset = image_dataset(args.images)
+    if not len(dataset):
+        raise UserError(f"{' '.join(args.images)}: no images found")
+    out = Path(args.output)
+    by_stem: dict[str, Path] = {}
+    for p, _ in dataset.pairs:
+        if p.stem in by_stem:
+            raise UserError(f"{p} and {by_stem[p.stem]} would write the same outputs ({p.stem}_label.png); rename one")
+        by_stem[p.stem] = p
+    targets = [(out / f"{p.stem}_label.png", out / f"{p.stem}_overlay.png") for p, _ in dataset.pairs]
+    existing = [str(t) for pair in targets for t in pair if t.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]}: exists (and {len(existing) - 1} more); pass --overwrite to replace them")
+    loaded = load_model(args.model, weights=args.weights)
+    info = loaded.info
+    loaded.model.eval().to(device)
+    skipped, done = [], 0
+    for i, (label_path, overlay_path) in enumerate(targets):
+        item = dataset[i]
+        if "error" in item:
+            skipped.append({"file": item["path"], "reason": item["error"]})
+            continue
+        mask = predict_mask(loaded.model, item["image"], info.mean, info.std, device)
+        label = colorize(mask, info.palette)
+        save_png(label_path, label)
+        overlay = Image.blend(Image.fromarray(item["image"]), label.convert("RGB"), args.alpha)
+        save_png(overlay_path, overlay)
+        done += 1
+        if not args.quiet:
+            present = np.bincount(mask.ravel(), minlength=info.num_classes)
+            top = [info.class_names[c] for c in np.argsort(-present)[:3] if present[c]]
+            print(f"{item['path']} -> {label_path.name}, {overlay_path.name} ({', '.join(top)})")
+    _print_skipped(skipped)
+    print(f"{done} images segmented into {out}" + (f", {len(skipped)} skipped" if skipped else ""))
+    if skipped:
+        from segbench.data.io import write_bytes_atomic
+
+        write_bytes_atomic(out / "skipped.txt", "".join(f"{s['file']}\t{s['reason']}\n" for s in skipped).encode())
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from segbench.bench import benchmark_model
+    from segbench.compare import check_device
+    from segbench.data.io import write_bytes_atomic
+    from segbench.models import load_model
+
+    device = check_device(args.device)
+    rows = []
+    for spec in args.models:
+        try:
+            loaded = load_model(spec, weights=args.weights)
+        except UserError as exc:
+            if len(args.models) == 1:
+                raise
+            rows.append({"model": spec, "error": str(exc)})
+            continue
+        row = {"model": loaded.info.name, "weights": loaded.info.weights}
+        row.update(benchmark_model(loaded.model, input_size=tuple(args.size), batch=args.batch, device=device,
+                                   threads=args.threads, min_time_s=args.min_time))
+        rows.append(row)
+    h, w = args.size
+    print(f"input {args.batch} x 3 x {h} x {w}, device {device}")
+    print(f"{'model':34s} {'params M':>8s} {'size MB':>8s} {'GFLOPs':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'img/s':>8s} {'mem MiB':>8s}")
+    for r in rows:
+        if r.get("error"):
+            print(f"{r['model']:34s} error: {r['error']}")
+            continue
+        print(f"{r['model']:34s} {_fmt(r['params_m']):>8s} {_fmt(r['size_mb']):>8s} {_fmt(r['gflops']):>8s} "
+              f"{_fmt(r['latency_ms_p50']):>8s} {_fmt(r['latency_ms_p90']):>8s} {_fmt(r['throughput_img_s']):>8s} "
+              f"{_fmt(r['memory_mib'], '.1f'):>8s}")
+    if any(r.get("weights") == "none" for r in rows):
+        print("weights 'none': random initialisation (speed, size and memory do not depend on the weight values)")
+    env = next((r.get("env") for r in rows if r.get("env")), {})
+    print(f"GFLOPs counted by torch.utils.flop_counter (1 multiply-add = 2 FLOPs) at batch 1; "
+          f"torch {env.get('torch')}, {env.get('threads')} threads, {env.get('cpu') if device == 'cpu' else env.get('cuda_device')}")
+    if args.output:
+        write_bytes_atomic(Path(args.output) / "benchmark.json", json.dumps(rows, indent=2, default=str).encode())
+        print(f"wrote {Path(args.output) / 'benchmark.json'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from segbench.compare import compare, sample_dir, zoo_models
+
+    models = args.models or zoo_models()
+    if not models:
+        raise UserError("no models given and no shipped models found in segbench/zoo")
+    data = args.data or sample_dir()
+    out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
+    _check_new_dir(out, args.overwrite)
+    print(f"comparing {', '.join(models)} on {data}")
+    result = compare(
+        models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
+        batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
+        grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet,
+    )
+    for r in result["rows"]:
+        if r.get("error"):
+            print(f"{r['model']:34s} error: {r['error']}")
+        else:
+            print(f"{r['model']:34s} mIoU {_pct(r.get('miou')):>6s}  p50 {_fmt(r.get('latency_ms_p50')):>8s} ms  "
+                  f"{_fmt(r.get('params_m'))} M params  {_fmt(r.get('gflops'))} GFLOPs")
+    _print_skipped(result["skipped"])
+    print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from segbench.engine.checkpoint import save_safetensors
+    from segbench.models import load_model
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out}: exists; pass --overwrite to replace it")
+    loaded = load_model(args.model, weights=args.weights)
+    info = loaded.info
+    model = loaded.model
+    if not args.keep_aux:  # inference-only file: the auxiliary head is a training aid
+        for name in ("aux_head", "aux_classifier"):
+            if getattr(model, name, None) is not None:
+                setattr(model, name, None)
+    meta = {"arch": info.arch, "num_classes": info.num_classes, "class_names": info.class_names,
+            "palette": [list(c) for c in info.palette], "mean": list(info.mean), "std": list(info.std)}
+    for key in ("iteration", "val", "config"):
+        if key in info.meta:
+            meta[key] = info.meta[key]
+    size = save_safetensors(model, meta, out, torch.float16 if args.dtype == "fp16" else torch.float32)
+    print(f"wrote {out} ({size / 1e6:.2f} MB, {args.dtype})")
+    return 0
+
+
+def _size(values):
+    return [int(v) for v in values]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_args(sp, weights_help="a tag, a weights file, or 'none' (random initialisation)"):
+        sp.add_argument("--weights", help=weights_help)
+        sp.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+    m = sub.add_parser("models", help="list the networks, their parameters and weights tags")
+    m.add_argument("--num-classes", type=int, default=21, help="classes for the parameter count (default 21)")
+    m.set_defaults(func=cmd_models)
+
+    t = sub.add_parser("train", help="train a network from a YAML recipe")
+    t.add_argument("recipe", help="YAML recipe (see configs/)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. optim.lr=0.01")
+    t.add_argument("--resume", action="store_true", help="continue the run in out_dir from last.pt")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU and mIoU on a labelled split")
+    e.add_argument("model", help="ARCH.TAG (e.g. fast_scnn.camvid), ARCH with --weights, or a checkpoint path")
+    e.add_argument("--data", required=True, help="dataset folder (CamVid layout or images/ + masks/)")
+    e.add_argument("--split", default="val")
+    e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
+    e.add_argument("--output", help="folder for metrics.json and confusion_matrix.csv")
+    e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    model_args(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="label PNG and overlay PNG for each image")
+    pr.add_argument("model", help="ARCH.TAG, ARCH with --weights, or a checkpoint path")
+    pr.add_argument("images", nargs="+", help="image files and/or folders")
+    pr.add_argument("--output", default="predictions", help="output folder (default ./predictions)")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pr.add_argument("--alpha", type=float, default=0.5, help="mask opacity in the overlay (0..1)")
+    pr.add_argument("--quiet", action="store_true")
+    model_args(pr)
+    pr.set_defaults(func=cmd_predict)
+
+    b = sub.add_parser("benchmark", help="params, size, GFLOPs, latency, throughput and peak memory")
+    b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
+    b.add_argument("--size", nargs=2, type=int, default=[520, 520], metavar=("H", "W"), help="input size (default 520 520)")
+    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    b.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per model (default 2)")
+    b.add_argument("--output", help="folder for benchmark.json")
+    model_args(b, "weights for bare ARCH names (default 'none': random initialisation, stated in the output)")
+    b.set_defaults(func=cmd_benchmark, weights="none")
+
+    c = sub.add_parser("compare", help="the main job: models side by side on the same images, one report")
+    c.add_argument("models", nargs="*", help="models to compare (default: every model shipped in segbench's zoo)")
+    c.add_argument("--data", help="dataset folder or folder of images (default: the CamVid sample shipped with segbench)")
+    c.add_argument("--split", default="val")
+    c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
+    c.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
+    c.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="benchmark input size (default: the first image's)")
+    c.add_argument("--batch", type=int, default=1, help="benchmark batch size")
+    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    c.add_argument("--max-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
+    c.add_argument("--grid", type=int, default=4, help="images shown side by side (default 4)")
+    c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
+    c.add_argument("--quiet", action="store_true")
+    model_args(c, "weights for bare ARCH names: a tag, a file, or 'none'")
+    c.set_defaults(func=cmd_compare)
+
+    x = sub.add_parser("export", help="write a model's weights as a small safetensors file")
+    x.add_argument("model", help="checkpoint path, ARCH.TAG, or ARCH with --weights")
+    x.add_argument("--output", required=True, help="output .safetensors file")
+    x.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
+    x.add_argument("--keep-aux", action="store_true", help="keep the auxiliary head (dropped by default)")
+    x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--weights", help="weights for a bare ARCH")
+    x.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for opt in ("batch", "threads", "max_images"):
+        v = getattr(args, opt, None)
+        if v is not None and v < (0 if opt == "max_images" else 1):
+            print(f"segbench: error: --{opt.replace('_', '-')} must be a positive number, got {v}", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"segbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("segbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
