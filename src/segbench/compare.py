@@ -12,7 +12,6 @@ import time
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info

@@ -39,22 +39,21 @@ from __future__ import annotations
 
 import base64
 import colorsys
-import contextlib
 import csv
 import datetime as _dt
 import html
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from segbench.data.io import write_bytes_atomic
 
 __all__ = ["write_report", "pareto_front", "colorize_labels", "CSV_COLUMNS"]
 
@@ -210,23 +209,6 @@ def colorize_labels(
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report folder is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _fig_png(fig) -> bytes:
@@ -989,7 +971,7 @@ def write_report(
     for key, (data, _) in figures.items():
         path = out / FILE_NAMES[key]
         if data is not None:
-            written[key] = _atomic_write(path, data)
+            written[key] = write_bytes_atomic(path, data)
         elif path.exists():
             path.unlink()  # stale figure from an earlier run in the same folder
 
@@ -1005,7 +987,7 @@ def write_report(
         "skipped": skipped_n,
     }
     text = json.dumps(_jsonable(results), indent=2, ensure_ascii=False, allow_nan=False)
-    written["results_json"] = _atomic_write(out / FILE_NAMES["results_json"], (text + "\n").encode("utf-8"))
+    written["results_json"] = write_bytes_atomic(out / FILE_NAMES["results_json"], (text + "\n").encode("utf-8"))
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -1022,13 +1004,13 @@ def write_report(
         iou = r["iou"] or {}
         line += ["" if _num(iou.get(c)) is None else _num(iou.get(c)) for c in classes]
         writer.writerow(line)
-    written["results_csv"] = _atomic_write(out / FILE_NAMES["results_csv"], buf.getvalue().encode("utf-8"))
+    written["results_csv"] = write_bytes_atomic(out / FILE_NAMES["results_csv"], buf.getvalue().encode("utf-8"))
 
     blocks = _build_blocks(title=title, rows=rows_n, classes=classes, has_acc=has_acc, env=env or {},
                            settings=settings or {}, skipped=skipped_n, figures=figures, front=front,
                            generated=generated)
-    written["report_md"] = _atomic_write(out / FILE_NAMES["report_md"], _render_md(blocks).encode("utf-8"))
+    written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], _render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: d for k, (d, _) in figures.items() if d is not None}
     page = _render_html(blocks, title, images)
-    written["report_html"] = _atomic_write(out / FILE_NAMES["report_html"], page.encode("utf-8"))
+    written["report_html"] = write_bytes_atomic(out / FILE_NAMES["report_html"], page.encode("utf-8"))
     return written

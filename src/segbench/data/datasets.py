@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from segbench.data.classes import CAMVID, IGNORE_INDEX, ClassSet, default_palette

@@ -225,7 +225,7 @@ def fcn32s_vgg16(*, num_classes: int = 21, aux_loss: bool = False, weights_backb
         logits ``(N, num_classes, H, W)``.
 
     Raises:
-        ValueError: ``aux_loss=True``.
+        UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` neither None nor "imagenet"; ImageNet weights absent and not
             downloadable (the message says where to place ``vgg16-397923af.pth``), or not fitting.
     """
@@ -255,7 +255,7 @@ def fcn16s_vgg16(*, num_classes: int = 21, aux_loss: bool = False, weights_backb
         logits ``(N, num_classes, H, W)``.
 
     Raises:
-        ValueError: ``aux_loss=True``.
+        UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` neither None nor "imagenet"; ImageNet weights absent and not
             downloadable (the message says where to place ``vgg16-397923af.pth``), or not fitting.
     """
@@ -285,7 +285,7 @@ def fcn8s_vgg16(*, num_classes: int = 21, aux_loss: bool = False, weights_backbo
         logits ``(N, num_classes, H, W)``.
 
     Raises:
-        ValueError: ``aux_loss=True``.
+        UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` neither None nor "imagenet"; ImageNet weights absent and not
             downloadable (the message says where to place ``vgg16-397923af.pth``), or not fitting.
     """

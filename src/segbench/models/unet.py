@@ -251,7 +251,7 @@ def unet(*, num_classes: int = 21, aux_loss: bool = False) -> SegmentationModel:
         ``(N, num_classes, H, W)``.
 
     Raises:
-        ValueError: ``aux_loss=True``.
+        UserError: ``aux_loss=True`` (there is no auxiliary head).
     """
     _no_aux("unet", aux_loss)
     channels = (64, 128, 256, 512, 1024)
@@ -290,7 +290,7 @@ def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_back
         ``(N, num_classes, H, W)``.
 
     Raises:
-        ValueError: ``aux_loss=True``.
+        UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable
             (the message says where to place ``resnet18-f37072fd.pth``) or not fitting.
     """
@@ -318,7 +318,7 @@ def unet_resnet34(*, num_classes: int = 21, aux_loss: bool = False, weights_back
         ``(N, num_classes, H, W)``.
 
     Raises:
-        ValueError: ``aux_loss=True``.
+        UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable
             (the message says where to place ``resnet34-b627a593.pth``) or not fitting.
     """
