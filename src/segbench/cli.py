@@ -175,8 +175,10 @@ def cmd_benchmark(args) -> int:
     device = check_device(args.device)
     rows = []
     for spec in args.models:
+        # Bare architecture names default to random weights here: speed and size do not depend on them.
+        bare = "." not in spec and not Path(spec).exists()
         try:
-            loaded = load_model(spec, weights=args.weights)
+            loaded = load_model(spec, weights=args.weights or ("none" if bare else None))
         except UserError as exc:
             if len(args.models) == 1:
                 raise
@@ -312,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per model (default 2)")
     b.add_argument("--output", help="folder for benchmark.json")
     model_args(b, "weights for bare ARCH names (default 'none': random initialisation, stated in the output)")
-    b.set_defaults(func=cmd_benchmark, weights="none")
+    b.set_defaults(func=cmd_benchmark)
 
     c = sub.add_parser("compare", help="the main job: models side by side on the same images, one report")
     c.add_argument("models", nargs="*", help="models to compare (default: every model shipped in segbench's zoo)")
