@@ -57,12 +57,15 @@ def measure_latency(
     max_iters: int = 200,
     min_time_s: float = 2.0,
     dtype: torch.dtype = torch.float32,
+    warmup_s: float = 1.0,
 ) -> LatencyResult:
     """Time the forward pass of ``model`` on a random input.
 
     The model is moved to ``device`` (in place) and put in eval mode (its mode is restored
     afterwards); everything runs under ``torch.inference_mode()``. A random input of ``input_shape``
-    is created once on the device. After ``warmup`` untimed calls, each call is timed on its own with
+    is created once on the device. After at least ``warmup`` untimed calls and ``warmup_s`` seconds of
+    them (the first model timed in a process needs about a second of calls before its times settle on
+    CPU: thread pool and allocator warm-up), each call is timed on its own with
     ``time.perf_counter``; on CUDA ``torch.cuda.synchronize()`` is called before and after every
     timed call so the time covers the GPU work. Timing stops once at least ``min_iters`` calls and
     ``min_time_s`` seconds are done, or after ``max_iters`` calls.
@@ -71,7 +74,8 @@ def measure_latency(
         model: Module whose forward takes one ``(N, C, H, W)`` tensor and returns a tensor.
         input_shape: ``(N, C, H, W)``; ``N`` is the batch.
         device: Device to run on, e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-        warmup: Untimed calls before timing.
+        warmup: Minimum number of untimed calls before timing.
+        warmup_s: Minimum seconds of untimed calls before timing.
         min_iters: Minimum number of timed calls.
         max_iters: Maximum number of timed calls.
         min_time_s: Minimum total timing duration in seconds.
@@ -109,9 +113,11 @@ def measure_latency(
     try:
         with torch.inference_mode():
             x = torch.randn(input_shape, device=device, dtype=dtype)
-            for _ in range(warmup):
+            warm_start, warm_calls = time.perf_counter(), 0
+            while warm_calls < warmup or time.perf_counter() - warm_start < warmup_s:
                 model(x)
-            sync()
+                sync()
+                warm_calls += 1
             start = time.perf_counter()
             while len(times_s) < max_iters:
                 sync()
