@@ -776,8 +776,9 @@ def _build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: 
     mixed_kinds = len(kinds) > 1
     cols: list[tuple[str, str, Any, str | None]] = [
         ("Model", "model", str, None),
-        ("Weights", "weights", lambda v: _DASH if v in (None, "") else str(v), None),
     ]
+    if any(r.get("weights") not in (None, "", r["model"]) for r in rows):  # the tag already names them
+        cols.append(("Weights", "weights", lambda v: _DASH if v in (None, "") else str(v), None))
     if has_acc:
         cols += [("mIoU (%)", "miou", _fmt_pct, "max"), ("Pixel acc (%)", "pixel_accuracy", _fmt_pct, "max"),
                  ("Mean acc (%)", "mean_accuracy", _fmt_pct, "max")]
