@@ -12,6 +12,7 @@ import inspect
 from torch import nn
 
 from segbench.errors import UserError
+from segbench.models import deeplabv3 as _deeplabv3
 from segbench.models import fast_scnn as _fast_scnn
 from segbench.models import fcn_vgg as _fcn_vgg
 from segbench.models import torchvision_models as _tv
@@ -21,10 +22,10 @@ from segbench.registry import Registry
 
 MODELS: Registry = Registry("model")
 for _fn in (
-    _tv.fcn_resnet50,
-    _tv.fcn_resnet101,
-    _tv.deeplabv3_resnet50,
-    _tv.deeplabv3_resnet101,
+    _deeplabv3.fcn_resnet50,
+    _deeplabv3.fcn_resnet101,
+    _deeplabv3.deeplabv3_resnet50,
+    _deeplabv3.deeplabv3_resnet101,
     _tv.deeplabv3_mobilenet_v3_large,
     _tv.lraspp_mobilenet_v3_large,
     _fast_scnn.fast_scnn,

@@ -1,10 +1,11 @@
-"""torchvision's six segmentation networks, wrapped so that ``forward`` returns a logits tensor.
+"""torchvision's MobileNetV3 segmentation networks, wrapped so that ``forward`` returns a logits tensor.
 
 The wrapper keeps torchvision's module names (``backbone.*``, ``classifier.*``, ``aux_classifier.*``) so
-torchvision's official checkpoints load unchanged.
+torchvision's official checkpoints load unchanged. FCN and DeepLabv3 on ResNet-50/101 are segbench's own
+(:mod:`segbench.models.deeplabv3`); their torchvision checkpoints, listed here in ``TORCHVISION_WEIGHTS`` with
+the others, load through :func:`segbench.models.deeplabv3.convert_torchvision_state`.
 
 References:
-    FCN: Long, Shelhamer, Darrell, "Fully Convolutional Networks for Semantic Segmentation", arXiv 1411.4038.
     DeepLabv3: Chen et al., "Rethinking Atrous Convolution for Semantic Image Segmentation", arXiv 1706.05587.
     LR-ASPP / MobileNetV3: Howard et al., "Searching for MobileNetV3", arXiv 1905.02244.
 
@@ -60,26 +61,6 @@ def _wrap(fn: Callable[..., nn.Module], num_classes: int, aux_loss: bool) -> Tor
     return TorchvisionSegmentation(fn(**kwargs))
 
 
-def fcn_resnet50(*, num_classes: int = 21, aux_loss: bool = False) -> TorchvisionSegmentation:
-    """FCN on a dilated ResNet-50 (output stride 8), torchvision's implementation (arXiv 1411.4038)."""
-    return _wrap(tvseg.fcn_resnet50, num_classes, aux_loss)
-
-
-def fcn_resnet101(*, num_classes: int = 21, aux_loss: bool = False) -> TorchvisionSegmentation:
-    """FCN on a dilated ResNet-101 (output stride 8), torchvision's implementation (arXiv 1411.4038)."""
-    return _wrap(tvseg.fcn_resnet101, num_classes, aux_loss)
-
-
-def deeplabv3_resnet50(*, num_classes: int = 21, aux_loss: bool = False) -> TorchvisionSegmentation:
-    """DeepLabv3 on a dilated ResNet-50 (output stride 8), torchvision's implementation (arXiv 1706.05587)."""
-    return _wrap(tvseg.deeplabv3_resnet50, num_classes, aux_loss)
-
-
-def deeplabv3_resnet101(*, num_classes: int = 21, aux_loss: bool = False) -> TorchvisionSegmentation:
-    """DeepLabv3 on a dilated ResNet-101 (output stride 8), torchvision's implementation (arXiv 1706.05587)."""
-    return _wrap(tvseg.deeplabv3_resnet101, num_classes, aux_loss)
-
-
 def deeplabv3_mobilenet_v3_large(*, num_classes: int = 21, aux_loss: bool = False) -> TorchvisionSegmentation:
     """DeepLabv3 on MobileNetV3-Large (output stride 16), torchvision's implementation (arXiv 1706.05587)."""
     return _wrap(tvseg.deeplabv3_mobilenet_v3_large, num_classes, aux_loss)
@@ -90,7 +71,8 @@ def lraspp_mobilenet_v3_large(*, num_classes: int = 21, aux_loss: bool = False) 
     return _wrap(tvseg.lraspp_mobilenet_v3_large, num_classes, aux_loss)
 
 
-# torchvision weight enums for the COCO-with-VOC-labels checkpoints, by segbench model name.
+# torchvision weight enums for the COCO-with-VOC-labels checkpoints (the ``coco_voc`` tag), by segbench model
+# name; the four ResNet ones are in torchvision's layout and converted on loading (see weights.py).
 TORCHVISION_WEIGHTS = {
     "fcn_resnet50": tvseg.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
     "fcn_resnet101": tvseg.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,

@@ -199,10 +199,23 @@ def _has_aux(state: dict) -> bool:
 
 
 def _num_classes_from_state(state: dict) -> int | None:
-    for key in ("classifier.4.weight", "classifier.3.weight", "classifier.low_classifier.weight"):
+    for key in ("classifier.4.weight", "classifier.3.weight", "classifier.low_classifier.weight", "classifier.weight"):
         if key in state:
             return int(state[key].shape[0])
     return None
+
+
+# segbench's own implementations of networks whose checkpoints torchvision publishes in its own layout
+_CONVERTED_FROM_TORCHVISION = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101")
+
+
+def _from_torchvision_layout(arch: str, state: dict) -> dict:
+    """Convert a raw torchvision state_dict (``backbone.*``) of a network segbench implements itself."""
+    from segbench.models.deeplabv3 import convert_torchvision_state, is_torchvision_state
+
+    if arch in _CONVERTED_FROM_TORCHVISION and is_torchvision_state(state):
+        return convert_torchvision_state(state)
+    return state
 
 
 def load_weights_file(path: str | Path, arch: str | None = None, label: str | None = None) -> LoadedModel:
@@ -216,6 +229,7 @@ def load_weights_file(path: str | Path, arch: str | None = None, label: str | No
     arch = meta.get("arch") or arch
     if not arch:
         raise UserError(f"{path}: the file does not say its architecture; give it: MODEL --weights {path}")
+    state = _from_torchvision_layout(arch, state)
     num_classes = int(meta.get("num_classes") or _num_classes_from_state(state) or 21)
     model = _build(arch, num_classes, _has_aux(state))
     _load_state_into(model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, str(path))
