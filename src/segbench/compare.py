@@ -20,7 +20,7 @@ from segbench.data.datasets import open_dataset
 from segbench.engine.evaluate import evaluate
 from segbench.errors import UserError
 from segbench.models import load_model
-from segbench.models.weights import _zoo_tags
+from segbench.models.weights import zoo_tags
 
 
 def sample_dir() -> Path:
@@ -30,7 +30,7 @@ def sample_dir() -> Path:
 
 def zoo_models() -> list[str]:
     """Tags of every model shipped in segbench's zoo (``ARCH.TAG``)."""
-    return [f"{arch}.{tag}" for arch, tags in sorted(_zoo_tags().items()) for tag in sorted(tags)]
+    return [f"{arch}.{tag}" for arch, tags in sorted(zoo_tags().items()) for tag in sorted(tags)]
 
 
 def check_device(device: str) -> str:

@@ -79,7 +79,9 @@ def zoo_dir() -> Path:
     return Path(str(resources.files("segbench") / "zoo"))
 
 
-def _zoo_tags() -> dict[str, dict[str, Path]]:
+def zoo_tags() -> dict[str, dict[str, Path]]:
+    """The shipped weights by architecture and tag: ``{"fast_scnn": {"camvid": Path(...)}}``, read from the
+    file names ``ARCH.TAG.safetensors`` in :func:`zoo_dir`."""
     tags: dict[str, dict[str, Path]] = {}
     for f in sorted(zoo_dir().glob("*.safetensors")):
         arch, _, tag = f.name[: -len(".safetensors")].partition(".")
@@ -91,7 +93,7 @@ def available_weights(arch: str) -> list[str]:
     """Weights tags available for ``arch`` (shipped zoo tags and torchvision's ``coco_voc``)."""
     from segbench.models.torchvision_models import TORCHVISION_WEIGHTS
 
-    tags = sorted(_zoo_tags().get(arch, {}))
+    tags = sorted(zoo_tags().get(arch, {}))
     if arch in TORCHVISION_WEIGHTS:
         tags.append("coco_voc")
     return tags
@@ -284,7 +286,7 @@ def load_model(spec: str, weights: str | None = None, num_classes: int | None = 
         return LoadedModel(model, ModelInfo(arch, "none", n, names, palette))
     if Path(weights).suffix in (".safetensors", ".pt", ".pth") or Path(weights).is_file():
         return load_weights_file(weights, arch)
-    zoo = _zoo_tags().get(arch, {})
+    zoo = zoo_tags().get(arch, {})
     if weights in zoo:
         return load_weights_file(zoo[weights], label=f"{arch}.{weights}")
     if weights == "coco_voc" and arch in TORCHVISION_WEIGHTS:
