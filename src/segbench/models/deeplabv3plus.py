@@ -1,0 +1,350 @@
+"""DeepLabv3+ on dilated ResNet-50/101 and MobileNetV2: segbench's own implementation.
+
+References:
+    DeepLabv3+: Chen, Zhu, Papandreou, Schroff, Adam, "Encoder-Decoder with Atrous Separable Convolution for
+    Semantic Image Segmentation", arXiv 1802.02611 (https://arxiv.org/abs/1802.02611).
+    MobileNetV2: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", arXiv 1801.04381.
+
+DeepLabv3+ adds a light decoder to DeepLabv3: ASPP runs on the last encoder map (output stride 16 by
+default), its output is upsampled to the stride-4 low-level features, which are first projected to 48
+channels so they do not outweigh the 256 semantic channels; the concatenation is refined by two 3x3 convs
+(depthwise separable by default) and classified at stride 4. :class:`SegmentationModel` upsamples the logits
+x4 to the input size.
+
+Module names (permanent once weights exist)::
+
+    encoder.{conv1,bn1,layer1..layer4}.*      # ResNet: torchvision's names
+    encoder.features.{0..17}.*                # MobileNetV2: torchvision's names (features.18 dropped)
+    decoder.aspp.branches.{0..3}.*            # 1x1 and atrous branches (ConvBNReLU, or separable)
+    decoder.aspp.branches.4.conv.{0,1}.*      # image pooling
+    decoder.aspp.project.{0,1}.*
+    decoder.low_level.{0,1}.*                 # 1x1 Conv-BN-ReLU to 48 channels
+    decoder.refine.{0,1}.*                    # two 3x3 Conv-BN-ReLU (or separable: .{0,1}.{0,1}.*)
+    classifier.*                              # final 1x1 conv
+    aux_head.conv.{0,1}.*, aux_head.classifier.*   # ResNets with aux_loss=True
+
+Shape:
+    input ``(N, 3, H, W)``, ImageNet-normalised, any H and W; the decoder works at stride 4 on the encoder's
+    first map and its last map at the output stride (8 or 16); logits ``(N, num_classes, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from segbench.errors import UserError
+from segbench.models.base import SegmentationModel
+from segbench.models.deeplabv3 import ASPP, FCNHead
+from segbench.models.deeplabv3 import _encoder as _resnet_encoder
+from segbench.models.layers import ConvBNReLU
+from segbench.models.unet import check_weights_backbone, imagenet_state_dict, load_backbone_state
+
+__all__ = [
+    "DeepLabV3PlusDecoder",
+    "MobileNetV2Encoder",
+    "SeparableASPP",
+    "SeparableConvBNReLU",
+    "deeplabv3plus_mobilenet_v2",
+    "deeplabv3plus_resnet50",
+    "deeplabv3plus_resnet101",
+]
+
+
+class SeparableConvBNReLU(nn.Sequential):
+    """Depthwise separable convolution: depthwise k x k (dilated) -> BN -> ReLU -> pointwise 1x1 -> BN -> ReLU.
+
+    Reference: Chen et al., arXiv 1802.02611, section 3.1 (atrous separable convolution).
+
+    Args:
+        in_ch: input channels (also the depthwise conv's groups).
+        out_ch: output channels.
+        kernel_size: the depthwise kernel size.
+        dilation: the depthwise conv's dilation (padding keeps the size).
+
+    Shape:
+        ``(N, in_ch, h, w)`` -> ``(N, out_ch, h, w)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, dilation: int = 1) -> None:
+        super().__init__(
+            ConvBNReLU(in_ch, in_ch, kernel_size, dilation=dilation, groups=in_ch),
+            ConvBNReLU(in_ch, out_ch, 1),
+        )
+
+
+class SeparableASPP(ASPP):
+    """:class:`~segbench.models.deeplabv3.ASPP` with its 3x3 atrous branches depthwise separable.
+
+    Reference: Chen et al., arXiv 1802.02611, section 3.1.
+
+    Args:
+        in_ch: input channels.
+        out_ch: channels of each branch and of the output.
+        rates: dilation rates of the separable 3x3 branches.
+
+    Shape:
+        ``(N, in_ch, h, w)`` -> ``(N, out_ch, h, w)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int = 256, rates: Sequence[int] = (6, 12, 18)) -> None:
+        super().__init__(in_ch, out_ch, rates)
+        for i, rate in enumerate(self.rates, start=1):
+            self.branches[i] = SeparableConvBNReLU(in_ch, out_ch, 3, dilation=rate)
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """DeepLabv3+'s decoder less its final 1x1 classifier.
+
+    ASPP on the last map; the first (stride 4) map projected by a 1x1 Conv-BN-ReLU to ``low_level_channels``;
+    ASPP's output bilinearly upsampled to the low-level map's size and concatenated with it; two 3x3
+    Conv-BN-ReLU (depthwise separable when ``separable``) with ``channels`` channels.
+
+    Reference: Chen et al., "Encoder-Decoder with Atrous Separable Convolution for Semantic Image
+    Segmentation", arXiv 1802.02611 (https://arxiv.org/abs/1802.02611), section 3.1 and figure 2.
+
+    Args:
+        in_ch: channels of the encoder's last map.
+        low_ch: channels of the encoder's first (stride 4) map.
+        rates: ASPP's atrous rates.
+        channels: ASPP and refinement channels.
+        low_level_channels: channels of the projected low-level features.
+        separable: depthwise separable refinement convs.
+        separable_aspp: depthwise separable ASPP atrous branches.
+
+    Shape:
+        input: the encoder's list of maps, ``features[0]`` ``(N, low_ch, H/4, W/4)`` and ``features[-1]``
+        ``(N, in_ch, H/s, W/s)``; output ``(N, channels, H/4, W/4)``.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        low_ch: int,
+        rates: Sequence[int],
+        channels: int = 256,
+        low_level_channels: int = 48,
+        separable: bool = True,
+        separable_aspp: bool = False,
+    ) -> None:
+        super().__init__()
+        self.aspp = (SeparableASPP if separable_aspp else ASPP)(in_ch, channels, rates)
+        self.low_level = ConvBNReLU(low_ch, low_level_channels, 1)
+        block = SeparableConvBNReLU if separable else ConvBNReLU
+        self.refine = nn.Sequential(block(channels + low_level_channels, channels, 3), block(channels, channels, 3))
+        self.out_channels = channels
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        low = self.low_level(features[0])
+        high = F.interpolate(self.aspp(features[-1]), size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.refine(torch.cat([high, low], dim=1))
+
+
+class MobileNetV2Encoder(nn.Module):
+    """torchvision's MobileNetV2 ``features`` without the final 1x1 conv to 1280, dilated to an output stride.
+
+    Returns the stride-4 map (after ``features[:4]``, 24 channels) and the last inverted-residual block's
+    map (``features[:-1]``, 320 channels). The 1280-channel 1x1 conv (``features.18``) is dropped: as in
+    the DeepLabv3+ paper's MobileNetV2 variant, ASPP reads the 320-channel map, which saves that conv's
+    410 k parameters and ASPP's cost on 1280 input channels.
+
+    For output stride 16 or 8, the depthwise conv of each block that would exceed it gets stride 1 instead
+    of 2, and from then on blocks use dilation (2, then 4 at output stride 8); the block that lost its stride
+    keeps the rate before it (as DeepLab's reference code, and as torchvision's
+    ``replace_stride_with_dilation`` for ResNets). Padding equals dilation, so sizes are kept.
+
+    Module names are torchvision's (``features.0`` ... ``features.17``), so ImageNet weights load unchanged
+    (less ``features.18.*`` and ``classifier.*``).
+
+    Reference: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", arXiv 1801.04381;
+    dilation as in Chen et al., arXiv 1802.02611.
+
+    Args:
+        output_stride: 8, 16 or 32 (no dilation).
+
+    Shape:
+        input ``(N, 3, H, W)``; output a list of two maps ``(N, 24, ceil(H / 4), ceil(W / 4))`` and
+        ``(N, 320, ceil(H / s), ceil(W / s))`` (to within rounding), :attr:`out_channels` ``(24, 320)`` and
+        :attr:`reductions` ``(4, s)`` with ``s = output_stride``.
+
+    Raises:
+        UserError: ``output_stride`` not 8/16/32.
+    """
+
+    LOW_LEVEL_END = 4  # features[:4] ends at stride 4
+
+    def __init__(self, output_stride: int = 16) -> None:
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        self.features = nn.Sequential(*torchvision.models.mobilenet_v2(weights=None).features[:-1])
+        stride, rate = 2, 1  # features[0] is the stride-2 stem
+        for block in self.features[1:]:
+            dw = next(m for m in block.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+            s = dw.stride[0]
+            block_rate = rate
+            if s > 1 and stride * s > output_stride:
+                dw.stride = (1, 1)
+                block.stride = 1
+                rate *= s
+            else:
+                stride *= s
+            dw.dilation = (block_rate, block_rate)
+            dw.padding = (block_rate, block_rate)
+        self.output_stride = output_stride
+        self.out_channels = (24, 320)
+        self.reductions = (4, output_stride)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        for block in self.features[: self.LOW_LEVEL_END]:
+            x = block(x)
+        low = x
+        for block in self.features[self.LOW_LEVEL_END :]:
+            x = block(x)
+        return [low, x]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# builders
+
+
+def _check_output_stride(name: str, output_stride: int) -> None:
+    if output_stride not in (8, 16):
+        raise UserError(f"{name}: output_stride must be 8 or 16, got {output_stride!r}")
+
+
+def _rates(output_stride: int) -> tuple[int, int, int]:
+    return (12, 24, 36) if output_stride == 8 else (6, 12, 18)
+
+
+def _model(encoder: nn.Module, num_classes: int, output_stride: int, separable: bool, separable_aspp: bool,
+           aux_head: nn.Module | None, aux_index: int = -1) -> SegmentationModel:
+    decoder = DeepLabV3PlusDecoder(
+        encoder.out_channels[-1], encoder.out_channels[0], _rates(output_stride),
+        separable=separable, separable_aspp=separable_aspp,
+    )
+    classifier = nn.Conv2d(decoder.out_channels, num_classes, 1)
+    return SegmentationModel(encoder, decoder, classifier, aux_head, aux_index=aux_index)
+
+
+def _resnet(depth: int, num_classes: int, aux_loss: bool, output_stride: int, separable: bool,
+            separable_aspp: bool, weights_backbone: str | None) -> SegmentationModel:
+    _check_output_stride(f"deeplabv3plus_resnet{depth}", output_stride)
+    encoder = _resnet_encoder(depth, output_stride, weights_backbone)
+    aux = FCNHead(encoder.out_channels[2], num_classes) if aux_loss else None
+    return _model(encoder, num_classes, output_stride, separable, separable_aspp, aux, aux_index=2)
+
+
+_RESNET_DOC = """DeepLabv3+ on a dilated ResNet-{depth}.
+
+    Reference: Chen, Zhu, Papandreou, Schroff, Adam, "Encoder-Decoder with Atrous Separable Convolution for
+    Semantic Image Segmentation", arXiv 1802.02611 (https://arxiv.org/abs/1802.02611).
+
+    Args:
+        num_classes: output classes.
+        aux_loss: add the auxiliary FCN head on ``layer3`` (``aux_head``), used with ``with_aux=True``.
+        output_stride: 16 (``layer4`` dilated, ASPP rates 6/12/18; the paper's training setting) or 8
+            (``layer3`` and ``layer4`` dilated, rates 12/24/36).
+        separable: the decoder's two 3x3 refinement convs depthwise separable (the paper's choice).
+        separable_aspp: ASPP's three 3x3 atrous branches depthwise separable.
+        weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
+            ``ResNet{depth}_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
+
+    Returns:
+        A :class:`SegmentationModel`: ``encoder`` ResNet-{depth}; ``decoder`` ASPP (256 channels) on
+        ``layer4``, ``layer1`` projected to 48 channels, two 3x3 convs (256); ``classifier`` 1x1 conv 256 ->
+        classes at stride 4.
+
+    Shape:
+        input ``(N, 3, H, W)``, any H and W; encoder features at strides 4, 8, 16, 16 (output stride 16) or
+        4, 8, 8, 8 (8); decoder output at stride 4; logits ``(N, num_classes, H, W)``.
+
+    Raises:
+        UserError: ``output_stride`` not 8/16; ``weights_backbone`` not None/"imagenet"; ImageNet weights
+            absent and not downloadable (the message says where to place the file) or not fitting.
+    """
+
+
+def deeplabv3plus_resnet50(
+    *,
+    num_classes: int = 21,
+    aux_loss: bool = False,
+    output_stride: int = 16,
+    separable: bool = True,
+    separable_aspp: bool = False,
+    weights_backbone: str | None = None,
+) -> SegmentationModel:
+    return _resnet(50, num_classes, aux_loss, output_stride, separable, separable_aspp, weights_backbone)
+
+
+def deeplabv3plus_resnet101(
+    *,
+    num_classes: int = 21,
+    aux_loss: bool = False,
+    output_stride: int = 16,
+    separable: bool = True,
+    separable_aspp: bool = False,
+    weights_backbone: str | None = None,
+) -> SegmentationModel:
+    return _resnet(101, num_classes, aux_loss, output_stride, separable, separable_aspp, weights_backbone)
+
+
+deeplabv3plus_resnet50.__doc__ = _RESNET_DOC.format(depth=50)
+deeplabv3plus_resnet101.__doc__ = _RESNET_DOC.format(depth=101)
+
+
+def deeplabv3plus_mobilenet_v2(
+    *,
+    num_classes: int = 21,
+    aux_loss: bool = False,
+    output_stride: int = 16,
+    separable: bool = True,
+    separable_aspp: bool = False,
+    weights_backbone: str | None = None,
+) -> SegmentationModel:
+    """DeepLabv3+ on a dilated MobileNetV2 (its 320-channel last block; the 1280 1x1 conv dropped).
+
+    Reference: Chen, Zhu, Papandreou, Schroff, Adam, "Encoder-Decoder with Atrous Separable Convolution for
+    Semantic Image Segmentation", arXiv 1802.02611 (https://arxiv.org/abs/1802.02611); MobileNetV2:
+    Sandler et al., arXiv 1801.04381.
+
+    Args:
+        num_classes: output classes.
+        aux_loss: must be False: this network has no auxiliary head.
+        output_stride: 16 (the last stride-2 block dilated, ASPP rates 6/12/18) or 8 (the last two,
+            rates 12/24/36).
+        separable: the decoder's two 3x3 refinement convs depthwise separable (the paper's choice).
+        separable_aspp: ASPP's three 3x3 atrous branches depthwise separable.
+        weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
+            ``MobileNet_V2_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
+
+    Returns:
+        A :class:`SegmentationModel`: ``encoder`` :class:`MobileNetV2Encoder`; ``decoder`` ASPP (256
+        channels) on the 320-channel map, the 24-channel stride-4 map projected to 48 channels, two 3x3
+        convs (256); ``classifier`` 1x1 conv 256 -> classes at stride 4.
+
+    Shape:
+        input ``(N, 3, H, W)``, any H and W; encoder features at strides 4 and ``output_stride``; decoder
+        output at stride 4; logits ``(N, num_classes, H, W)``.
+
+    Raises:
+        UserError: ``aux_loss=True``; ``output_stride`` not 8/16; ``weights_backbone`` not None/"imagenet";
+            ImageNet weights absent and not downloadable (the message says where to place the file) or not
+            fitting.
+    """
+    _check_output_stride("deeplabv3plus_mobilenet_v2", output_stride)
+    if aux_loss:
+        raise UserError("deeplabv3plus_mobilenet_v2 has no auxiliary head; use aux_loss=False")
+    check_weights_backbone(weights_backbone)
+    state = None
+    if weights_backbone == "imagenet":  # fail before building
+        state = imagenet_state_dict(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1)
+    encoder = MobileNetV2Encoder(output_stride)
+    if state is not None:
+        state = {k: v for k, v in state.items() if k.startswith("features.") and not k.startswith("features.18.")}
+        load_backbone_state(encoder, state, "mobilenet_v2 ImageNet weights")
+    return _model(encoder, num_classes, output_stride, separable, separable_aspp, None)
