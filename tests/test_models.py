@@ -21,6 +21,8 @@ GRAD_MODELS = {
     "lraspp_mobilenet_v3_large": False,
     "deeplabv3_mobilenet_v3_large": True,
     "fcn_resnet50": True,
+    "deeplabv3plus_mobilenet_v2": False,
+    "deeplabv3plus_resnet50": True,
 }
 
 
