@@ -209,3 +209,14 @@ def test_imagenet_backbone_lands_in_encoder(tmp_path, monkeypatch):
     assert all(torch.equal(v, state[k]) for k, v in got.items())
     with pytest.raises(UserError, match="imagenet"):
         build_model("deeplabv3_resnet50", weights_backbone="imagenet21k")
+
+
+@pytest.mark.parametrize("aux_loss, kept", [(False, [3]), (True, [2, 3])])
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_encoder_returns_only_the_maps_the_heads_use(name, aux_loss, kept):
+    with torch.device("meta"):
+        model = build_model(name, num_classes=3, aux_loss=aux_loss).eval()
+        features = model.encoder(torch.empty(1, 3, 64, 64))
+        logits, aux = model(torch.empty(1, 3, 64, 64), with_aux=True)
+    assert [i for i, f in enumerate(features) if f is not None] == kept
+    assert logits.shape == (1, 3, 64, 64) and (aux is not None) == aux_loss

@@ -93,6 +93,8 @@ def test_mobilenet_v2_output_stride_32_is_plain():
 def test_resnet_encoder_strides(name, output_stride, sizes):
     with torch.device("meta"):
         model = build_model(name, output_stride=output_stride)
+        assert model.encoder.out_indices == {0, 3}  # the decoder's low-level and high-level maps only
+        model.encoder.out_indices = frozenset(range(4))
         features = model.encoder(torch.empty(1, 3, 64, 64))
     assert [f.shape[-1] for f in features] == sizes and [f.shape[-2] for f in features] == sizes
     assert model.encoder.reductions == (4, 8, min(16, output_stride), output_stride)

@@ -76,17 +76,22 @@ class ResNetEncoder(nn.Module):
     Args:
         depth: 50 or 101.
         output_stride: 8 (``layer3`` and ``layer4`` dilated), 16 (``layer4`` dilated) or 32 (no dilation).
+        out_indices: which of the four maps are returned; the others are ``None`` in the list, so each map
+            is freed as soon as the next stage has used it (FCN and DeepLabv3 need only ``layer4``, and
+            ``layer3`` for the auxiliary head: less peak memory, and as fast as torchvision's
+            ``IntermediateLayerGetter``).
 
     Shape:
         input ``(N, 3, H, W)``; output a list of four maps ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` (to
-        within rounding) after ``layer1`` .. ``layer4``, with ``C_i`` = :attr:`out_channels` =
-        ``(256, 512, 1024, 2048)`` and ``s_i`` = :attr:`reductions`, e.g. ``(4, 8, 8, 8)`` at output stride 8.
+        within rounding) after ``layer1`` .. ``layer4`` (``None`` where not in ``out_indices``), with
+        ``C_i`` = :attr:`out_channels` = ``(256, 512, 1024, 2048)`` and ``s_i`` = :attr:`reductions`,
+        e.g. ``(4, 8, 8, 8)`` at output stride 8.
 
     Raises:
         UserError: ``depth`` not 50/101 or ``output_stride`` not 8/16/32.
     """
 
-    def __init__(self, depth: int = 50, output_stride: int = 8) -> None:
+    def __init__(self, depth: int = 50, output_stride: int = 8, out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
         super().__init__()
         builders = {50: torchvision.models.resnet50, 101: torchvision.models.resnet101}
         if depth not in builders:
@@ -99,13 +104,15 @@ class ResNetEncoder(nn.Module):
         self.output_stride = output_stride
         self.out_channels = (256, 512, 1024, 2048)
         self.reductions = (4, 8, min(16, output_stride), output_stride)
+        self.out_indices = frozenset(out_indices)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor | None]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        f1 = self.layer1(x)
-        f2 = self.layer2(f1)
-        f3 = self.layer3(f2)
-        return [f1, f2, f3, self.layer4(f3)]
+        features: list[torch.Tensor | None] = []
+        for i, layer in enumerate((self.layer1, self.layer2, self.layer3, self.layer4)):
+            x = layer(x)
+            features.append(x if i in self.out_indices else None)
+        return features
 
 
 class ASPPPooling(nn.Module):
@@ -235,10 +242,12 @@ def _check_output_stride(name: str, output_stride: int) -> None:
         raise UserError(f"{name}: output_stride must be 8 or 16, got {output_stride!r}")
 
 
-def _encoder(depth: int, output_stride: int, weights_backbone: str | None) -> ResNetEncoder:
+def _encoder(
+    depth: int, output_stride: int, weights_backbone: str | None, out_indices: Sequence[int] = (0, 1, 2, 3)
+) -> ResNetEncoder:
     check_weights_backbone(weights_backbone)
     state = imagenet_state_dict(_IMAGENET[depth]) if weights_backbone == "imagenet" else None  # fail before building
-    encoder = ResNetEncoder(depth, output_stride)
+    encoder = ResNetEncoder(depth, output_stride, out_indices)
     if state is not None:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         load_backbone_state(encoder, state, f"resnet{depth} ImageNet weights")
@@ -251,7 +260,7 @@ def _aux(encoder: ResNetEncoder, num_classes: int, aux_loss: bool) -> FCNHead | 
 
 def _fcn(depth: int, num_classes: int, aux_loss: bool, output_stride: int, weights_backbone: str | None) -> SegmentationModel:
     _check_output_stride(f"fcn_resnet{depth}", output_stride)
-    encoder = _encoder(depth, output_stride, weights_backbone)
+    encoder = _encoder(depth, output_stride, weights_backbone, out_indices=(2, 3) if aux_loss else (3,))
     decoder = FCNDecoder(encoder.out_channels[-1])
     classifier = nn.Conv2d(decoder.out_channels, num_classes, 1)
     return SegmentationModel(encoder, decoder, classifier, _aux(encoder, num_classes, aux_loss), aux_index=2)
@@ -259,7 +268,7 @@ def _fcn(depth: int, num_classes: int, aux_loss: bool, output_stride: int, weigh
 
 def _deeplabv3(depth: int, num_classes: int, aux_loss: bool, output_stride: int, weights_backbone: str | None) -> SegmentationModel:
     _check_output_stride(f"deeplabv3_resnet{depth}", output_stride)
-    encoder = _encoder(depth, output_stride, weights_backbone)
+    encoder = _encoder(depth, output_stride, weights_backbone, out_indices=(2, 3) if aux_loss else (3,))
     rates = (12, 24, 36) if output_stride == 8 else (6, 12, 18)
     decoder = DeepLabV3Decoder(encoder.out_channels[-1], rates)
     classifier = nn.Conv2d(decoder.out_channels, num_classes, 1)

@@ -234,7 +234,7 @@ def _model(encoder: nn.Module, num_classes: int, output_stride: int, separable: 
 def _resnet(depth: int, num_classes: int, aux_loss: bool, output_stride: int, separable: bool,
             separable_aspp: bool, weights_backbone: str | None) -> SegmentationModel:
     _check_output_stride(f"deeplabv3plus_resnet{depth}", output_stride)
-    encoder = _resnet_encoder(depth, output_stride, weights_backbone)
+    encoder = _resnet_encoder(depth, output_stride, weights_backbone, out_indices=(0, 2, 3) if aux_loss else (0, 3))
     aux = FCNHead(encoder.out_channels[2], num_classes) if aux_loss else None
     return _model(encoder, num_classes, output_stride, separable, separable_aspp, aux, aux_index=2)
 
