@@ -1,0 +1,411 @@
+"""Inference backends: the same network run in several ways, each behind one callable.
+
+``prepare(model, backend, example)`` returns a :class:`Predictor`: call it with a float32 ``(N, 3, H, W)``
+input and it returns float32 logits ``(N, C, H, W)`` as a ``torch.Tensor`` on the predictor's device.
+Benchmarks time it, evaluation scores it, so every backend's speed and accuracy come from the same code.
+
+=================== ==========================================================================================
+backend             what runs
+=================== ==========================================================================================
+``eager``           the PyTorch module as given, fp32, under ``torch.inference_mode``
+``channels_last``   a copy of the module with weights and input in NHWC memory format (``torch.channels_last``)
+``bf16``            ``torch.autocast`` to bfloat16, on a channels_last copy (CPU with AVX-512 BF16 or AMX, or
+                    a CUDA GPU with bf16); logits are returned as float32
+``compile``         ``torch.compile(module)`` (default mode, Inductor); compiled on the example, the time
+                    stated in ``notes``
+``onnxruntime``     exported to ONNX (:func:`segbench.export.export_onnx`: dynamic N/H/W), run by ONNX Runtime
+``onnxruntime_int8`` the ONNX model statically quantised to int8 (:func:`segbench.export.quantize_int8`: QDQ,
+                    per-channel weights) with ranges calibrated on ``calibration``, run by ONNX Runtime on CPU
+``openvino``        the ONNX model compiled by OpenVINO for its CPU plugin, fp32 inference precision
+=================== ==========================================================================================
+
+The caller's module is never modified. CPU threads: the torch backends use torch's setting at call time;
+ONNX Runtime and OpenVINO take ``torch.get_num_threads()`` when the predictor is prepared.
+
+A backend that cannot run here raises :class:`BackendUnavailable` (a :class:`segbench.errors.UserError`,
+one line naming the pip extra or the missing hardware feature).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from segbench.errors import UserError
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailable",
+    "Predictor",
+    "check_backend",
+    "cpu_supports_bf16",
+    "prepare",
+    "sample_calibration",
+]
+
+BACKENDS: tuple[str, ...] = (
+    "eager",
+    "channels_last",
+    "bf16",
+    "compile",
+    "onnxruntime",
+    "onnxruntime_int8",
+    "openvino",
+)
+
+# Backends whose logits equal eager fp32 up to float rounding; the others (bf16, int8) trade accuracy.
+EXACT_BACKENDS = frozenset({"eager", "channels_last", "compile", "onnxruntime", "openvino"})
+
+
+class BackendUnavailable(UserError):
+    """The backend's package is not installed, or this device cannot run it. One line, naming the fix."""
+
+
+def check_backend(name: str) -> str:
+    """Return ``name`` if it is a known backend.
+
+    Raises:
+        UserError: unknown name; the message suggests close names and lists all.
+    """
+    if name in BACKENDS:
+        return name
+    close = difflib.get_close_matches(name, BACKENDS, n=2, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UserError(f"--backend {name!r}: unknown backend; {hint}choose from {', '.join(BACKENDS)}")
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16).
+
+    Reads the ``flags`` of ``/proc/cpuinfo`` on Linux; elsewhere asks oneDNN
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``).
+    """
+    cpuinfo = Path("/proc/cpuinfo")
+    if sys.platform.startswith("linux") and cpuinfo.is_file():
+        try:
+            text = cpuinfo.read_text(errors="replace")
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return bool(flags & {"avx512_bf16", "amx_bf16"})
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class Predictor(nn.Module):
+    """A prepared model: ``predictor(x)`` maps float32 ``(N, 3, H, W)`` to float32 logits ``(N, C, H, W)``.
+
+    It is an ``nn.Module`` so that code written for modules (``.eval()``, ``.to(device)``, evaluation loops)
+    accepts it; ``.to()`` does not move an ONNX Runtime or OpenVINO model (they stay where prepared).
+
+    Attributes:
+        backend: one of :data:`BACKENDS`.
+        device: the device inputs are expected on and logits are returned on.
+        notes: one line saying what was done (precision, memory format, export time, calibration, threads).
+        onnx_path: the ONNX file run (ONNX Runtime and OpenVINO backends), else None.
+    """
+
+    def __init__(self, backend: str, device: str, notes: str = "") -> None:
+        super().__init__()
+        self.backend = backend
+        self.device = str(device)
+        self.notes = notes
+        self.onnx_path: Path | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"backend={self.backend!r}, device={self.device!r}, notes={self.notes!r}"
+
+
+class _TorchPredictor(Predictor):
+    def __init__(
+        self,
+        module: nn.Module,
+        backend: str,
+        device: str,
+        notes: str,
+        *,
+        channels_last: bool = False,
+        autocast: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(backend, device, notes)
+        self.module = module
+        self.channels_last = channels_last
+        self.autocast = autocast
+        self._device_type = torch.device(device).type
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.autocast is not None:
+                with torch.autocast(self._device_type, dtype=self.autocast):
+                    logits = self.module(x)
+            else:
+                logits = self.module(x)
+            return logits.float()
+
+
+class _OnnxRuntimePredictor(Predictor):
+    def __init__(
+        self, session, backend: str, device: str, notes: str, num_classes: int, keep: tempfile.TemporaryDirectory | None
+    ) -> None:
+        super().__init__(backend, device, notes)
+        self.session = session
+        self.num_classes = num_classes
+        self._keep = keep  # the temporary folder of the ONNX file lives as long as the predictor
+        self._cuda = torch.device(device).type == "cuda"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from segbench.export import INPUT_NAME, OUTPUT_NAME
+
+        if not self._cuda:
+            array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+            return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
+        # CUDA: bind torch's buffers, no copies through host memory.
+        x = x.detach().to(self.device, torch.float32).contiguous()
+        n, _, h, w = x.shape
+        out = torch.empty((n, self.num_classes, h, w), device=x.device, dtype=torch.float32)
+        index = x.device.index or 0
+        binding = self.session.io_binding()
+        binding.bind_input(INPUT_NAME, "cuda", index, np.float32, list(x.shape), x.data_ptr())
+        binding.bind_output(OUTPUT_NAME, "cuda", index, np.float32, list(out.shape), out.data_ptr())
+        torch.cuda.current_stream(x.device).synchronize()  # x is written before ONNX Runtime reads it
+        self.session.run_with_iobinding(binding)
+        return out
+
+
+class _OpenVINOPredictor(Predictor):
+    """Compiles one static-shape OpenVINO model per input shape (OpenVINO's CPU plugin is fastest on static
+    shapes); the first call at a new shape pays the compile time."""
+
+    def __init__(self, core, ov_model, config: dict, notes: str, keep) -> None:
+        super().__init__("openvino", "cpu", notes)
+        self._core, self._model, self._config, self._keep = core, ov_model, config, keep
+        self._requests: dict[tuple[int, ...], object] = {}
+
+    def _request(self, shape: tuple[int, ...]):
+        request = self._requests.get(shape)
+        if request is None:
+            model = self._model.clone()
+            model.reshape({model.input(0).get_any_name(): list(shape)})
+            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            if len(self._requests) >= 8:  # a bounded cache: sweeps over sizes do not grow without end
+                self._requests.pop(next(iter(self._requests)))
+            self._requests[shape] = request
+        return request
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        request = self._request(tuple(array.shape))
+        result = request.infer({0: array})  # returns copies (share_outputs=False)
+        return torch.from_numpy(np.asarray(result[0]))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sample_calibration(mean, std, *, folder: str | Path | None = None, limit: int = 8) -> list[torch.Tensor]:
+    """Preprocessed images for int8 calibration: ``(1, 3, H, W)`` float32 tensors, one per image.
+
+    Args:
+        mean, std: the model's input normalisation.
+        folder: a folder (or dataset folder) of images; default the CamVid val sample shipped with segbench.
+        limit: at most this many images (the first, sorted by name).
+
+    Raises:
+        UserError: no readable image in ``folder``.
+    """
+    from segbench.data.datasets import images as image_dataset
+    from segbench.data.datasets import open_dataset
+    from segbench.data.transforms import preprocess
+
+    if folder is None:
+        from segbench.compare import sample_dir
+
+        dataset = open_dataset(sample_dir(), "val")
+    else:
+        dataset = image_dataset([folder])
+    tensors = []
+    for i in range(len(dataset)):
+        if len(tensors) >= limit:
+            break
+        item = dataset[i]
+        if "error" not in item:
+            tensors.append(preprocess(item["image"], mean, std))
+    if not tensors:
+        raise UserError(f"{folder or 'the shipped sample'}: no readable image for int8 calibration")
+    return tensors
+
+
+def _check_device(backend: str, device: str) -> str:
+    device = str(device)
+    kind = torch.device(device).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable(f"backend {backend} on {device}: CUDA is not available on this machine")
+    if kind not in ("cpu", "cuda"):
+        raise BackendUnavailable(f"backend {backend}: device {device!r} is not supported (cpu or cuda)")
+    if backend in ("onnxruntime_int8", "openvino") and kind != "cpu":
+        raise BackendUnavailable(f"backend {backend} runs on the CPU only; use --device cpu")
+    return device
+
+
+def _num_classes(model: nn.Module, example: torch.Tensor) -> int:
+    with torch.inference_mode():
+        return int(model(example[:1]).shape[1])
+
+
+def _export(model: nn.Module, example: torch.Tensor, onnx_file: str | Path | None):
+    """An ONNX file of ``model``: the given one, or a fresh export into a temporary folder."""
+    from segbench.export import export_onnx
+
+    if onnx_file is not None:
+        if not Path(onnx_file).is_file():
+            raise UserError(f"{onnx_file}: ONNX file not found")
+        return Path(onnx_file), None, "given ONNX file"
+    keep = tempfile.TemporaryDirectory(prefix="segbench-onnx-")
+    t0 = time.perf_counter()
+    path = export_onnx(model, Path(keep.name) / "model.onnx", example.detach().cpu())
+    return path, keep, f"exported in {time.perf_counter() - t0:.1f} s"
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def prepare(
+    model: nn.Module,
+    backend: str,
+    example: torch.Tensor,
+    device: str = "cpu",
+    calibration: list[torch.Tensor] | None = None,
+    *,
+    onnx_file: str | Path | None = None,
+) -> Predictor:
+    """Make ``model`` ready to run with ``backend`` on ``device``.
+
+    Args:
+        model: network mapping ``(N, 3, H, W)`` to logits ``(N, C, H, W)``; not modified (copies are made
+            where a backend changes weights or layout).
+        backend: one of :data:`BACKENDS`.
+        example: a float32 input ``(N, 3, H, W)``: traced for ONNX, compiled on for ``compile``.
+        device: ``"cpu"`` or ``"cuda[:i]"``.
+        calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for ``onnxruntime_int8`` (see
+            :func:`sample_calibration`); without them the example alone calibrates (stated in ``notes``).
+        onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends).
+
+    Returns:
+        A :class:`Predictor` with ``backend`` and ``notes`` set.
+
+    Raises:
+        UserError: unknown backend.
+        BackendUnavailable: missing package (``pip install 'segbench[onnx]'`` or ``'segbench[openvino]'``),
+            no CUDA, a CPU without bf16 support, a CPU-only backend asked for on CUDA, or no C++ compiler
+            for ``compile`` on CPU.
+        ExportError: the ONNX export or the int8 quantisation failed.
+    """
+    from segbench.export import require
+
+    check_backend(backend)
+    device = _check_device(backend, device)
+    kind = torch.device(device).type
+    threads = torch.get_num_threads()
+    if backend in ("onnxruntime", "onnxruntime_int8"):
+        require("onnxruntime", "onnx", f"backend {backend}")
+    if backend == "openvino":
+        require("openvino", "openvino", "backend openvino")
+
+    if backend in ("eager", "channels_last", "bf16", "compile"):
+        net = model
+        if backend in ("channels_last", "bf16"):
+            net = copy.deepcopy(model).to(device).eval().to(memory_format=torch.channels_last)
+        else:
+            net.to(device).eval()
+        if backend == "eager":
+            return _TorchPredictor(net, backend, device, "PyTorch eager, fp32")
+        if backend == "channels_last":
+            return _TorchPredictor(
+                net, backend, device, "PyTorch eager, fp32, channels_last (NHWC)", channels_last=True
+            )
+        if backend == "bf16":
+            if kind == "cpu" and not cpu_supports_bf16():
+                raise BackendUnavailable(
+                    "backend bf16 on CPU needs AVX-512 BF16 or AMX (cpuinfo flag avx512_bf16 or amx_bf16); "
+                    "this CPU has neither"
+                )
+            if kind == "cuda" and not torch.cuda.is_bf16_supported():
+                raise BackendUnavailable(f"backend bf16: {torch.cuda.get_device_name(device)} has no bf16 support")
+            return _TorchPredictor(
+                net,
+                backend,
+                device,
+                "torch.autocast bfloat16, channels_last; logits cast to fp32",
+                channels_last=True,
+                autocast=torch.bfloat16,
+            )
+        # compile
+        if kind == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+            raise BackendUnavailable("backend compile on CPU needs a C++ compiler (g++ or clang++) for Inductor")
+        compiled = torch.compile(net)
+        predictor = _TorchPredictor(compiled, backend, device, "")
+        t0 = time.perf_counter()
+        predictor(example.to(device))
+        predictor.notes = (
+            f"torch.compile (default mode, Inductor), fp32; compiled in "
+            f"{time.perf_counter() - t0:.1f} s on input {list(example.shape)}"
+        )
+        return predictor
+
+    example = example.detach().float()
+    path, keep, how = _export(model, example, onnx_file)
+    if backend == "openvino":
+        ov = require("openvino", "openvino", "backend openvino")
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        predictor = _OpenVINOPredictor(
+            core,
+            core.read_model(str(path)),
+            config,
+            f"OpenVINO {ov.get_version().split('-')[0]} CPU, fp32, {threads} threads, ONNX {how}",
+            keep,
+        )
+        predictor.onnx_path = path
+        return predictor
+
+    from segbench.export import onnx_session, quantize_int8
+
+    notes = f"ONNX Runtime, fp32, {threads} threads, ONNX {how}"
+    if backend == "onnxruntime_int8":
+        if keep is None:
+            keep = tempfile.TemporaryDirectory(prefix="segbench-onnx-")
+        int8_path = Path(keep.name) / "model.int8.onnx"
+        inputs = calibration or [example]
+        t0 = time.perf_counter()
+        quantize_int8(path, int8_path, inputs)
+        what = f"{len(inputs)} calibration inputs" if calibration else "the example input only (no calibration given)"
+        notes = (
+            f"ONNX Runtime, int8 static quantisation (QDQ, per-channel int8 weights, uint8 activations, "
+            f"MinMax ranges from {what}; {time.perf_counter() - t0:.1f} s), {threads} threads, ONNX {how}"
+        )
+        path = int8_path
+    session = onnx_session(path, threads=threads, device=device)
+    num_classes = session.get_outputs()[0].shape[1]
+    if not isinstance(num_classes, int):  # a symbolic class dimension: ask the model
+        num_classes = _num_classes(model, example.to(next((p.device for p in model.parameters()), "cpu")))
+    predictor = _OnnxRuntimePredictor(session, backend, device, notes, num_classes, keep)
+    predictor.onnx_path = path
+    return predictor
