@@ -270,25 +270,50 @@ def test_predict_no_images(cli, tmp_path, fast_scnn_ckpt):
 
 def test_benchmark_writes_json(cli, tmp_path):
     out_dir = tmp_path / "bench"
-    rc, out, err = cli("benchmark", "fast_scnn", "--size", 64, 64, "--min-time", 0.05, "--output", out_dir)
+    args = ("benchmark", "fast_scnn", "--size", 64, 64, "--min-time", 0.05, "--budget", 1, "--no-isolate", "--output", out_dir)
+    rc, out, err = cli(*args)
     assert rc == 0, err
     rows = _strict_json((out_dir / "benchmark.json").read_text())
     assert len(rows) == 1
     row = rows[0]
     assert row["model"] == "fast_scnn" and row["weights"] == "none" and row["error"] is None
     assert row["latency_ms_p50"] > 0 and row["latency_ms_p90"] >= row["latency_ms_p50"]
-    assert row["input_size"] == [64, 64] and row["batch"] == 1
+    assert row["input_size"] == [64, 64] and row["batch"] == 1 and row["backend"] == "eager"
     assert row["params"] == 1_137_795  # 19 classes, the builder's default
-    assert row["gflops"] > 0
-    assert "fast_scnn" in out and "p50 ms" in out
+    assert row["gflops"] > 0 and row["achieved_gflop_s"] > 0 and isinstance(row["converged"], bool)
+    assert row["e2e_ms_p50"] > 0 and row["e2e_images"] >= 8  # end to end on the shipped sample
+    assert row["train_batch"] == 2 and row["train_memory_mib"] >= 0 and row["peak_rss_mib"] > 0
+    assert row["env"]["cudnn_benchmark"] is False
+    assert "fast_scnn" in out and "p50 ms" in out and "95% interval of the median" in out
+    assert_user_error(cli(*args), "benchmark.json", "--overwrite")
+
+
+def test_benchmark_sweeps_sizes_batches_and_backends(cli, tmp_path):
+    rc, out, err = cli(
+        "benchmark", "fast_scnn", "--size", "32x32", "40x48", "--batch", 1, 2, "--backend", "eager", "channels_last",
+        "--min-time", 0.01, "--budget", 0.3, "--warmup-time", 0, "--no-isolate", "--no-e2e", "--no-train-step",
+        "--output", tmp_path,
+    )  # fmt: skip
+    assert rc == 0, err
+    rows = _strict_json((tmp_path / "benchmark.json").read_text())
+    cases = [(r["backend"], r["input_size"], r["batch"]) for r in rows]
+    assert cases == [(b, s, n) for b in ("eager", "channels_last") for s in ([32, 32], [40, 48]) for n in (1, 2)]
+    assert all(r["error"] is None and r["latency_ms_p50"] > 0 for r in rows)
+    assert all("e2e_ms_p50" not in r and "train_memory_mib" not in r for r in rows)
+    assert len([line for line in out.splitlines() if line.startswith("fast_scnn")]) == 8
 
 
 def test_benchmark_failed_model_becomes_a_row(cli):
-    rc, out, err = cli("benchmark", "fast_scnn", "nosuchnet", "--size", 32, 32, "--min-time", 0.01)
+    rc, out, err = cli("benchmark", "fast_scnn", "nosuchnet", "--size", 32, 32, "--min-time", 0.01, "--budget", 0.3,
+                       "--warmup-time", 0, "--no-isolate", "--no-e2e", "--no-train-step")  # fmt: skip
     assert rc == 0, err
     assert any(line.startswith("nosuchnet") and "error: unknown model" in line for line in out.splitlines())
     assert_user_error(cli("benchmark", "nosuchnet"), "unknown model")
     assert_user_error(cli("benchmark", "fast_scnn", "--batch", 0), "--batch must be a positive number")
+    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 1, -2), "--batch must be a positive number")
+    assert_user_error(cli("benchmark", "fast_scnn", "--size", "32by32"), "--size 32by32", "HxW")
+    assert_user_error(cli("benchmark", "fast_scnn", "--backend", "tensorrt"), "--backend", "unknown backend")
+    assert_user_error(cli("benchmark", "fast_scnn", "--rel-ci", 0), "--rel-ci must be a positive number")
 
 
 # --- compare --------------------------------------------------------------------------------------

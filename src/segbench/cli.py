@@ -166,46 +166,87 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _json_safe(value):
+    """NaN and infinities -> None, recursively, so the file is strict JSON."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def cmd_benchmark(args) -> int:
-    from segbench.bench import benchmark_model
+    from segbench.bench.runner import available_backends, check_specs, format_table, parse_sizes, sweep
     from segbench.compare import check_device
     from segbench.data.io import write_bytes_atomic
-    from segbench.models import load_model
 
     device = check_device(args.device)
-    rows = []
-    for spec in args.models:
-        # Bare architecture names default to random weights here: speed and size do not depend on them.
-        bare = "." not in spec and not Path(spec).exists()
-        try:
-            loaded = load_model(spec, weights=args.weights or ("none" if bare else None))
-        except UserError as exc:
-            if len(args.models) == 1:
-                raise
-            rows.append({"model": spec, "error": str(exc)})
-            continue
-        row = {"model": loaded.info.name, "weights": loaded.info.weights}
-        row.update(benchmark_model(loaded.model, input_size=tuple(args.size), batch=args.batch, device=device,
-                                   threads=args.threads, min_time_s=args.min_time))
+    sizes = parse_sizes(args.size)
+    known = available_backends()
+    for b in args.backend:
+        if b not in known:
+            raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(known)}")
+    for opt in ("min_time", "budget", "rel_ci", "timeout"):
+        if getattr(args, opt) <= 0:
+            raise UserError(f"--{opt.replace('_', '-')} must be a positive number, got {getattr(args, opt)}")
+    out_file = Path(args.output) / "benchmark.json" if args.output else None
+    if out_file is not None and out_file.exists() and not args.overwrite:
+        raise UserError(f"{out_file}: exists; choose another --output or pass --overwrite")
+    if args.data and not Path(args.data).exists():
+        raise UserError(f"--data {args.data}: no such file or folder")
+    bad = check_specs(args.models)
+    if len(bad) == len(args.models):
+        raise UserError(next(iter(bad.values())))
+    models = [m for m in args.models if m not in bad]
+    if args.warmup_time < 0:
+        raise UserError(f"--warmup-time must be >= 0, got {args.warmup_time}")
+    latency = {"min_time_s": args.min_time, "budget_s": args.budget, "rel_ci": args.rel_ci, "warmup_s": args.warmup_time}
+    rows = [{"model": m, "error": e, "error_kind": "user"} for m, e in bad.items()]
+
+    def on_row(row, i, total):
+        if out_file is not None:  # partial results survive an interrupted sweep
+            write_bytes_atomic(out_file, json.dumps(_json_safe(rows + [row]), indent=2, default=str).encode())
         rows.append(row)
-    h, w = args.size
-    print(f"input {args.batch} x 3 x {h} x {w}, device {device}")
-    print(f"{'model':34s} {'params M':>8s} {'size MB':>8s} {'GFLOPs':>8s} {'p50 ms':>8s} {'p90 ms':>8s} {'img/s':>8s} {'mem MiB':>8s}")
-    for r in rows:
-        if r.get("error"):
-            print(f"{r['model']:34s} error: {r['error']}")
-            continue
-        print(f"{r['model']:34s} {_fmt(r['params_m']):>8s} {_fmt(r['size_mb']):>8s} {_fmt(r['gflops']):>8s} "
-              f"{_fmt(r['latency_ms_p50']):>8s} {_fmt(r['latency_ms_p90']):>8s} {_fmt(r['throughput_img_s']):>8s} "
-              f"{_fmt(r['memory_mib'], '.1f'):>8s}")
+        if not args.quiet:
+            what = f"{row.get('model')} {row.get('backend')} batch {row.get('batch')} {'x'.join(map(str, row.get('input_size') or []))}"
+            result = f"error: {row['error']}" if row.get("error") else f"p50 {row['latency_ms_p50']:.2f} ms"
+            took = f" ({row['worker_s']:.1f} s)" if row.get("worker_s") is not None else ""
+            print(f"[{i + 1}/{total}] {what}: {result}{took}", file=sys.stderr, flush=True)
+
+    sweep(
+        models, backends=args.backend, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
+        timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
+        latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
+        cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak,
+    )  # fmt: skip
+    if rows and all(r.get("error_kind") == "user" for r in rows) and len(rows) == 1:
+        raise UserError(rows[0]["error"])
+    print(f"device {device}; " + ("each case in a fresh subprocess" if not args.no_isolate else "all cases in this process"))
+    print(format_table(rows))
+    ok = [r for r in rows if not r.get("error")]
+    if ok:
+        r0, env = ok[0], ok[0].get("env") or {}
+        where = env.get("cuda_device") if str(device).startswith("cuda") else env.get("cpu")
+        print(f"p50/p90: median/90th percentile ms per batch; CI%: half-width of the 95% interval of the median "
+              f"(order statistics) relative to it, * = not within --rel-ci {args.rel_ci:g} when the budget of "
+              f"{args.budget:g} s ran out")
+        print(f"GFLOP/s: FLOPs (torch.utils.flop_counter, 1 multiply-add = 2 FLOPs) x batch / p50; %peak against "
+              f"the fp32 peak, {r0.get('peak_kind')}: {r0.get('peak_formula')}")
+        print(f"mem: {r0.get('memory_kind')} during one forward; RSS: peak resident set of the measuring process "
+              f"(ru_maxrss) before the training step; train: {r0.get('train_memory_kind') or '-'} of one training "
+              f"step (forward, cross-entropy, backward, SGD) at batch max(batch, 2), eager only")
+        print(f"e2e: decode + preprocess + model + postprocess per image (batch-1 cases), on "
+              f"{args.data or 'the CamVid sample'}; mIoU on those images when their classes are the model's")
+        print(f"torch {env.get('torch')}, {env.get('threads')} threads, cudnn.benchmark {env.get('cudnn_benchmark')}, {where}")
     if any(r.get("weights") == "none" for r in rows):
         print("weights 'none': random initialisation (speed, size and memory do not depend on the weight values)")
-    env = next((r.get("env") for r in rows if r.get("env")), {})
-    print(f"GFLOPs counted by torch.utils.flop_counter (1 multiply-add = 2 FLOPs) at batch 1; "
-          f"torch {env.get('torch')}, {env.get('threads')} threads, {env.get('cpu') if device == 'cpu' else env.get('cuda_device')}")
-    if args.output:
-        write_bytes_atomic(Path(args.output) / "benchmark.json", json.dumps(rows, indent=2, default=str).encode())
-        print(f"wrote {Path(args.output) / 'benchmark.json'}")
+    if out_file is not None:
+        write_bytes_atomic(out_file, json.dumps(_json_safe(rows), indent=2, default=str).encode())
+        print(f"wrote {out_file}")
     return 0
 
 
@@ -306,13 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(pr)
     pr.set_defaults(func=cmd_predict)
 
-    b = sub.add_parser("benchmark", help="params, size, GFLOPs, latency, throughput and peak memory")
+    b = sub.add_parser("benchmark", help="latency, throughput, memory, size, GFLOPs and end-to-end time; sweeps")
     b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
-    b.add_argument("--size", nargs=2, type=int, default=[520, 520], metavar=("H", "W"), help="input size (default 520 520)")
-    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
+                   help="backends to run (default eager); see segbench.bench.backends.BACKENDS")
+    b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
+                   help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
+    b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    b.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per model (default 2)")
+    b.add_argument("--min-time", type=float, default=1.0, help="minimum timed seconds per case (default 1)")
+    b.add_argument("--warmup-time", type=float, default=1.0, help="minimum untimed seconds per case (default 1)")
+    b.add_argument("--budget", type=float, default=30.0,
+                   help="maximum timed seconds per case if the median is not yet stable (default 30)")
+    b.add_argument("--rel-ci", type=float, default=0.02,
+                   help="stop when the 95%% interval of the median is within this fraction of it (default 0.02)")
+    b.add_argument("--timeout", type=float, default=900.0, help="seconds before a case's subprocess is killed (default 900)")
+    b.add_argument("--no-isolate", action="store_true",
+                   help="run every case in this process (faster start; later models can be affected by earlier ones)")
+    b.add_argument("--data", help="images for the end-to-end time and calibration (default: the CamVid sample)")
+    b.add_argument("--no-e2e", action="store_true", help="skip the end-to-end time per image")
+    b.add_argument("--no-train-step", action="store_true", help="skip the memory of one training step")
+    b.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark (recorded either way)")
+    b.add_argument("--measure-peak", action="store_true", help="also measure a large fp32 matmul on CPU")
     b.add_argument("--output", help="folder for benchmark.json")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing benchmark.json")
+    b.add_argument("--quiet", action="store_true", help="no progress lines")
     model_args(b, "weights for bare ARCH names (default 'none': random initialisation, stated in the output)")
     b.set_defaults(func=cmd_benchmark)
 
@@ -347,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for opt in ("batch", "threads", "max_images"):
         v = getattr(args, opt, None)
-        if v is not None and v < (0 if opt == "max_images" else 1):
-            print(f"segbench: error: --{opt.replace('_', '-')} must be a positive number, got {v}", file=sys.stderr)
-            return 2
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None and x < (0 if opt == "max_images" else 1):
+                print(f"segbench: error: --{opt.replace('_', '-')} must be a positive number, got {x}", file=sys.stderr)
+                return 2
     try:
         return args.func(args)
     except UserError as exc:

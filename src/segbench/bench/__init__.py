@@ -1,10 +1,12 @@
-"""Benchmarks of segmentation models: size (params, MB), FLOPs (GFLOPs/GMACs), latency (ms),
-peak memory (MiB) and the environment, combined per model by :func:`benchmark_model`."""
+"""Benchmarks of segmentation models: size (params, MB), FLOPs (GFLOPs/GMACs), latency (ms) with a
+stable-median stopping rule, peak memory (MiB) for inference and a training step, end-to-end time per
+image, achieved GFLOP/s beside the hardware's fp32 peak, and the environment; one model in this process
+with :func:`benchmark_model`, or a sweep with one subprocess per case with :func:`sweep`."""
 
-from segbench.bench.env import environment_info
-from segbench.bench.latency import LatencyResult, measure_latency
-from segbench.bench.memory import peak_memory_mib
-from segbench.bench.runner import benchmark_model
+from segbench.bench.env import cpu_fp32_peak, environment_info, measure_matmul_peak
+from segbench.bench.latency import LatencyResult, measure_end_to_end, measure_latency, median_ci
+from segbench.bench.memory import peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
+from segbench.bench.runner import benchmark_model, make_case, run_case, run_isolated, sweep
 from segbench.bench.size import count_flops, count_params, weights_size_mb
 
 __all__ = [
@@ -12,8 +14,18 @@ __all__ = [
     "benchmark_model",
     "count_flops",
     "count_params",
+    "cpu_fp32_peak",
     "environment_info",
+    "make_case",
+    "measure_end_to_end",
     "measure_latency",
+    "measure_matmul_peak",
+    "median_ci",
     "peak_memory_mib",
+    "process_peak_rss_mib",
+    "run_case",
+    "run_isolated",
+    "sweep",
+    "train_step_memory_mib",
     "weights_size_mb",
 ]

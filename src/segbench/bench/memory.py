@@ -1,9 +1,10 @@
-"""Peak memory of one inference forward pass, in MiB (2**20 bytes).
+"""Peak memory of one inference forward pass and of one training step, in MiB (2**20 bytes).
 
 On CUDA this is the caching allocator's peak of allocated memory (weights, input, activations and
-anything else the process holds on that device). On CPU it is the peak increase of the process's
-resident set size (RSS) during the forward, relative to the RSS just before it. The two are different
-quantities; ``memory_kind`` says which one a number is.
+anything else the process holds on that device) and of reserved memory. On CPU it is the peak increase
+of the process's resident set size (RSS) during the forward (or the training step), relative to the RSS
+just before it. The two are different quantities; ``memory_kind`` says which one a number is.
+:func:`process_peak_rss_mib` gives the whole process's peak RSS (``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import gc
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["peak_memory_mib"]
+__all__ = ["current_rss_mib", "peak_memory_mib", "process_peak_rss_mib", "train_step_memory_mib"]
 
 _MIB = 2**20
 
@@ -59,14 +61,27 @@ def _release_free_heap() -> None:
         pass
 
 
-def _cpu_peak(model: nn.Module, x: torch.Tensor, interval_s: float = 0.001) -> dict:
+def current_rss_mib() -> float | None:
+    """Resident set size of this process now, in MiB (from /proc/self/statm; None without /proc)."""
+    read = _rss_reader()
+    return read() / _MIB if read is not None else None
+
+
+def process_peak_rss_mib() -> float:
+    """Peak resident set size of this process over its whole life so far, in MiB
+    (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which Linux reports in KiB and macOS in bytes)."""
+    return _maxrss_bytes() / _MIB
+
+
+def _cpu_peak(fn, interval_s: float = 0.001) -> dict:
+    """Peak RSS increase while ``fn()`` runs (the result of ``fn`` stays alive until the last sample)."""
     read_rss = _rss_reader()
     _release_free_heap()
     if read_rss is None:
-        # Fallback: the process's all-time peak RSS; the forward shows up only if it sets a new peak,
+        # Fallback: the process's all-time peak RSS; the call shows up only if it sets a new peak,
         # so this is a lower bound of the true increase.
         before = _maxrss_bytes()
-        out = model(x)
+        out = fn()
         after = _maxrss_bytes()
         del out
         return {"memory_mib": max(after - before, 0) / _MIB, "memory_kind": "cpu_maxrss_increase"}
@@ -84,7 +99,7 @@ def _cpu_peak(model: nn.Module, x: torch.Tensor, interval_s: float = 0.001) -> d
     thread = threading.Thread(target=sample, name="segbench-rss-sampler", daemon=True)
     thread.start()
     try:
-        out = model(x)
+        out = fn()
         peak[0] = max(peak[0], read_rss())  # the output is still alive here
     finally:
         stop.set()
@@ -94,7 +109,7 @@ def _cpu_peak(model: nn.Module, x: torch.Tensor, interval_s: float = 0.001) -> d
 
 
 def peak_memory_mib(
-    model: nn.Module,
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     input_shape: tuple[int, int, int, int],
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -102,9 +117,10 @@ def peak_memory_mib(
 ) -> dict:
     """Measure the peak memory of one inference forward pass, in MiB (2**20 bytes).
 
-    The model is moved to ``device`` (in place) and run in eval mode under ``torch.inference_mode()``
-    on a random input (its train/eval mode is restored afterwards): one untimed warm-up forward (so
-    one-time lazy initialisation of kernels and libraries is not counted), then the measured one.
+    An ``nn.Module`` is moved to ``device`` (in place) and run in eval mode (its train/eval mode is
+    restored afterwards); any other callable (a backend's predictor) is called as it is. Both run
+    under ``torch.inference_mode()`` on a random input: one unmeasured warm-up forward (so one-time
+    lazy initialisation of kernels and libraries is not counted), then the measured one.
 
     - CUDA: peak statistics are reset, then one forward runs; the result is the peak of memory
       allocated by tensors (``torch.cuda.max_memory_allocated``), which includes the weights, the
@@ -119,10 +135,10 @@ def peak_memory_mib(
       ``resource.getrusage`` max RSS (a lower bound; kind ``"cpu_maxrss_increase"``).
 
     Args:
-        model: Module whose forward takes one ``(N, C, H, W)`` tensor.
+        model: Module or callable taking one ``(N, C, H, W)`` tensor.
         input_shape: ``(N, C, H, W)`` of the input.
         device: Device to run on.
-        dtype: Dtype of the input (the model's weights must match).
+        dtype: Dtype of the input (a module's weights must match).
         warmup: Run one unmeasured forward first.
 
     Returns:
@@ -137,8 +153,10 @@ def peak_memory_mib(
     if len(input_shape) != 4 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (N, C, H, W) with positive entries, got {input_shape}")
     device = torch.device(device)
-    was_training = model.training
-    model.to(device).eval()
+    is_module = isinstance(model, nn.Module)
+    was_training = model.training if is_module else False
+    if is_module:
+        model.to(device).eval()
     try:
         with torch.inference_mode():
             x = torch.randn(input_shape, device=device, dtype=dtype)
@@ -155,6 +173,87 @@ def peak_memory_mib(
                     "memory_reserved_mib": torch.cuda.max_memory_reserved(device) / _MIB,
                     "memory_kind": "cuda_peak_allocated",
                 }
-            return _cpu_peak(model, x)
+            return _cpu_peak(lambda: model(x))
     finally:
+        if is_module:
+            model.train(was_training)
+
+
+def train_step_memory_mib(
+    model: nn.Module,
+    input_shape: tuple[int, int, int, int],
+    num_classes: int,
+    device: str | torch.device = "cpu",
+    lr: float = 0.01,
+) -> dict:
+    """Peak memory of one training step: forward, cross-entropy loss, backward and an SGD step.
+
+    The model is moved to ``device`` and put in train mode (its mode is restored afterwards); the
+    input is random and the target random class indices ``(N, H, W)`` in ``[0, num_classes)``. One
+    unmeasured step runs first (it allocates the gradients, as every step after the first finds them),
+    then the measured one. **The weights change** (two SGD steps with momentum 0.9): measure on a model
+    you do not need afterwards, or on a copy. Batch-norm layers need ``N >= 2`` when a feature map is
+    1 x 1 (e.g. ASPP's image pooling), so use a batch of at least 2.
+
+    - CUDA: ``torch.cuda.max_memory_allocated`` and ``max_memory_reserved`` over the measured step,
+      kind ``"cuda_peak_allocated"``.
+    - CPU: peak RSS increase during the measured step (see :func:`peak_memory_mib`), kind
+      ``"cpu_peak_rss_increase"``.
+
+    Args:
+        model: Module returning logits ``(N, num_classes, H, W)``.
+        input_shape: ``(N, C, H, W)``.
+        num_classes: Classes of the logits.
+        device: Device to run on.
+        lr: SGD learning rate.
+
+    Returns:
+        ``{"train_memory_mib", "train_memory_reserved_mib" (CUDA only, else None),
+        "train_memory_kind", "train_batch"}``, MiB.
+
+    Raises:
+        ValueError: If ``input_shape`` does not have 4 positive entries.
+        Exception: Whatever the model raises (e.g. ``torch.cuda.OutOfMemoryError``, or batch norm with
+            one value per channel at batch 1).
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 4 or min(input_shape) < 1:
+        raise ValueError(f"input_shape must be (N, C, H, W) with positive entries, got {input_shape}")
+    device = torch.device(device)
+    was_training = model.training
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9)
+    x = torch.randn(input_shape, device=device)
+    n, _, h, w = input_shape
+    target = torch.randint(0, num_classes, (n, h, w), device=device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=False)
+        loss = torch.nn.functional.cross_entropy(model(x), target)
+        loss.backward()
+        optimizer.step()
+
+    try:
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            step()
+            torch.cuda.synchronize(device)
+            return {
+                "train_memory_mib": torch.cuda.max_memory_allocated(device) / _MIB,
+                "train_memory_reserved_mib": torch.cuda.max_memory_reserved(device) / _MIB,
+                "train_memory_kind": "cuda_peak_allocated",
+                "train_batch": n,
+            }
+        peak = _cpu_peak(step)
+        return {
+            "train_memory_mib": peak["memory_mib"],
+            "train_memory_reserved_mib": None,
+            "train_memory_kind": peak["memory_kind"],
+            "train_batch": n,
+        }
+    finally:
+        optimizer.zero_grad(set_to_none=True)
         model.train(was_training)
