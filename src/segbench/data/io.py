@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from segbench.data.classes import IGNORE_INDEX
 from segbench.errors import UserError
@@ -27,37 +27,73 @@ def _open(path: Path) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"{path}: cannot decode image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path}: image too large to decode safely ({exc})") from None
+    except MemoryError:
+        raise UserError(f"{path}: not enough memory to decode this image") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, struct.error, ...) on bad files
+        raise UserError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
     return img
+
+
+def _exif_transpose(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; an unreadable EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block must not lose the picture
+        return img
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
     """Convert a PIL image of any mode to ``np.uint8 (H, W, 3)`` RGB, applying EXIF orientation.
 
-    16-bit images are scaled to 8 bits; the alpha channel of RGBA/LA images is dropped.
+    - 16-bit grayscale (``I;16``, ``I;16B``, ``I;16L``) is scaled by 255/65535.
+    - 32-bit integer grayscale (``I``, e.g. 16-bit PNGs in older Pillow, 32-bit TIFFs) is read as 8-bit
+      when every value fits 0..255, as 16-bit when they fit 0..65535, else scaled by its maximum.
+    - Float grayscale (``F``) is read as 0..1 when every value fits 0..1, else as 0..255 (clipped);
+      NaN becomes 0.
+    - Palette, bilevel, grayscale(+alpha), RGBA, CMYK, YCbCr, LAB and HSV go through Pillow's ``convert``;
+      alpha channels are dropped.
+
+    Raises:
+        ValueError: a mode Pillow cannot convert to RGB (the message names it).
     """
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+    img = _exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        top = float(arr.max()) if arr.size else 0.0
+        if mode.startswith("I;16"):
+            hi = 65535.0
+        else:
+            hi = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
         arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=2)
-    if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if mode == "F":
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if arr.size and arr.min() >= 0 and arr.max() <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=2)
-    return np.array(img.convert("RGB"), dtype=np.uint8)
+    try:
+        return np.array(img.convert("RGB"), dtype=np.uint8)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"image mode {mode} cannot be converted to RGB ({exc})") from None
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``np.uint8 (H, W, 3)`` RGB.
+    """Read an image file as ``np.uint8 (H, W, 3)`` RGB (see :func:`to_rgb` for the modes).
 
     Raises:
-        UserError: the file is missing or cannot be decoded (the message names the file).
+        UserError: the file is missing, cannot be decoded (truncated, not an image), or has a mode that
+            cannot be converted to RGB; the message names the file.
     """
     path = Path(path)
-    return to_rgb(_open(path))
+    img = _open(path)
+    try:
+        return to_rgb(img)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def read_mask(
