@@ -1,0 +1,409 @@
+"""Inference on real-world images: whole-image or sliding-window, with optional test-time augmentation (TTA).
+
+One entry point, :func:`predict_probs`, turns one ``(H, W, 3)`` uint8 RGB image of any size into softmax
+probabilities ``(1, C, H, W)``. How is set by an :class:`InferenceConfig`:
+
+- ``mode="whole"``: one forward pass over the whole image (what :func:`segbench.engine.evaluate.predict_logits`
+  does); memory grows with the image.
+- ``mode="slide"``: a sliding window of ``window = (h, w)`` pixels moves over the image by ``stride``; the
+  logits of overlapping windows are averaged per pixel (optionally weighted by a Gaussian centred on each
+  window, which down-weights window borders, where a network sees the least context). Images smaller than
+  the window are padded (with the mean colour, 0 after normalisation) and the logits cropped back. The
+  last window of a row or column is shifted to end at the image border, so windows never leave the image
+  except where the image is smaller than the window. Memory is bounded by one window's forward pass plus
+  the ``(C, H, W)`` float32 logits of the whole image and an ``(H, W)`` weight map.
+- ``mode="auto"``: sliding window when the image is much larger than the model's training size or when
+  whole-image inference is predicted to exceed a memory budget; whole image otherwise. The rule is given
+  in :func:`choose_mode`.
+
+TTA: the image is resized by each factor in ``scales`` (bilinear, Pillow) and, with ``flip``, also mirrored
+left-right; each variant is run in the mode chosen for its size, its logits are mirrored back, resized
+to ``(H, W)`` (bilinear) and turned into softmax probabilities; the probabilities of all variants are
+averaged. Sliding windows average logits within one variant; TTA averages probabilities across variants.
+Multi-scale inputs and flipping as in DeepLab (Chen et al., "DeepLab: Semantic Image Segmentation with Deep
+Convolutional Nets, Atrous Convolution, and Fully Connected CRFs", arXiv 1606.00915; "Rethinking Atrous
+Convolution for Semantic Image Segmentation", arXiv 1706.05587, which uses scales 0.5 to 1.75 and
+left-right flips at test time).
+
+Gaussian weighting follows nnU-Net's sliding-window inference (Isensee et al., "nnU-Net: a self-configuring
+method for deep learning-based biomedical image segmentation", arXiv 1809.10486): a Gaussian with a standard
+deviation of 1/8 of the window side (the value in nnU-Net's code) per axis, peak 1.
+
+Shape conventions: images ``(H, W, 3)`` uint8 RGB; logits and probabilities ``(1, C, H, W)`` float32 on
+``device``.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from segbench.data.transforms import preprocess
+from segbench.errors import UserError
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "MODES",
+    "InferenceConfig",
+    "choose_mode",
+    "estimate_whole_memory_mib",
+    "gaussian_weights",
+    "predict_probs",
+    "slide_logits",
+    "training_size",
+    "whole_logits",
+    "window_positions",
+]
+
+MODES = ("whole", "slide", "auto")
+DEFAULT_WINDOW = (512, 512)
+"""Window ``(H, W)`` in pixels when neither the config nor the model's recipe gives one."""
+GAUSSIAN_SIGMA_SCALE = 1 / 8
+"""Standard deviation of the Gaussian window weights as a fraction of the window side (nnU-Net's value)."""
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How :func:`predict_probs` runs a model over one image.
+
+    Attributes:
+        mode: ``"whole"``, ``"slide"`` or ``"auto"`` (see the module docstring and :func:`choose_mode`).
+        window: sliding-window size ``(H, W)`` in pixels; None: the model's training crop size when
+            known (:meth:`for_model`), else :data:`DEFAULT_WINDOW`.
+        stride: step between windows ``(H, W)`` in pixels, at most the window (no gaps); None: 2/3 of the
+            window (rounded up), i.e. about 1/3 overlap.
+        gaussian: weight each window's logits by a Gaussian centred on it before averaging.
+        scales: TTA resize factors; ``(1.0,)`` is no multi-scale TTA.
+        flip: TTA with the left-right mirrored image as well.
+        memory_budget_mib: ``auto`` slides when whole-image inference is predicted to need more than this
+            many MiB (2**20 bytes); 0 disables the memory rule.
+        auto_size_ratio: ``auto`` slides when the image height or width exceeds this multiple of the
+            window's.
+
+    Raises:
+        UserError: an option out of range (the message names the option).
+    """
+
+    mode: str = "whole"
+    window: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    gaussian: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    memory_budget_mib: float = 2048.0
+    auto_size_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UserError(f"--mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        for name in ("window", "stride"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            v = tuple(int(x) for x in v)
+            if len(v) != 2 or min(v) < 1:
+                raise UserError(f"--{name} {' '.join(map(str, v))}: expected two positive sizes H W in pixels")
+            object.__setattr__(self, name, v)
+        if (
+            self.window is not None
+            and self.stride is not None
+            and (self.stride[0] > self.window[0] or self.stride[1] > self.window[1])
+        ):
+            raise UserError(
+                f"--stride {self.stride[0]} {self.stride[1]}: must not exceed the window "
+                f"{self.window[0]} {self.window[1]} (windows would leave gaps)"
+            )
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or any(not math.isfinite(s) or s <= 0 or s > 8 for s in scales):
+            raise UserError(f"--tta-scales {' '.join(map(str, scales))}: expected factors in (0, 8]")
+        object.__setattr__(self, "scales", scales)
+        if not (self.memory_budget_mib >= 0):
+            raise UserError(f"--memory-budget {self.memory_budget_mib}: expected MiB >= 0 (0 = no memory rule)")
+        if not (self.auto_size_ratio >= 1):
+            raise UserError(f"auto_size_ratio {self.auto_size_ratio}: expected >= 1")
+
+    @property
+    def tta(self) -> bool:
+        """True when test-time augmentation is asked for (more than scale 1.0, or flip)."""
+        return self.flip or self.scales != (1.0,)
+
+    @property
+    def plain(self) -> InferenceConfig:
+        """The same config without TTA (the baseline that TTA is compared with)."""
+        return replace(self, scales=(1.0,), flip=False)
+
+    def resolved_window(self) -> tuple[int, int]:
+        return self.window or DEFAULT_WINDOW
+
+    def resolved_stride(self) -> tuple[int, int]:
+        if self.stride is not None:
+            return self.stride
+        wh, ww = self.resolved_window()
+        return (max(1, math.ceil(wh * 2 / 3)), max(1, math.ceil(ww * 2 / 3)))
+
+    def for_model(self, info_or_meta) -> InferenceConfig:
+        """This config with ``window`` resolved: as given, else the model's training crop size when its
+        weights record one (:func:`training_size`), else :data:`DEFAULT_WINDOW`.
+
+        Args:
+            info_or_meta: a :class:`segbench.models.weights.ModelInfo` or its ``meta`` dict.
+
+        Raises:
+            UserError: ``stride`` exceeds the resolved window.
+        """
+        window = self.window or training_size(info_or_meta) or DEFAULT_WINDOW
+        if self.stride is not None and (self.stride[0] > window[0] or self.stride[1] > window[1]):
+            raise UserError(
+                f"--stride {self.stride[0]} {self.stride[1]}: must not exceed the window {window[0]} {window[1]}"
+            )
+        return replace(self, window=window)
+
+    def describe(self) -> str:
+        """One line for reports, e.g. ``slide 360x480 stride 240x320 gaussian; TTA scales 0.5,1 + flip``."""
+        if self.mode == "whole":
+            text = "whole image"
+        else:
+            (wh, ww), (sh, sw) = self.resolved_window(), self.resolved_stride()
+            text = f"{self.mode} (window {wh}x{ww}, stride {sh}x{sw}{', gaussian' if self.gaussian else ''})"
+            if self.mode == "auto":
+                text += f"; auto slides above {self.auto_size_ratio:g}x the window or {self.memory_budget_mib:g} MiB"
+        if self.tta:
+            text += "; TTA scales " + ",".join(f"{s:g}" for s in self.scales) + (" + flip" if self.flip else "")
+        return text
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "window": list(self.resolved_window()),
+            "stride": list(self.resolved_stride()),
+            "gaussian": self.gaussian,
+            "scales": list(self.scales),
+            "flip": self.flip,
+            "memory_budget_mib": self.memory_budget_mib,
+            "auto_size_ratio": self.auto_size_ratio,
+        }
+
+
+def training_size(info_or_meta) -> tuple[int, int] | None:
+    """The training crop size ``(H, W)`` recorded with a model's weights (``meta["config"]["data"]["crop_size"]``,
+    written by ``segbench train``), or None when the weights do not say (e.g. torchvision's checkpoints)."""
+    meta = getattr(info_or_meta, "meta", info_or_meta)
+    try:
+        size = meta["config"]["data"]["crop_size"]
+        h, w = (int(v) for v in size)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (h, w) if h > 0 and w > 0 else None
+
+
+def window_positions(size: int, window: int, stride: int) -> list[int]:
+    """Start offsets along one axis of length ``size`` for windows of ``window`` pixels every ``stride``.
+
+    The last window is shifted to end at the border, so every pixel is covered and no window leaves the
+    image; when ``size <= window`` there is one window at 0 (the image is padded to it).
+    """
+    if size <= window:
+        return [0]
+    starts = list(range(0, size - window, stride))
+    starts.append(size - window)
+    return starts
+
+
+_GAUSSIAN_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def gaussian_weights(window: tuple[int, int], device: str | torch.device = "cpu") -> torch.Tensor:
+    """Gaussian importance weights ``(1, 1, h, w)`` float32 for one window: peak 1 at the centre, standard
+    deviation :data:`GAUSSIAN_SIGMA_SCALE` times the window side per axis (nnU-Net, arXiv 1809.10486)."""
+    key = (tuple(window), str(device))
+    if key not in _GAUSSIAN_CACHE:
+        axes = []
+        for n in window:
+            x = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+            sigma = max(n * GAUSSIAN_SIGMA_SCALE, 1e-3)
+            axes.append(torch.exp(-0.5 * (x / sigma) ** 2))
+        w = (axes[0][:, None] * axes[1][None, :]).float()
+        _GAUSSIAN_CACHE[key] = (w / w.max()).view(1, 1, *window).to(device)
+    return _GAUSSIAN_CACHE[key]
+
+
+@torch.inference_mode()
+def whole_logits(model: nn.Module, image: np.ndarray, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Logits ``(1, C, H, W)`` of one forward pass over the whole ``(H, W, 3)`` uint8 image."""
+    return model(preprocess(image, mean, std, device))
+
+
+@torch.inference_mode()
+def slide_logits(
+    model: nn.Module,
+    image: np.ndarray,
+    mean,
+    std,
+    window: tuple[int, int],
+    stride: tuple[int, int],
+    gaussian: bool = False,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Sliding-window logits ``(1, C, H, W)`` for one ``(H, W, 3)`` uint8 RGB image.
+
+    Each window is normalised and run on its own (batch 1), so the whole image is never held as float;
+    windows that overhang a small image are padded with 0 (the mean colour) and cropped back. Overlapping
+    logits are averaged per pixel, weighted by :func:`gaussian_weights` when ``gaussian``.
+
+    Args:
+        window: ``(h, w)`` pixels.
+        stride: ``(h, w)`` pixels, at most ``window``.
+
+    Raises:
+        ValueError: the stride exceeds the window.
+    """
+    (wh, ww), (sh, sw) = window, stride
+    if sh > wh or sw > ww or min(wh, ww, sh, sw) < 1:
+        raise ValueError(f"stride {stride} must be positive and at most the window {window}")
+    H, W = image.shape[:2]
+    acc: torch.Tensor | None = None
+    weight = torch.zeros(1, 1, H, W, device=device)
+    g = gaussian_weights((wh, ww), device) if gaussian else None
+    for y in window_positions(H, wh, sh):
+        for x in window_positions(W, ww, sw):
+            crop = image[y : y + wh, x : x + ww]
+            ch, cw = crop.shape[:2]
+            t = preprocess(crop, mean, std, device)
+            if (ch, cw) != (wh, ww):
+                t = F.pad(t, (0, ww - cw, 0, wh - ch))  # 0 = the mean colour after normalisation
+            logits = model(t)[:, :, :ch, :cw]
+            if acc is None:
+                acc = torch.zeros(1, logits.shape[1], H, W, device=device, dtype=logits.dtype)
+            if g is not None:
+                gw = g[:, :, :ch, :cw]
+                acc[:, :, y : y + ch, x : x + cw] += logits * gw
+                weight[:, :, y : y + ch, x : x + cw] += gw
+            else:
+                acc[:, :, y : y + ch, x : x + cw] += logits
+                weight[:, :, y : y + ch, x : x + cw] += 1
+    assert acc is not None
+    return acc.div_(weight)
+
+
+# Measured peak MiB of one window-sized forward, per model, device and window (see estimate_whole_memory_mib).
+_PROBE_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _probe_peak_mib(model: nn.Module, window: tuple[int, int], device: str | torch.device) -> float:
+    from segbench.bench.memory import peak_memory_mib
+
+    per_model = _PROBE_CACHE.setdefault(model, {})
+    key = (str(device), tuple(window))
+    if key not in per_model:
+        per_model[key] = float(peak_memory_mib(model, (1, 3, *window), device=device)["memory_mib"])
+    return per_model[key]
+
+
+def estimate_whole_memory_mib(
+    model: nn.Module, image_size: tuple[int, int], window: tuple[int, int], device: str | torch.device = "cpu"
+) -> float:
+    """Predicted peak memory (MiB) of whole-image inference on an image of ``image_size = (H, W)``.
+
+    The peak of one forward pass at the window size is measured once per model, device and window with
+    :func:`segbench.bench.memory.peak_memory_mib` (CPU: peak RSS increase; CUDA: peak allocated) and scaled
+    linearly by the pixel count, since activations and logits grow with it.
+    """
+    probe = _probe_peak_mib(model, window, device)
+    return probe * (image_size[0] * image_size[1]) / (window[0] * window[1])
+
+
+def choose_mode(
+    model: nn.Module, image_size: tuple[int, int], cfg: InferenceConfig, device: str | torch.device = "cpu"
+) -> str:
+    """``"whole"`` or ``"slide"`` for an image of ``image_size = (H, W)`` under ``cfg``.
+
+    ``whole`` and ``slide`` are returned as asked. ``auto`` slides when
+
+    1. the image height exceeds ``cfg.auto_size_ratio`` times the window height, or its width that many
+       times the window width (the window being the model's training size when known), or
+    2. ``cfg.memory_budget_mib > 0`` and :func:`estimate_whole_memory_mib` exceeds it;
+
+    otherwise it runs the whole image. Rule 2 is only evaluated when rule 1 does not already slide.
+    """
+    if cfg.mode != "auto":
+        return cfg.mode
+    (h, w), (wh, ww) = image_size, cfg.resolved_window()
+    if h > cfg.auto_size_ratio * wh or w > cfg.auto_size_ratio * ww:
+        return "slide"
+    if cfg.memory_budget_mib > 0 and estimate_whole_memory_mib(model, (h, w), (wh, ww), device) > cfg.memory_budget_mib:
+        return "slide"
+    return "whole"
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (W, H)
+    if size == (w, h):
+        return image
+    return np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
+
+
+def _softmax_(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 1, in place (the logits of a 12-megapixel photo are hundreds of MiB)."""
+    logits.sub_(logits.amax(1, keepdim=True)).exp_()
+    return logits.div_(logits.sum(1, keepdim=True))
+
+
+def _logits_for(model, image, mean, std, cfg: InferenceConfig, device) -> torch.Tensor:
+    mode = choose_mode(model, image.shape[:2], cfg, device)
+    if mode == "slide":
+        return slide_logits(model, image, mean, std, cfg.resolved_window(), cfg.resolved_stride(), cfg.gaussian, device)
+    return whole_logits(model, image, mean, std, device)
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: nn.Module,
+    image: np.ndarray,
+    mean,
+    std,
+    cfg: InferenceConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Softmax probabilities ``(1, C, H, W)`` float32 for one ``(H, W, 3)`` uint8 RGB image.
+
+    With the default config this is the softmax of whole-image logits
+    (:func:`segbench.engine.evaluate.predict_logits`). With TTA, the probabilities of every scale and flip
+    are averaged; within one of them, sliding windows average logits.
+
+    Args:
+        model: a segmentation network ``(N, 3, H, W) -> (N, C, H, W)`` logits, in eval mode on ``device``.
+        mean, std: the model's input normalisation (for 0..1 images).
+        cfg: how to run (default: whole image, no TTA).
+
+    Raises:
+        ValueError: the image is not ``(H, W, 3)`` with H, W >= 1.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise ValueError(f"image must be (H, W, 3) uint8 with H, W >= 1, got shape {image.shape}")
+    cfg = cfg or InferenceConfig()
+    H, W = image.shape[:2]
+    acc: torch.Tensor | None = None
+    n = 0
+    for scale in cfg.scales:
+        scaled = _resize(image, scale)
+        for flip in (False, True) if cfg.flip else (False,):
+            x = scaled[:, ::-1].copy() if flip else scaled  # a copy: 1-pixel-wide views keep negative strides
+            logits = _logits_for(model, x, mean, std, cfg, device)
+            if flip:
+                logits = logits.flip(3)
+            if logits.shape[2:] != (H, W):
+                logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
+            probs = _softmax_(logits.float() if logits.dtype != torch.float32 else logits)
+            acc = probs if acc is None else acc.add_(probs)
+            n += 1
+            del logits, probs
+    assert acc is not None
+    return acc.div_(n) if n > 1 else acc
