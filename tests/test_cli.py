@@ -17,7 +17,7 @@ from segbench.cli import main
 from segbench.data.classes import CAMVID
 from segbench.data.io import read_image
 from segbench.engine.evaluate import predict_mask
-from segbench.models import build_model, load_model
+from segbench.models import build_model, list_models, load_model
 
 from conftest import make_camvid
 
@@ -93,6 +93,7 @@ def test_models_lists_networks_with_parameter_counts(cli):
     assert "1.14" in lines["fast_scnn"].split()  # 1,138,053 parameters at 21 classes
     assert "lraspp_mobilenet_v3_large.coco_voc" in lines["lraspp_mobilenet_v3_large"]
     assert {"fcn_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large"} <= set(lines)
+    assert set(list_models()) <= set(lines)  # every registered network is listed
     assert "parameters at 21 classes" in out
 
 

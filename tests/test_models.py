@@ -1,28 +1,33 @@
-"""Every registered network: shapes at odd sizes, gradients, aux outputs, builder keywords, state_dict
-key snapshots, and the torchvision wrapper against torchvision itself."""
+"""Every registered network: shapes at odd sizes, gradients, aux outputs, builder keywords and state_dict
+key snapshots. (Equivalence with torchvision: tests/test_deeplabv3.py and tests/test_mobilenet_v3.py.)"""
 
 import inspect
 
 import pytest
 import torch
-from torchvision.models import segmentation as tvseg
+from test_models_classic import NAMES as CLASSIC_NAMES  # their gradients are tested there
 
 from segbench.errors import UserError
 from segbench.models import SegmentationModel, build_model, list_models
-from segbench.models.torchvision_models import TorchvisionSegmentation
 
 NUM_CLASSES = 5
-TORCHVISION_PREFIXES = {"backbone", "classifier", "aux_classifier"}
 SEGBENCH_PREFIXES = {"encoder", "decoder", "classifier", "aux_head"}
 
-# Cheap enough for a train-mode backward on 2 CPU cores; aux_loss where the model has an aux head.
+# Every network outside test_models_classic.py, with aux_loss where it has an aux head; each train-mode
+# backward takes under 3 s on one core.
 GRAD_MODELS = {
     "fast_scnn": True,
     "lraspp_mobilenet_v3_large": False,
     "deeplabv3_mobilenet_v3_large": True,
     "fcn_resnet50": True,
+    "fcn_resnet101": True,
+    "deeplabv3_resnet50": True,
+    "deeplabv3_resnet101": True,
     "deeplabv3plus_mobilenet_v2": False,
+    "deeplabv3plus_mobilenet_v3_large": True,
     "deeplabv3plus_resnet50": True,
+    "deeplabv3plus_resnet101": True,
+    "deeplabv3plus_xception65": False,
 }
 
 
@@ -33,9 +38,14 @@ def _prefixes(model: torch.nn.Module) -> set[str]:
 def test_registry_holds_the_documented_models():
     assert set(list_models()) >= {
         "fast_scnn", "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-        "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large",
+        "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "deeplabv3plus_mobilenet_v3_large",
+        "deeplabv3plus_xception65",
     }  # fmt: skip
     assert list_models() == sorted(list_models())
+
+
+def test_every_registered_model_has_a_gradient_test():
+    assert set(list_models()) <= set(GRAD_MODELS) | set(CLASSIC_NAMES)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -47,13 +57,9 @@ def test_odd_input_size_gives_finite_logits_of_input_size(name):
     assert isinstance(out, torch.Tensor)  # a tensor, never a dict
     assert out.shape == (1, NUM_CLASSES, 65, 97)
     assert torch.isfinite(out).all()
-    # segbench's own networks use encoder/decoder/classifier/aux_head; torchvision wrappers keep
-    # torchvision's names so its checkpoints load unchanged
-    if isinstance(model, TorchvisionSegmentation):
-        assert {"backbone", "classifier"} <= _prefixes(model) <= TORCHVISION_PREFIXES
-    else:
-        assert isinstance(model, SegmentationModel)
-        assert "encoder" in _prefixes(model) and _prefixes(model) <= SEGBENCH_PREFIXES
+    # every network is segbench's own composition (torchvision's checkpoints load converted)
+    assert isinstance(model, SegmentationModel)
+    assert "encoder" in _prefixes(model) and _prefixes(model) <= SEGBENCH_PREFIXES
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -146,27 +152,3 @@ def test_fast_scnn_state_dict_keys_snapshot():
     assert aux_keys and all(k.startswith("aux_head.") for k in aux_keys)
     assert {k.split(".", 1)[0] for k in aux_keys} == {"aux_head"}
     assert len(aux_keys) == 8
-
-
-@pytest.mark.parametrize(
-    ("name", "aux_loss"),
-    [("lraspp_mobilenet_v3_large", False), ("deeplabv3_mobilenet_v3_large", True)],
-)  # FCN / DeepLabv3 on ResNets are segbench's own: tests/test_deeplabv3.py
-def test_torchvision_state_dict_loads_strictly_and_outputs_match(name, aux_loss):
-    kwargs = {"weights": None, "weights_backbone": None, "num_classes": NUM_CLASSES}
-    if aux_loss:
-        kwargs["aux_loss"] = True
-    torch.manual_seed(1)
-    tv = getattr(tvseg, name)(**kwargs).eval()
-    torch.manual_seed(2)  # different random weights, so equal outputs come from the loaded state
-    ours = build_model(name, num_classes=NUM_CLASSES, aux_loss=aux_loss).eval()
-    expected_prefixes = {"backbone", "classifier"} | ({"aux_classifier"} if aux_loss else set())
-    assert _prefixes(ours) == expected_prefixes
-    ours.load_state_dict(tv.state_dict(), strict=True)
-    x = torch.randn(1, 3, 65, 97)
-    with torch.no_grad():
-        ref = tv(x)
-        logits, aux = ours(x, with_aux=True)
-    torch.testing.assert_close(logits, ref["out"])
-    if aux_loss:
-        torch.testing.assert_close(aux, ref["aux"])

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from segbench.bench import count_params
 from segbench.models import build_model
-from segbench.models.torchvision_models import TORCHVISION_WEIGHTS
+from segbench.models.weights import TORCHVISION_WEIGHTS
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_WEIGHTS))

@@ -16,7 +16,7 @@ from segbench.models import deeplabv3 as _deeplabv3
 from segbench.models import deeplabv3plus as _deeplabv3plus
 from segbench.models import fast_scnn as _fast_scnn
 from segbench.models import fcn_vgg as _fcn_vgg
-from segbench.models import torchvision_models as _tv
+from segbench.models import lraspp as _lraspp
 from segbench.models import unet as _unet
 from segbench.models.base import SegmentationModel
 from segbench.registry import Registry
@@ -27,11 +27,13 @@ for _fn in (
     _deeplabv3.fcn_resnet101,
     _deeplabv3.deeplabv3_resnet50,
     _deeplabv3.deeplabv3_resnet101,
+    _deeplabv3.deeplabv3_mobilenet_v3_large,
     _deeplabv3plus.deeplabv3plus_resnet50,
     _deeplabv3plus.deeplabv3plus_resnet101,
     _deeplabv3plus.deeplabv3plus_mobilenet_v2,
-    _tv.deeplabv3_mobilenet_v3_large,
-    _tv.lraspp_mobilenet_v3_large,
+    _deeplabv3plus.deeplabv3plus_mobilenet_v3_large,
+    _deeplabv3plus.deeplabv3plus_xception65,
+    _lraspp.lraspp_mobilenet_v3_large,
     _fast_scnn.fast_scnn,
     _unet.unet,
     _unet.unet_resnet18,

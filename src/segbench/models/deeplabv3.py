@@ -1,4 +1,4 @@
-"""FCN and DeepLabv3 on dilated ResNet-50/101: segbench's own implementation.
+"""FCN and DeepLabv3 on dilated ResNet-50/101, and DeepLabv3 on MobileNetV3-Large: segbench's own implementation.
 
 References:
     DeepLabv3: Chen, Papandreou, Schroff, Adam, "Rethinking Atrous Convolution for Semantic Image
@@ -6,8 +6,9 @@ References:
     FCN: Long, Shelhamer, Darrell, "Fully Convolutional Networks for Semantic Segmentation", arXiv 1411.4038
     (https://arxiv.org/abs/1411.4038).
     ResNet: He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
+    MobileNetV3: Howard et al., "Searching for MobileNetV3", arXiv 1905.02244.
 
-Both networks follow torchvision's layout layer for layer (``torchvision.models.segmentation``), so that its
+The networks follow torchvision's layout layer for layer (``torchvision.models.segmentation``), so that its
 official checkpoints load after one key conversion (:func:`convert_torchvision_state`) and give the same
 outputs:
 
@@ -17,10 +18,14 @@ outputs:
   projected to 256 channels, dropout 0.5) and a 3x3 conv 256 + BN + ReLU; ``classifier``: 1x1 conv.
 - FCN ``decoder``: 3x3 conv to ``in/4`` channels + BN + ReLU + dropout 0.1; ``classifier``: 1x1 conv.
 - ``aux_head`` (``aux_loss=True``): the FCN head on ``layer3`` (1024 channels).
+- ``deeplabv3_mobilenet_v3_large``: ``encoder`` :class:`~segbench.models.mobilenet_v3.MobileNetV3LargeEncoder`
+  (output stride 16, as torchvision's; 8 optional), ASPP on its 960-channel map with torchvision's rates
+  12/24/36 at output stride 16 (24/48/72 at 8), the auxiliary FCN head on the 40-channel stride-8 map.
 
 Module names (permanent once weights exist)::
 
-    encoder.{conv1,bn1,layer1..layer4}.*
+    encoder.{conv1,bn1,layer1..layer4}.*         # ResNet
+    encoder.features.{0..16}.*                # MobileNetV3-Large
     decoder.aspp.branches.{0..3}.{0,1}.*      # 1x1 and atrous ConvBNReLU
     decoder.aspp.branches.4.conv.{0,1}.*      # image pooling
     decoder.aspp.project.{0,1}.*
@@ -46,6 +51,7 @@ from torch import nn
 from segbench.errors import UserError
 from segbench.models.base import SegmentationModel
 from segbench.models.layers import ConvBNReLU
+from segbench.models.mobilenet_v3 import mobilenet_v3_large_encoder
 from segbench.models.unet import check_weights_backbone, imagenet_state_dict, load_backbone_state
 
 __all__ = [
@@ -54,7 +60,9 @@ __all__ = [
     "FCNDecoder",
     "FCNHead",
     "ResNetEncoder",
+    "convert_torchvision_mobilenet_v3_state",
     "convert_torchvision_state",
+    "deeplabv3_mobilenet_v3_large",
     "deeplabv3_resnet50",
     "deeplabv3_resnet101",
     "fcn_resnet50",
@@ -258,7 +266,9 @@ def _aux(encoder: ResNetEncoder, num_classes: int, aux_loss: bool) -> FCNHead | 
     return FCNHead(encoder.out_channels[2], num_classes) if aux_loss else None
 
 
-def _fcn(depth: int, num_classes: int, aux_loss: bool, output_stride: int, weights_backbone: str | None) -> SegmentationModel:
+def _fcn(
+    depth: int, num_classes: int, aux_loss: bool, output_stride: int, weights_backbone: str | None
+) -> SegmentationModel:
     _check_output_stride(f"fcn_resnet{depth}", output_stride)
     encoder = _encoder(depth, output_stride, weights_backbone, out_indices=(2, 3) if aux_loss else (3,))
     decoder = FCNDecoder(encoder.out_channels[-1])
@@ -266,7 +276,9 @@ def _fcn(depth: int, num_classes: int, aux_loss: bool, output_stride: int, weigh
     return SegmentationModel(encoder, decoder, classifier, _aux(encoder, num_classes, aux_loss), aux_index=2)
 
 
-def _deeplabv3(depth: int, num_classes: int, aux_loss: bool, output_stride: int, weights_backbone: str | None) -> SegmentationModel:
+def _deeplabv3(
+    depth: int, num_classes: int, aux_loss: bool, output_stride: int, weights_backbone: str | None
+) -> SegmentationModel:
     _check_output_stride(f"deeplabv3_resnet{depth}", output_stride)
     encoder = _encoder(depth, output_stride, weights_backbone, out_indices=(2, 3) if aux_loss else (3,))
     rates = (12, 24, 36) if output_stride == 8 else (6, 12, 18)
@@ -351,6 +363,64 @@ def deeplabv3_resnet101(
     return _deeplabv3(101, num_classes, aux_loss, output_stride, weights_backbone)
 
 
+def deeplabv3_mobilenet_v3_large(
+    *,
+    num_classes: int = 21,
+    aux_loss: bool = False,
+    output_stride: int = 16,
+    atrous_rates: Sequence[int] | None = None,
+    weights_backbone: str | None = None,
+) -> SegmentationModel:
+    """DeepLabv3 on a dilated MobileNetV3-Large (torchvision's layout; its ``coco_voc`` weights load converted).
+
+    Reference: Chen, Papandreou, Schroff, Adam, "Rethinking Atrous Convolution for Semantic Image
+    Segmentation", arXiv 1706.05587 (https://arxiv.org/abs/1706.05587); MobileNetV3: Howard et al.,
+    arXiv 1905.02244.
+
+    Args:
+        num_classes: output classes.
+        aux_loss: add the auxiliary FCN head (40 -> 10 -> classes) on the 40-channel stride-8 map
+            (``aux_head``, ``features[1]``), used with ``with_aux=True``.
+        output_stride: 16 (the last three bottlenecks dilated; torchvision's setting) or 8 (from the first
+            stride-16 bottleneck on).
+        atrous_rates: ASPP's three rates. Default: torchvision's ``(12, 24, 36)`` at output stride 16, which its
+            ``coco_voc`` weights were trained with (the paper's ResNet setting is ``(6, 12, 18)`` at 16), doubled
+            to ``(24, 48, 72)`` at output stride 8.
+        weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
+            ``MobileNet_V3_Large_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
+
+    Returns:
+        A :class:`SegmentationModel`: ``encoder`` MobileNetV3-Large (960-channel last map); ``decoder`` ASPP
+        (256 channels) and a 3x3 Conv-BN-ReLU; ``classifier`` 1x1 conv 256 -> classes. 11,029,328 parameters at
+        21 classes with the auxiliary head (torchvision's published ``num_params``; tested), 11,025,477 without.
+
+    Shape:
+        input ``(N, 3, H, W)``, any H and W; encoder features at strides 4, 8 and ``output_stride``; logits
+        ``(N, num_classes, H, W)``.
+
+    Raises:
+        UserError: ``output_stride`` not 8/16; ``atrous_rates`` not three positive integers;
+            ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable (the
+            message says where to place the file) or not fitting.
+    """
+    _check_output_stride("deeplabv3_mobilenet_v3_large", output_stride)
+    if atrous_rates is None:
+        atrous_rates = tuple(r * 16 // output_stride for r in (12, 24, 36))
+    elif (
+        isinstance(atrous_rates, (str, bytes))
+        or len(atrous_rates) != 3
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in atrous_rates)
+    ):
+        raise UserError(
+            f"deeplabv3_mobilenet_v3_large: atrous_rates must be three positive integers, got {atrous_rates!r}"
+        )
+    encoder = mobilenet_v3_large_encoder(output_stride, weights_backbone)
+    decoder = DeepLabV3Decoder(encoder.out_channels[-1], atrous_rates)
+    classifier = nn.Conv2d(decoder.out_channels, num_classes, 1)
+    aux = FCNHead(encoder.out_channels[1], num_classes) if aux_loss else None
+    return SegmentationModel(encoder, decoder, classifier, aux, aux_index=1)
+
+
 fcn_resnet50.__doc__ = _FCN_DOC.format(depth=50)
 fcn_resnet101.__doc__ = _FCN_DOC.format(depth=101)
 deeplabv3_resnet50.__doc__ = _DEEPLAB_DOC.format(depth=50)
@@ -360,8 +430,7 @@ deeplabv3_resnet101.__doc__ = _DEEPLAB_DOC.format(depth=101)
 # torchvision checkpoints
 
 # (torchvision prefix, segbench prefix); the longest matching prefix wins.
-_COMMON_RULES = [
-    ("backbone.", "encoder."),
+_AUX_RULES = [
     ("aux_classifier.0.", "aux_head.conv.0."),
     ("aux_classifier.1.", "aux_head.conv.1."),
     ("aux_classifier.4.", "aux_head.classifier."),
@@ -387,27 +456,39 @@ def is_torchvision_state(state: dict) -> bool:
     return any(k.startswith("backbone.") for k in state)
 
 
-def convert_torchvision_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a torchvision FCN / DeepLabv3 ResNet state_dict to segbench's module names.
+def convert_torchvision_state(
+    state: dict[str, torch.Tensor], encoder_prefix: str = "encoder."
+) -> dict[str, torch.Tensor]:
+    """Rename a torchvision FCN / DeepLabv3 state_dict to segbench's module names.
 
-    ``backbone.*`` -> ``encoder.*``; ``classifier.*`` -> ``decoder.*`` and ``classifier.*`` (DeepLabv3's ASPP
+    ``backbone.*`` -> ``encoder_prefix`` + ``*``; ``classifier.*`` -> ``decoder.*`` and ``classifier.*`` (DeepLabv3's ASPP
     is recognised by ``classifier.0.convs.*``, otherwise the FCN head is assumed); ``aux_classifier.*`` ->
     ``aux_head.*``. Tensors are passed on unchanged; a key no rule covers is kept under its own name, so
     that a strict load reports it.
 
     Args:
-        state: the state_dict of ``torchvision.models.segmentation.{fcn,deeplabv3}_resnet{50,101}``.
+        state: the state_dict of ``torchvision.models.segmentation.{fcn,deeplabv3}_resnet{50,101}`` or
+            ``deeplabv3_mobilenet_v3_large``.
+        encoder_prefix: ``"encoder."`` for the ResNets, ``"encoder.features."`` for MobileNetV3-Large
+            (:func:`convert_torchvision_mobilenet_v3_state`).
 
     Returns:
         A new state_dict that loads strictly into the segbench builder of the same name.
     """
     deeplab = any(k.startswith("classifier.0.convs.") for k in state)
-    rules = sorted(_COMMON_RULES + (_DEEPLAB_RULES if deeplab else _FCN_RULES), key=lambda r: -len(r[0]))
+    rules = [("backbone.", encoder_prefix), *_AUX_RULES]
+    rules = sorted(rules + (_DEEPLAB_RULES if deeplab else _FCN_RULES), key=lambda r: -len(r[0]))
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         for old, new in rules:
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         out[key] = value
     return out
+
+
+def convert_torchvision_mobilenet_v3_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a torchvision ``deeplabv3_mobilenet_v3_large`` state_dict to segbench's module names
+    (``backbone.N.*`` -> ``encoder.features.N.*``, the heads as in :func:`convert_torchvision_state`)."""
+    return convert_torchvision_state(state, encoder_prefix="encoder.features.")

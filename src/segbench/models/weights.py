@@ -29,15 +29,34 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open
 from torch import nn
+from torchvision.models import segmentation as tvseg
 
 from segbench.data.classes import VOC, ClassSet, default_palette
 from segbench.errors import UserError
 
-_NUMPY_ARRAY_GLOBALS = [(getattr(np, "_core", None) or np.core).multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+_NUMPY_ARRAY_GLOBALS = [
+    (getattr(np, "_core", None) or np.core).multiarray._reconstruct,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FORMAT_VERSION = "1"
+
+# torchvision's weights enums for its COCO-with-VOC-labels checkpoints (the ``coco_voc`` tag), by segbench model
+# name. The checkpoints are in torchvision's layout (``backbone.*``, ``classifier.*``, ``aux_classifier.*``) and
+# converted on loading (:func:`to_segbench_layout`); their ``meta`` holds torchvision's published
+# ``num_params`` and ``_ops`` (multiply-adds at 520 x 520, in G).
+TORCHVISION_WEIGHTS = {
+    "fcn_resnet50": tvseg.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
+    "fcn_resnet101": tvseg.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
+    "deeplabv3_resnet50": tvseg.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
+    "deeplabv3_resnet101": tvseg.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
+    "deeplabv3_mobilenet_v3_large": tvseg.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+    "lraspp_mobilenet_v3_large": tvseg.LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+}
 
 
 @dataclass
@@ -91,8 +110,6 @@ def zoo_tags() -> dict[str, dict[str, Path]]:
 
 def available_weights(arch: str) -> list[str]:
     """Weights tags available for ``arch`` (shipped zoo tags and torchvision's ``coco_voc``)."""
-    from segbench.models.torchvision_models import TORCHVISION_WEIGHTS
-
     tags = sorted(zoo_tags().get(arch, {}))
     if arch in TORCHVISION_WEIGHTS:
         tags.append("coco_voc")
@@ -207,16 +224,29 @@ def _num_classes_from_state(state: dict) -> int | None:
     return None
 
 
-# segbench's own implementations of networks whose checkpoints torchvision publishes in its own layout
-_CONVERTED_FROM_TORCHVISION = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101")
+def to_segbench_layout(arch: str, state: dict) -> dict:
+    """Convert a state_dict in torchvision's layout (``backbone.*``) to segbench's module names.
 
+    Applies to the networks torchvision publishes checkpoints for (the keys of ``TORCHVISION_WEIGHTS``),
+    which segbench implements itself with other module names; any other state_dict, or one already in
+    segbench's layout, is returned unchanged.
 
-def _from_torchvision_layout(arch: str, state: dict) -> dict:
-    """Convert a raw torchvision state_dict (``backbone.*``) of a network segbench implements itself."""
-    from segbench.models.deeplabv3 import convert_torchvision_state, is_torchvision_state
+    Args:
+        arch: the registered model name.
+        state: a state_dict (torchvision's ``.pth``, or a segbench file from before the conversion existed).
+    """
+    from segbench.models import deeplabv3, lraspp
 
-    if arch in _CONVERTED_FROM_TORCHVISION and is_torchvision_state(state):
-        return convert_torchvision_state(state)
+    converters = {
+        "fcn_resnet50": deeplabv3.convert_torchvision_state,
+        "fcn_resnet101": deeplabv3.convert_torchvision_state,
+        "deeplabv3_resnet50": deeplabv3.convert_torchvision_state,
+        "deeplabv3_resnet101": deeplabv3.convert_torchvision_state,
+        "deeplabv3_mobilenet_v3_large": deeplabv3.convert_torchvision_mobilenet_v3_state,
+        "lraspp_mobilenet_v3_large": lraspp.convert_torchvision_state,
+    }
+    if arch in converters and deeplabv3.is_torchvision_state(state):
+        return converters[arch](state)
     return state
 
 
@@ -231,7 +261,7 @@ def load_weights_file(path: str | Path, arch: str | None = None, label: str | No
     arch = meta.get("arch") or arch
     if not arch:
         raise UserError(f"{path}: the file does not say its architecture; give it: MODEL --weights {path}")
-    state = _from_torchvision_layout(arch, state)
+    state = to_segbench_layout(arch, state)
     num_classes = int(meta.get("num_classes") or _num_classes_from_state(state) or 21)
     model = _build(arch, num_classes, _has_aux(state))
     _load_state_into(model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, str(path))
@@ -264,7 +294,6 @@ def load_model(spec: str, weights: str | None = None, num_classes: int | None = 
             message says where to place the file), weights that do not fit, or no weights given.
     """
     from segbench.models import MODELS, build_model
-    from segbench.models.torchvision_models import TORCHVISION_WEIGHTS
 
     path = Path(spec)
     if spec.endswith((".safetensors", ".pt", ".pth")) or path.is_file():
@@ -290,7 +319,9 @@ def load_model(spec: str, weights: str | None = None, num_classes: int | None = 
     if weights in zoo:
         return load_weights_file(zoo[weights], label=f"{arch}.{weights}")
     if weights == "coco_voc" and arch in TORCHVISION_WEIGHTS:
-        return load_weights_file(torchvision_file(TORCHVISION_WEIGHTS[arch], f"{arch}.coco_voc"), arch, label=f"{arch}.coco_voc")
+        return load_weights_file(
+            torchvision_file(TORCHVISION_WEIGHTS[arch], f"{arch}.coco_voc"), arch, label=f"{arch}.coco_voc"
+        )
     raise UserError(f"{arch}: unknown weights {weights!r}; available: {', '.join(available_weights(arch)) or 'none'}")
 
 
