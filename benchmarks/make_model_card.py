@@ -29,7 +29,7 @@ from segbench.models.weights import zoo_dir  # noqa: E402
 REFERENCES = {
     "fast_scnn": 'Poudel, Liwicki, Cipolla, "Fast-SCNN: Fast Semantic Segmentation Network", arXiv 1902.04502',
     "lraspp_mobilenet_v3_large": 'Howard et al., "Searching for MobileNetV3", arXiv 1905.02244 (LR-ASPP); '
-    "torchvision's implementation",
+    "segbench's implementation in torchvision's layout (same outputs as torchvision's with the same weights)",
 }
 
 
