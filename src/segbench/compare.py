@@ -17,7 +17,9 @@ import torch
 from segbench.bench import benchmark_model, environment_info
 from segbench.bench.report import write_report
 from segbench.data.datasets import open_dataset
+from segbench.engine.crf import CRFConfig
 from segbench.engine.evaluate import evaluate
+from segbench.engine.inference import InferenceConfig
 from segbench.errors import UserError
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
@@ -57,6 +59,8 @@ def compare(
     grid_images: int = 4,
     min_time_s: float = 2.0,
     progress: bool = True,
+    inference: InferenceConfig | None = None,
+    crf: CRFConfig | None = None,
 ) -> dict:
     """Compare ``models`` on ``data`` and write the report folder ``out_dir``.
 
@@ -69,6 +73,10 @@ def compare(
         max_images: evaluate on the first N images only (0 = all).
         grid_images: how many images to show side by side.
         min_time_s: minimum timed seconds per latency measurement.
+        inference: sliding window / TTA settings for the accuracy pass (None: whole image, no TTA); the
+            window is resolved per model (its training crop size when known). With TTA or ``crf``, each row
+            also holds ``variants`` (plain, +TTA, +CRF: mIoU and ms per image) and ``miou`` is the last one's.
+        crf: dense CRF parameters (None: no CRF).
 
     Returns:
         ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
@@ -100,10 +108,11 @@ def compare(
             palette, class_names = list(info.palette), list(info.class_names)
         same_classes = dataset.labelled and list(dataset.class_set.names) == list(info.class_names)
         try:
+            model_inference = (inference or InferenceConfig()).for_model(info)
             res = evaluate(
                 loaded.model, dataset, info.num_classes, info.mean, info.std, device,
                 max_images=max_images, keep=set(grid_names), progress=progress, desc=info.name,
-                with_metrics=same_classes,
+                with_metrics=same_classes, inference=model_inference, crf=crf,
             )
         except (RuntimeError, UserError) as exc:
             rows.append({**row, "error": f"evaluation failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"})
@@ -116,6 +125,9 @@ def compare(
         elif dataset.labelled:
             row["note"] = f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: accuracy not measured"
         row["eval_s"] = time.perf_counter() - t0
+        if len(res.variants) > 1:
+            row["variants"] = res.variants_dicts(list(info.class_names) if res.metrics is not None else None)
+            row["inference"] = model_inference.describe()
         for name, pred in res.predictions.items():
             grid_preds.setdefault(name, {})[info.name] = pred
         bench = benchmark_model(
@@ -144,6 +156,10 @@ def compare(
         "device": device,
         "threads": threads or torch.get_num_threads(),
     }
+    if inference is not None and (inference.mode != "whole" or inference.tta):
+        settings["inference"] = inference.describe()
+    if crf is not None:
+        settings["crf"] = crf.describe()
     if dataset.labelled and not any(r.get("miou") is not None for r in rows):
         settings["accuracy_note"] = "Accuracy not measured: no model predicts the data's classes."
     files = write_report(

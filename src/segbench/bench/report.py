@@ -741,6 +741,33 @@ def _best_cells(table_rows: list[dict], cols: list[tuple[str, str, Any, str | No
     return bold
 
 
+def _variant_blocks(rows: list[dict]) -> list[tuple]:
+    """Section "Test-time augmentation and CRF": per model, mIoU and ms per image of each step of the
+    inference chain (plain, +TTA, +CRF) that ``evaluate`` measured, and what each step adds."""
+    with_steps = [r for r in rows if isinstance(r.get("variants"), list) and len(r["variants"]) > 1]
+    if not with_steps:
+        return []
+    t_rows = []
+    for r in with_steps:
+        base = r["variants"][0]
+        for v in r["variants"]:
+            miou, base_miou = _num(v.get("miou")), _num(base.get("miou"))
+            delta = _DASH if v is base or miou is None or base_miou is None else f"{(miou - base_miou) * 100:+.1f}"
+            extra = _num(v.get("extra_ms_per_image"))
+            t_rows.append([r["_label"], str(v.get("name")), _fmt_pct(miou), delta, _fmt(v.get("ms_per_image")),
+                           _DASH if v is base or extra is None else f"{extra:+.1f}"])
+    table = _Table(["Model", "Step", "mIoU (%)", "Δ mIoU (points)", "Time (ms/image)", "Extra (ms/image)"],
+                   t_rows, ["l", "l", "r", "r", "r", "r"])
+    how = sorted({str(r["inference"]) for r in with_steps if r.get("inference")})
+    return [("h", 2, "Test-time augmentation and CRF"), ("table", table),
+            ("p", "Each model segmented every image several ways in one pass: **plain** (the inference mode alone"
+                  + (f": {'; '.join(how)}" if how else "") + "), **tta** (probabilities averaged over the "
+                  "scales and flips), **crf** / **tta+crf** (dense CRF on the softmax output, arXiv 1210.5644). "
+                  "Time: mean wall-clock milliseconds per image to produce the label map on the Settings device "
+                  "(a +crf step includes the step it refines); Extra: over plain. The main table's mIoU is the "
+                  "last step's; its latency is one forward pass.")]
+
+
 def _build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: bool, env: dict,
                   settings: dict, skipped: list[dict], figures: dict[str, tuple[bytes | None, str]],
                   front: list[str], generated: str) -> list[tuple]:
@@ -833,6 +860,7 @@ def _build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: 
         notes.append("**Memory (MiB)**: peak memory in mebibytes (2^20 bytes) during inference.")
     notes.append(f"{_DASH} = not measured (or the model failed). **Bold** = best value in its column.")
     B.append(("ul", notes))
+    B += _variant_blocks(rows)
 
     if has_acc and classes:
         iou_rows = [r for r in rows if r["iou"]]
