@@ -28,6 +28,37 @@ def _check_new_dir(path: Path, overwrite: bool) -> None:
         raise UserError(f"{path}: folder exists and is not empty; choose another --output or pass --overwrite")
 
 
+def _inference_config(args, info=None):
+    """InferenceConfig from --mode/--window/--stride/--gaussian/--tta-scales/--tta-flip/--memory-budget, with
+    the window resolved for the model (its training crop size when known)."""
+    from segbench.engine.inference import InferenceConfig
+
+    cfg = InferenceConfig(
+        mode=args.mode, window=tuple(args.window) if args.window else None,
+        stride=tuple(args.stride) if args.stride else None, gaussian=args.gaussian,
+        scales=tuple(args.tta_scales) if args.tta_scales else (1.0,), flip=args.tta_flip,
+        memory_budget_mib=args.memory_budget,
+    )
+    return cfg.for_model(info) if info is not None else cfg
+
+
+def _crf_config(args):
+    """CRFConfig from --crf/--crf-iterations/--crf-param, or None without --crf.
+
+    Raises:
+        UserError: --crf-* options without --crf, bad values, or pydensecrf2 missing.
+    """
+    from segbench.engine.crf import CRFConfig, require_crf
+
+    if not args.crf:
+        if args.crf_param or args.crf_iterations is not None:
+            raise UserError("--crf-param/--crf-iterations: given without --crf")
+        return None
+    cfg = CRFConfig.from_overrides(args.crf_param, args.crf_iterations)
+    require_crf()
+    return cfg
+
+
 def cmd_models(args) -> int:
     from segbench.bench import count_params
     from segbench.models import available_weights, build_model, list_models
@@ -60,6 +91,20 @@ def _print_skipped(skipped: list[dict]) -> None:
         print(f"skipped {reason}", file=sys.stderr)
 
 
+def _print_variants(variants: list[dict], inference, crf) -> None:
+    """The plain -> +TTA -> +CRF table of evaluate: mIoU and milliseconds per image of each step."""
+    print(f"inference: {inference.describe()}" + (f"; {crf.describe()}" if crf else ""))
+    if len(variants) < 2:
+        return
+    print(f"{'step':10s} {'mIoU %':>7s} {'ms/img':>9s} {'extra ms':>9s}")
+    for v in variants:
+        extra = v.get("extra_ms_per_image")
+        print(f"{v['name']:10s} {_pct(v.get('miou')):>7s} {_fmt(v.get('ms_per_image'), '.1f'):>9s} "
+              f"{'-' if v['name'] == 'plain' else _fmt(extra, '+.1f'):>9s}")
+    print("ms/img: wall-clock time per image to produce that label map (model, TTA, CRF; not decoding); "
+          "extra ms: over plain.")
+
+
 def cmd_evaluate(args) -> int:
     from segbench.compare import check_device
     from segbench.data.datasets import open_dataset
@@ -68,6 +113,8 @@ def cmd_evaluate(args) -> int:
     from segbench.models import load_model
 
     device = check_device(args.device)
+    _inference_config(args)  # bad options fail before any work
+    crf = _crf_config(args)
     dataset = open_dataset(args.data, args.split)
     if not dataset.labelled:
         raise UserError(f"{args.data}: split {args.split!r} has no labels to evaluate against")
@@ -80,9 +127,11 @@ def cmd_evaluate(args) -> int:
             f"{args.model}: predicts {info.num_classes} classes ({', '.join(info.class_names[:3])}, ...) but "
             f"{args.data} has {dataset.class_set.num_classes} ({', '.join(dataset.class_set.names[:3])}, ...)"
         )
+    inference = _inference_config(args, info)
     t0 = time.perf_counter()
     res = evaluate(loaded.model, dataset, info.num_classes, info.mean, info.std, device,
-                   max_images=args.max_images, progress=not args.quiet, desc=info.name)
+                   max_images=args.max_images, progress=not args.quiet, desc=info.name,
+                   inference=inference, crf=crf)
     seconds = time.perf_counter() - t0
     _print_skipped(res.skipped)
     if res.metrics is None or res.num_images == 0:
@@ -92,6 +141,8 @@ def cmd_evaluate(args) -> int:
         "model": info.name, "weights": info.weights, "data": str(args.data), "split": args.split,
         "num_images": res.num_images, "seconds": seconds, "throughput_img_s": res.num_images / seconds,
         **m, "skipped": res.skipped,
+        "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
+        "variants": res.variants_dicts(list(info.class_names)),
     }
     if args.output:
         folder = Path(args.output)
@@ -110,6 +161,7 @@ def cmd_evaluate(args) -> int:
     print(f"{'mIoU':16s} {_pct(m['miou']):>7s}")
     print(f"pixel accuracy {_pct(m['pixel_accuracy'])} %, mean class accuracy {_pct(m['mean_accuracy'])} %")
     print("IoU is NaN ('-') for a class absent from both labels and predictions; such classes are left out of mIoU.")
+    _print_variants(out["variants"], inference, crf)
     if args.output:
         print(f"wrote {Path(args.output) / 'metrics.json'} and confusion_matrix.csv")
     return 0
@@ -117,16 +169,19 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     import numpy as np
+    import torch
     from PIL import Image
 
     from segbench.compare import check_device
     from segbench.data.datasets import images as image_dataset
-    from segbench.data.io import colorize, save_png
-    from segbench.engine.evaluate import predict_mask
-
+    from segbench.data.io import colorize, save_png, write_bytes_atomic
+    from segbench.engine.crf import dense_crf
+    from segbench.engine.inference import predict_probs
     from segbench.models import load_model
 
     device = check_device(args.device)
+    _inference_config(args)  # bad options fail before any work
+    crf = _crf_config(args)
     dataset = image_dataset(args.images)
     if not len(dataset):
         raise UserError(f"{' '.join(args.images)}: no images found")
@@ -136,34 +191,50 @@ def cmd_predict(args) -> int:
         if p.stem in by_stem:
             raise UserError(f"{p} and {by_stem[p.stem]} would write the same outputs ({p.stem}_label.png); rename one")
         by_stem[p.stem] = p
-    targets = [(out / f"{p.stem}_label.png", out / f"{p.stem}_overlay.png") for p, _ in dataset.pairs]
-    existing = [str(t) for pair in targets for t in pair if t.exists()]
+    kinds = ["label.png", "overlay.png"] + (["confidence.png"] if args.confidence else []) + ["classes.json"]
+    targets = [{k: out / f"{p.stem}_{k}" for k in kinds} for p, _ in dataset.pairs]
+    existing = [str(t) for paths in targets for t in paths.values() if t.exists()]
     if existing and not args.overwrite:
         raise UserError(f"{existing[0]}: exists (and {len(existing) - 1} more); pass --overwrite to replace them")
     loaded = load_model(args.model, weights=args.weights)
     info = loaded.info
+    inference = _inference_config(args, info)
     loaded.model.eval().to(device)
     skipped, done = [], 0
-    for i, (label_path, overlay_path) in enumerate(targets):
+    for i, paths in enumerate(targets):
         item = dataset[i]
         if "error" in item:
             skipped.append({"file": item["path"], "reason": item["error"]})
             continue
-        mask = predict_mask(loaded.model, item["image"], info.mean, info.std, device)
+        image = item["image"]
+        probs = predict_probs(loaded.model, image, info.mean, info.std, inference, device)
+        if crf is not None:
+            probs = torch.from_numpy(dense_crf(image, probs, crf)).unsqueeze(0)
+        conf, mask = (t[0].cpu().numpy() for t in probs.max(1))
+        del probs
         label = colorize(mask, info.palette)
-        save_png(label_path, label)
-        overlay = Image.blend(Image.fromarray(item["image"]), label.convert("RGB"), args.alpha)
-        save_png(overlay_path, overlay)
+        save_png(paths["label.png"], label)
+        overlay = Image.blend(Image.fromarray(image), label.convert("RGB"), args.alpha)
+        save_png(paths["overlay.png"], overlay)
+        del overlay
+        if args.confidence:
+            save_png(paths["confidence.png"], Image.fromarray(np.clip(conf * 255 + 0.5, 0, 255).astype(np.uint8)))
+        present = np.bincount(mask.ravel(), minlength=info.num_classes)
+        fractions = {name: float(present[c]) / mask.size for c, name in enumerate(info.class_names)}
+        summary = {
+            "image": item["path"], "model": info.name, "height": int(mask.shape[0]), "width": int(mask.shape[1]),
+            "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
+            "mean_confidence": float(conf.mean()), "class_fractions": fractions,
+        }
+        write_bytes_atomic(paths["classes.json"], (json.dumps(summary, indent=2) + "\n").encode())
         done += 1
         if not args.quiet:
-            present = np.bincount(mask.ravel(), minlength=info.num_classes)
             top = [info.class_names[c] for c in np.argsort(-present)[:3] if present[c]]
-            print(f"{item['path']} -> {label_path.name}, {overlay_path.name} ({', '.join(top)})")
+            print(f"{item['path']} -> {', '.join(p.name for p in paths.values())} ({', '.join(top)})")
     _print_skipped(skipped)
-    print(f"{done} images segmented into {out}" + (f", {len(skipped)} skipped" if skipped else ""))
+    print(f"{done} images segmented into {out}" + (f", {len(skipped)} skipped" if skipped else "")
+          + f" ({inference.describe()}" + (f"; {crf.describe()})" if crf else ")"))
     if skipped:
-        from segbench.data.io import write_bytes_atomic
-
         write_bytes_atomic(out / "skipped.txt", "".join(f"{s['file']}\t{s['reason']}\n" for s in skipped).encode())
     return 0
 
@@ -259,13 +330,14 @@ def cmd_compare(args) -> int:
     if not models:
         raise UserError("no models given and no shipped models found in segbench/zoo")
     data = args.data or sample_dir()
+    inference, crf = _inference_config(args), _crf_config(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     _check_new_dir(out, args.overwrite)
     print(f"comparing {', '.join(models)} on {data}")
     result = compare(
         models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
-        grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet,
+        grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
     )
     for r in result["rows"]:
         if r.get("error"):
@@ -273,6 +345,9 @@ def cmd_compare(args) -> int:
         else:
             print(f"{r['model']:34s} mIoU {_pct(r.get('miou')):>6s}  p50 {_fmt(r.get('latency_ms_p50')):>8s} ms  "
                   f"{_fmt(r.get('params_m'))} M params  {_fmt(r.get('gflops'))} GFLOPs")
+            for v in r.get("variants", [])[1:]:
+                print(f"{'':34s}   {v['name']}: mIoU {_pct(v.get('miou'))} (plain {_pct(r['variants'][0].get('miou'))}), "
+                      f"{_fmt(v.get('extra_ms_per_image'), '+.1f')} ms/image")
     _print_skipped(result["skipped"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0
@@ -308,6 +383,16 @@ def _size(values):
     return [int(v) for v in values]
 
 
+def _scales(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.replace(" ", ",").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1.0,1.5, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one scale")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="segbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -315,6 +400,28 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(sp, weights_help="a tag, a weights file, or 'none' (random initialisation)"):
         sp.add_argument("--weights", help=weights_help)
         sp.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+    def inference_args(sp):
+        g = sp.add_argument_group("inference (sliding window, test-time augmentation, dense CRF)")
+        g.add_argument("--mode", choices=["whole", "slide", "auto"], default="whole",
+                       help="whole image (default), sliding window, or auto: slide when the image exceeds 2x the "
+                            "window per side or whole-image inference would need more than --memory-budget")
+        g.add_argument("--window", nargs=2, type=int, metavar=("H", "W"),
+                       help="sliding-window size in pixels (default: the model's training crop size, else 512 512)")
+        g.add_argument("--stride", nargs=2, type=int, metavar=("H", "W"),
+                       help="step between windows in pixels, at most the window (default: 2/3 of the window)")
+        g.add_argument("--gaussian", action="store_true", help="Gaussian-weighted averaging of overlapping windows")
+        g.add_argument("--memory-budget", type=float, default=2048.0, metavar="MiB",
+                       help="auto mode: slide when whole-image inference is predicted to exceed this (default 2048)")
+        g.add_argument("--tta-scales", type=_scales, metavar="S[,S...]",
+                       help="test-time augmentation scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (probabilities averaged)")
+        g.add_argument("--tta-flip", action="store_true", help="test-time augmentation with left-right flips")
+        g.add_argument("--crf", action="store_true",
+                       help="dense CRF post-processing (arXiv 1210.5644; needs: pip install 'segbench[crf]')")
+        g.add_argument("--crf-iterations", type=int, metavar="N", help="mean-field iterations (default 10)")
+        g.add_argument("--crf-param", action="append", metavar="NAME=VALUE",
+                       help="CRF parameter: smooth_weight, smooth_sxy, appearance_weight, appearance_sxy, "
+                            "appearance_srgb (defaults: DeepLab's 3, 1, 4, 67, 3)")
 
     m = sub.add_parser("models", help="list the networks, their parameters and weights tags")
     m.add_argument("--num-classes", type=int, default=21, help="classes for the parameter count (default 21)")
@@ -336,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    inference_args(e)
     model_args(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -345,7 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", default="predictions", help="output folder (default ./predictions)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     pr.add_argument("--alpha", type=float, default=0.5, help="mask opacity in the overlay (0..1)")
+    pr.add_argument("--confidence", action="store_true",
+                    help="also write STEM_confidence.png: the max softmax probability per pixel (0..255 = 0..1)")
     pr.add_argument("--quiet", action="store_true")
+    inference_args(pr)
     model_args(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -390,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--grid", type=int, default=4, help="images shown side by side (default 4)")
     c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
     c.add_argument("--quiet", action="store_true")
+    inference_args(c)
     model_args(c, "weights for bare ARCH names: a tag, a file, or 'none'")
     c.set_defaults(func=cmd_compare)
 

@@ -1,7 +1,15 @@
-"""Evaluation: run a model over a dataset and accumulate the confusion matrix."""
+"""Evaluation: run a model over a dataset and accumulate the confusion matrix.
+
+By default each image is segmented by one whole-image forward pass. With an
+:class:`~segbench.engine.inference.InferenceConfig` (sliding window, test-time augmentation) and/or a
+:class:`~segbench.engine.crf.CRFConfig` (dense CRF), :func:`evaluate` measures the chain
+plain -> +TTA -> +CRF on the same images in one pass, so the report can show mIoU with and without each
+step and the time each costs per image.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +20,8 @@ from tqdm import tqdm
 from segbench.data.datasets import SegmentationDataset
 from segbench.data.prefetch import prefetch
 from segbench.data.transforms import preprocess
+from segbench.engine.crf import CRFConfig, dense_crf, require_crf
+from segbench.engine.inference import InferenceConfig, predict_probs
 from segbench.metrics import ConfusionMatrix, SegMetrics
 
 
@@ -34,11 +44,47 @@ def labels(logits: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class Variant:
+    """One step of the inference chain measured by :func:`evaluate`.
+
+    ``name`` is ``"plain"`` (the configured mode, no TTA, no CRF), ``"tta"``, ``"crf"`` (plain + CRF) or
+    ``"tta+crf"``; ``ms_per_image`` is the mean wall-clock time in milliseconds to produce its label map
+    from a decoded image (for ``+crf`` steps it includes the step before).
+    """
+
+    name: str
+    metrics: SegMetrics | None = None
+    ms_per_image: float | None = None
+    _seconds: float = 0.0
+    _cm: ConfusionMatrix | None = None
+
+    def to_dict(self, class_names: list[str] | None = None, plain_ms: float | None = None) -> dict:
+        out: dict = {"name": self.name, "ms_per_image": self.ms_per_image}
+        if plain_ms is not None and self.ms_per_image is not None:
+            out["extra_ms_per_image"] = self.ms_per_image - plain_ms
+        if self.metrics is not None:
+            m = self.metrics.to_dict(class_names)
+            out.update({k: m[k] for k in ("miou", "pixel_accuracy", "mean_accuracy", "iou")})
+        return out
+
+
+@dataclass
 class EvalResult:
-    metrics: SegMetrics | None  # None when the dataset has no labels
+    metrics: SegMetrics | None  # None when the dataset has no labels; the last variant's when several
     num_images: int
     skipped: list[dict] = field(default_factory=list)  # {"file", "reason"}
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # kept for the names asked for
+    variants: list[Variant] = field(default_factory=list)  # plain [, tta] [, crf | tta+crf]
+
+    def variants_dicts(self, class_names: list[str] | None = None) -> list[dict]:
+        """Variants as plain dicts with ``extra_ms_per_image`` relative to ``plain``."""
+        plain = next((v.ms_per_image for v in self.variants if v.name == "plain"), None)
+        return [v.to_dict(class_names, plain) for v in self.variants]
+
+
+def _sync(device) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
 def evaluate(
@@ -53,8 +99,15 @@ def evaluate(
     progress: bool = True,
     desc: str = "evaluate",
     with_metrics: bool = True,
+    inference: InferenceConfig | None = None,
+    crf: CRFConfig | None = None,
 ) -> EvalResult:
-    """Whole-image evaluation of ``model`` on ``dataset``.
+    """Evaluate ``model`` on ``dataset``: whole-image inference by default, or as ``inference`` says, with
+    an optional dense CRF.
+
+    When TTA or a CRF is asked for, every image is also segmented without them, and the result holds
+    one :class:`Variant` per step (``plain``, ``tta``, ``crf`` / ``tta+crf``) with its metrics and
+    milliseconds per image; ``metrics`` and ``predictions`` are those of the last step.
 
     Bad items (undecodable image, mask values outside the classes, size mismatch) are skipped and listed.
 
@@ -64,26 +117,73 @@ def evaluate(
         keep: item names whose predicted masks are returned (for side-by-side grids).
         with_metrics: accumulate metrics when the dataset is labelled (False: predictions only, e.g. a
             model trained on other classes).
+        inference: mode (whole / slide / auto), window, stride and TTA; None = whole image, no TTA. Its
+            window should already be resolved for the model (:meth:`InferenceConfig.for_model`).
+        crf: dense CRF parameters; None = no CRF.
 
     Returns:
         :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions).
+
+    Raises:
+        UserError: ``crf`` is given and pydensecrf2 is not installed.
     """
+    if crf is not None:
+        require_crf()
+    cfg = inference or InferenceConfig()
     model.eval().to(device)
     labelled = dataset.labelled and with_metrics
-    cm = ConfusionMatrix(num_classes, device=device) if labelled else None
+    names = ["plain"] + (["tta"] if cfg.tta else []) + ([("tta+crf" if cfg.tta else "crf")] if crf is not None else [])
+    variants = [Variant(n, _cm=ConfusionMatrix(num_classes, device=device) if labelled else None) for n in names]
+    plain_cfg = cfg.plain
+    plain_is_legacy = plain_cfg.mode == "whole"
     n = len(dataset) if not max_images else min(max_images, len(dataset))
-    result = EvalResult(None, 0)
+    result = EvalResult(None, 0, variants=variants)
     # The next images are read and decoded on a background thread while the model runs on this one.
     for item in tqdm(prefetch(dataset, n), total=n, desc=desc, disable=not progress, unit="img", leave=False):
         if "error" in item:
             result.skipped.append({"file": item["path"], "reason": item["error"]})
             continue
-        pred = labels(predict_logits(model, item["image"], mean, std, device))
-        if cm is not None:
-            cm.update(pred, torch.from_numpy(item["mask"]).unsqueeze(0).to(device))
+        image = item["image"]
+        preds: list[torch.Tensor] = []
+        t0 = time.perf_counter()
+        if plain_is_legacy:  # exactly the historical path: argmax of whole-image logits
+            out = predict_logits(model, image, mean, std, device)
+        else:
+            out = predict_probs(model, image, mean, std, plain_cfg, device)
+        preds.append(labels(out))
+        _sync(device)
+        variants[0]._seconds += time.perf_counter() - t0
+        probs = None
+        if cfg.tta:
+            t0 = time.perf_counter()
+            probs = predict_probs(model, image, mean, std, cfg, device)
+            preds.append(labels(probs))
+            _sync(device)
+            variants[1]._seconds += time.perf_counter() - t0
+        if crf is not None:
+            if probs is None:
+                probs = torch.softmax(out, 1) if plain_is_legacy else out
+            t0 = time.perf_counter()
+            q = dense_crf(image, probs, crf)
+            preds.append(torch.from_numpy(q.argmax(0)).unsqueeze(0).to(device))
+            variants[-1]._seconds += time.perf_counter() - t0
+        del out, probs
+        if labelled:
+            target = torch.from_numpy(item["mask"]).unsqueeze(0).to(device)
+            for v, pred in zip(variants, preds):
+                v._cm.update(pred, target)
         if keep is not None and item["name"] in keep:
-            result.predictions[item["name"]] = pred[0].cpu().numpy()
+            result.predictions[item["name"]] = preds[-1][0].cpu().numpy()
         result.num_images += 1
-    if cm is not None:
-        result.metrics = cm.compute()
+    for k, v in enumerate(variants):
+        if result.num_images:
+            ms = 1000 * v._seconds / result.num_images
+            if v.name.endswith("crf"):  # the CRF step's time includes producing its input
+                ms += variants[k - 1].ms_per_image
+            v.ms_per_image = ms
+        if v._cm is not None:
+            v.metrics = v._cm.compute()
+        v._cm = None
+    if labelled:
+        result.metrics = variants[-1].metrics
     return result
