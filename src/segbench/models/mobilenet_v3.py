@@ -8,7 +8,7 @@ The layers follow the paper's table 1 and torchvision's module layout (``feature
 bottleneck ``block.{i}`` = expand 1x1, depthwise k x k, squeeze-and-excite ``fc1``/``fc2``, project 1x1), so
 torchvision's ImageNet weights load unchanged (less ``classifier.*``) and its segmentation checkpoints after
 renaming ``backbone.`` to ``encoder.features.``. Batch norm uses ``eps=0.001, momentum=0.01`` as torchvision's
-(and TensorFlow's) MobileNetV3.
+MobileNetV3.
 
 Shape:
     input ``(N, 3, H, W)``, ImageNet-normalised; output a list of three maps: ``(N, 24, H/4, W/4)`` (after
@@ -36,7 +36,8 @@ _BN_EPS, _BN_MOMENTUM = 0.001, 0.01
 def round_channels(channels: float, divisor: int = 8) -> int:
     """Round ``channels`` to the nearest multiple of ``divisor``, never below ``divisor`` nor under 90%.
 
-    The MobileNet rule for layer widths (arXiv 1905.02244 keeps all widths multiples of 8).
+    The rule of the MobileNet reference implementations (TensorFlow's and torchvision's ``_make_divisible``),
+    used here for the squeeze-and-excite widths.
     """
     rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * channels else rounded
@@ -74,8 +75,9 @@ class SqueezeExcite(nn.Module):
     """Squeeze-and-excite as in MobileNetV3: global average pool, 1x1 conv + ReLU, 1x1 conv + hard sigmoid,
     channel-wise scaling of the input.
 
-    Reference: Howard et al., arXiv 1905.02244, section 5.3 (squeeze to a quarter of the expansion channels,
-    rounded to a multiple of 8); Hu et al., "Squeeze-and-Excitation Networks", arXiv 1709.01507.
+    Reference: Howard et al., arXiv 1905.02244, section 5.3 (squeeze to a quarter of the expansion channels;
+    rounded to a multiple of 8 as the reference implementations do); Hu et al., "Squeeze-and-Excitation
+    Networks", arXiv 1709.01507.
 
     Shape:
         ``(N, C, H, W)`` -> ``(N, C, H, W)``.
