@@ -30,6 +30,7 @@ import contextlib
 import math
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,7 +48,9 @@ __all__ = [
     "ExportCheck",
     "ExportError",
     "adaptive_avg_pool2d_exportable",
+    "check_images",
     "check_onnx",
+    "export_checked",
     "export_onnx",
     "onnx_session",
     "quantize_int8",
@@ -208,6 +211,7 @@ def export_onnx(
                         dynamic_shapes=(dims,),
                         optimize=True,
                         verbose=False,
+                        external_data=False,  # one self-contained file (weights inside)
                     )
             else:
                 axes = {0: "batch", 2: "height", 3: "width"}
@@ -513,3 +517,191 @@ def temporary_path(target: Path, suffix: str = ".onnx") -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     return Path(name)
+
+
+def check_images(
+    data: str | Path | None, split: str, mean, std, class_names: Sequence[str], limit: int = 8
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], str]:
+    """Images for :func:`check_onnx`: ``(x (1, 3, H, W), target (H, W) | None)`` pairs and a description.
+
+    Targets are kept only when the data's classes equal the model's (``class_names``).
+
+    Args:
+        data: a dataset folder or a folder of images; None for the CamVid val sample shipped with segbench.
+        split: split of a dataset folder.
+        limit: at most this many images (0: all).
+
+    Raises:
+        UserError: bad folder, or no readable image.
+    """
+    from segbench.data.datasets import open_dataset
+    from segbench.data.transforms import preprocess
+
+    if data is None:
+        from segbench.compare import sample_dir
+
+        data = sample_dir()
+        what = "the CamVid val sample shipped with segbench"
+    else:
+        what = str(data)
+    dataset = open_dataset(data, split)
+    labelled = dataset.labelled and list(dataset.class_set.names) == list(class_names)
+    pairs = []
+    for i in range(len(dataset)):
+        if limit and len(pairs) >= limit:
+            break
+        item = dataset[i]
+        if "error" in item:
+            continue
+        target = torch.from_numpy(item["mask"]).long() if labelled else None
+        pairs.append((preprocess(item["image"], mean, std), target))
+    if not pairs:
+        raise UserError(f"{what}: no readable image to check the export on")
+    return pairs, f"{len(pairs)} images of {what}" + ("" if labelled else " (no labels of the model's classes)")
+
+
+def export_checked(
+    model: nn.Module,
+    info,
+    output: str | Path,
+    *,
+    int8: bool = False,
+    data: str | Path | None = None,
+    split: str = "val",
+    max_images: int = 8,
+    calibration: str | Path | None = None,
+    exporter: str = "dynamo",
+    opset: int | None = None,
+    atol: float = 1e-3,
+    max_miou_drop: float | None = None,
+    overwrite: bool = False,
+    log=print,
+) -> dict:
+    """Export ``model`` to ONNX, check it against PyTorch, and only then write ``output`` (atomically).
+
+    Steps: :func:`export_onnx` (dynamic N/H/W) into a temporary file next to ``output``; :func:`check_onnx`
+    on ``max_images`` images of ``data`` (default: the shipped CamVid val sample) with ``atol`` and a mIoU
+    drop of at most ``max_miou_drop`` points (default 0.05); with ``int8``, :func:`quantize_int8` calibrated
+    on the images of ``calibration`` (default: the shipped sample) and the same check without ``atol`` and with
+    ``max_miou_drop`` (default 0.5 points). The check's numbers go into the file's ``metadata_props``
+    (``classes``, ``palette``, ``mean``, ``std``, ``max_abs_diff``, ``miou``, ...) before it is moved onto
+    ``output``.
+
+    Args:
+        model: the PyTorch network.
+        info: its :class:`segbench.models.ModelInfo` (classes, mean, std, provenance).
+        output: the ``.onnx`` file to write.
+        log: called with each line of the report (``print`` by default).
+
+    Returns:
+        ``{"output": str, "precision": "fp32" | "int8", "fp32": check dict, "int8": check dict | None, ...}``.
+
+    Raises:
+        UserError: ``output`` exists without ``overwrite``; bad data/calibration folder; missing packages.
+        ExportError: the export failed or a check did not pass (nothing is written then).
+    """
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise UserError(f"{output}: exists; pass --overwrite to replace it")
+    if output.suffix.lower() != ".onnx":
+        raise UserError(f"--output {output}: expected a file name ending in .onnx")
+    images, described = check_images(data, split, info.mean, info.std, info.class_names, max_images)
+    model = model.eval()
+    drop_fp32 = 0.05 if max_miou_drop is None or int8 else max_miou_drop
+    tmp_fp32 = temporary_path(output)
+    tmp_int8 = temporary_path(output, ".int8.onnx") if int8 else None
+    try:
+        t0 = time.perf_counter()
+        export_onnx(model, tmp_fp32, exporter=exporter, opset=opset)
+        log(
+            f"exported {info.name} with the {exporter} exporter (opset {opset or DEFAULT_OPSET[exporter]}, "
+            f"dynamic batch/height/width) in {time.perf_counter() - t0:.1f} s"
+        )
+        log(f"checking against PyTorch on {described}, plus one random input of another size:")
+        fp32 = check_onnx(tmp_fp32, model, images, info.num_classes, max_abs_diff=atol, max_miou_drop=drop_fp32)
+        log("  fp32: " + _describe(fp32))
+        if not fp32.passed:
+            raise ExportError(f"{output}: not written, the ONNX model does not reproduce PyTorch: {fp32.reason}")
+        final, checked, q = tmp_fp32, fp32, None
+        if int8:
+            drop_int8 = 0.5 if max_miou_drop is None else max_miou_drop
+            from segbench.bench.backends import sample_calibration
+
+            calib = sample_calibration(info.mean, info.std, folder=calibration)
+            t0 = time.perf_counter()
+            quantize_int8(tmp_fp32, tmp_int8, calib)
+            where = calibration or "the shipped CamVid val sample"
+            log(
+                f"quantised to int8 (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges from "
+                f"{len(calib)} images of {where}) in {time.perf_counter() - t0:.1f} s"
+            )
+            if calibration is None and data is None:
+                log(
+                    "  note: calibrated on the same sample images it is checked on; pass --calibration DIR "
+                    "(other images of the same domain) for an unbiased check"
+                )
+            q = check_onnx(tmp_int8, model, images, info.num_classes, max_abs_diff=None, max_miou_drop=drop_int8)
+            log("  int8: " + _describe(q))
+            if not q.passed:
+                raise ExportError(
+                    f"{output}: not written, the int8 model loses too much: {q.reason} "
+                    "(raise --max-miou-drop to accept it)"
+                )
+            final, checked = tmp_int8, q
+        meta = {
+            "segbench_model": info.name,
+            "arch": info.arch,
+            "weights": str(info.weights),
+            "classes": list(info.class_names),
+            "palette": [list(c) for c in info.palette],
+            "mean": list(info.mean),
+            "std": list(info.std),
+            "input": "input: float32 (N, 3, H, W), RGB scaled to 0..1 then (x - mean) / std",
+            "output": "logits: float32 (N, num_classes, H, W)",
+            "precision": "int8" if int8 else "fp32",
+            "exporter": exporter,
+            "opset": opset or DEFAULT_OPSET[exporter],
+            "torch": torch.__version__,
+            "check_images": described,
+            "max_abs_diff": checked.max_abs_diff,
+            "max_abs_diff_fp32": fp32.max_abs_diff,
+            "miou": checked.miou_onnx,
+            "miou_pytorch": checked.miou_torch,
+            "miou_agreement": checked.miou_agreement,
+            "miou_drop_points": checked.miou_drop,
+        }
+        write_metadata(final, meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(final, 0o666 & ~umask)  # mkstemp made it private; give it a normal file's permissions
+        os.replace(final, output)
+    finally:
+        for tmp in (tmp_fp32, tmp_int8):
+            if tmp is not None:
+                for leftover in (tmp, tmp.with_name(tmp.name + ".data")):  # exporters may write weights beside
+                    leftover.unlink(missing_ok=True)
+    size_mb = output.stat().st_size / 1e6
+    log(
+        f"wrote {output} ({size_mb:.2f} MB, {'int8' if int8 else 'fp32'}); the check's numbers are in its metadata_props"
+    )
+    return {
+        "output": str(output),
+        "precision": meta["precision"],
+        "size_mb": size_mb,
+        "fp32": fp32.to_dict(),
+        "int8": q.to_dict() if q is not None else None,
+        "metadata": meta,
+    }
+
+
+def _describe(check: ExportCheck) -> str:
+    parts = [f"max |logits difference| {check.max_abs_diff:.2e}"]
+    if check.dynamic_shape:
+        parts.append(f"at {'x'.join(map(str, check.dynamic_shape['shape']))} {check.dynamic_shape['max_abs_diff']:.2e}")
+    if check.miou_torch is not None:
+        parts.append(f"mIoU PyTorch {check.miou_torch * 100:.2f} / ONNX {check.miou_onnx * 100:.2f}")
+    parts.append(
+        f"agreement with PyTorch: mIoU {check.miou_agreement * 100:.2f}, pixels {check.pixel_agreement * 100:.2f} %"
+    )
+    parts.append(f"mIoU drop {check.miou_drop:.2f} points")
+    return ", ".join(parts) + (" -> ok" if check.passed else f" -> FAILED ({check.reason})")

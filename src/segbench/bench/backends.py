@@ -83,22 +83,22 @@ def check_backend(name: str) -> str:
     raise UserError(f"--backend {name!r}: unknown backend; {hint}choose from {', '.join(BACKENDS)}")
 
 
-def cpu_supports_bf16() -> bool:
+def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16).
 
-    Reads the ``flags`` of ``/proc/cpuinfo`` on Linux; elsewhere asks oneDNN
-    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``).
+    Args:
+        cpuinfo: text of ``/proc/cpuinfo`` (default: read it on Linux; elsewhere oneDNN is asked,
+            ``torch.ops.mkldnn._is_mkldnn_bf16_supported``).
     """
-    cpuinfo = Path("/proc/cpuinfo")
-    if sys.platform.startswith("linux") and cpuinfo.is_file():
+    if cpuinfo is None and sys.platform.startswith("linux"):
         try:
-            text = cpuinfo.read_text(errors="replace")
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
         except OSError:
-            text = ""
-        for line in text.splitlines():
+            cpuinfo = None
+    if cpuinfo is not None:
+        for line in cpuinfo.splitlines():
             if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return bool(flags & {"avx512_bf16", "amx_bf16"})
+                return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -255,13 +255,16 @@ def sample_calibration(mean, std, *, folder: str | Path | None = None, limit: in
 
 def _check_device(backend: str, device: str) -> str:
     device = str(device)
-    kind = torch.device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable(f"backend {backend} on {device}: CUDA is not available on this machine")
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = device
     if kind not in ("cpu", "cuda"):
         raise BackendUnavailable(f"backend {backend}: device {device!r} is not supported (cpu or cuda)")
     if backend in ("onnxruntime_int8", "openvino") and kind != "cpu":
-        raise BackendUnavailable(f"backend {backend} runs on the CPU only; use --device cpu")
+        raise BackendUnavailable(f"backend {backend} runs on the CPU only here; use --device cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable(f"backend {backend} on {device}: CUDA is not available on this machine")
     return device
 
 

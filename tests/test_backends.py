@@ -1,0 +1,184 @@
+"""Backends: each one's logits against eager PyTorch on a small network (Fast-SCNN, 3 classes, random weights with
+non-trivial batch-norm statistics), and the one-line messages when a backend cannot run.
+
+Tolerances (stated, not tuned to pass): fp32 backends within 1e-4 of eager's logits (about 1e-3 of their
+range); bf16 within 5 % of the logits' range; int8 (calibrated on 4 synthetic inputs) agreeing with eager on at
+least 90 % of the pixels of new synthetic inputs. ``compile`` is marked slow (Inductor compiles C++ on CPU).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from segbench.bench import backends
+from segbench.bench.backends import BACKENDS, BackendUnavailable, Predictor, prepare
+from segbench.errors import UserError
+from segbench.models import build_model
+
+FP32_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model("fast_scnn", num_classes=3).train()
+    with torch.no_grad():
+        for _ in range(3):  # batch-norm statistics away from (0, 1), so eval outputs depend on them
+            model(torch.randn(2, 3, 64, 96) * 2 + 0.5)
+    return model.eval()
+
+
+def _inputs(n: int, shape=(1, 3, 64, 96), seed: int = 1) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=gen) * 2 + 0.5 for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def example() -> torch.Tensor:
+    return _inputs(1)[0]
+
+
+@pytest.fixture(scope="module")
+def other() -> torch.Tensor:
+    """Another batch, height and width than the example: the predictors must not keep the traced size."""
+    return _inputs(1, (2, 3, 65, 97), seed=2)[0]
+
+
+def _eager(net, x) -> torch.Tensor:
+    with torch.inference_mode():
+        return net(x)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(net, example, tmp_path_factory):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from segbench.export import export_onnx
+
+    return export_onnx(net, tmp_path_factory.mktemp("onnx") / "fast_scnn.onnx", example)
+
+
+def test_backend_names_are_the_agreed_interface():
+    assert BACKENDS == ("eager", "channels_last", "bf16", "compile", "onnxruntime", "onnxruntime_int8", "openvino")
+    assert issubclass(BackendUnavailable, UserError)
+
+
+def test_unknown_backend_suggests_close_names(net, example):
+    with pytest.raises(UserError, match="did you mean onnxruntime"):
+        prepare(net, "onnxruntim", example)
+
+
+@pytest.mark.parametrize("backend", ["eager", "channels_last"])
+def test_torch_fp32_backends_equal_eager(net, example, other, backend):
+    predictor = prepare(net, backend, example)
+    assert isinstance(predictor, Predictor) and predictor.backend == backend and predictor.notes
+    for x in (example, other):
+        out = predictor(x)
+        assert out.dtype == torch.float32 and out.shape == (x.shape[0], 3, *x.shape[2:])
+        assert (out - _eager(net, x)).abs().max() <= FP32_ATOL
+
+
+def test_channels_last_works_on_a_copy(net, example):
+    predictor = prepare(net, "channels_last", example)
+    conv = next(m for m in predictor.module.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    original = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+    assert original.weight.is_contiguous()  # the caller's model keeps its layout
+
+
+def test_bf16_close_to_eager_and_returns_fp32(net, example, other):
+    if not backends.cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16 (avx512_bf16 / amx_bf16)")
+    predictor = prepare(net, "bf16", example)
+    for x in (example, other):
+        ref, out = _eager(net, x), predictor(x)
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        assert (out - ref).abs().max() <= 0.05 * (ref.max() - ref.min())
+
+
+def test_bf16_unavailable_names_the_cpu_flags(net, example, monkeypatch):
+    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
+    with pytest.raises(BackendUnavailable, match="avx512_bf16 or amx_bf16"):
+        prepare(net, "bf16", example)
+
+
+def test_cpu_bf16_detection_reads_the_flags():
+    assert backends.cpu_supports_bf16("processor: 0\nflags\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")
+    assert backends.cpu_supports_bf16("flags\t: fpu sse amx_tile amx_bf16\n")
+    assert not backends.cpu_supports_bf16("flags\t: fpu sse avx2 avx512f\n")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_cuda_is_one_clear_line(net, example):
+    with pytest.raises(BackendUnavailable, match="CUDA is not available"):
+        prepare(net, "eager", example, device="cuda")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime_int8", "openvino"])
+def test_cpu_only_backends_refuse_cuda(net, example, backend):
+    with pytest.raises(BackendUnavailable, match="runs on the CPU only"):
+        prepare(net, backend, example, device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("backend", "module", "extra"),
+    [
+        ("onnxruntime", "onnxruntime", "onnx"),
+        ("onnxruntime_int8", "onnxruntime", "onnx"),
+        ("openvino", "openvino", "openvino"),
+    ],
+)
+def test_missing_package_names_the_pip_extra(net, example, monkeypatch, backend, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(BackendUnavailable, match=rf"pip install 'segbench\[{extra}\]'") as info:
+        prepare(net, backend, example)
+    assert "\n" not in str(info.value)
+
+
+def test_onnxruntime_equals_eager_at_any_size(net, example, other, onnx_file):
+    pytest.importorskip("onnxruntime")
+    predictor = prepare(net, "onnxruntime", example, onnx_file=onnx_file)
+    assert predictor.onnx_path == onnx_file
+    for x in (example, other):
+        out = predictor(x)
+        assert out.dtype == torch.float32 and out.shape == (x.shape[0], 3, *x.shape[2:])
+        assert (out - _eager(net, x)).abs().max() <= FP32_ATOL
+
+
+def test_onnxruntime_int8_agrees_with_eager(net, example, onnx_file):
+    pytest.importorskip("onnxruntime")
+    predictor = prepare(net, "onnxruntime_int8", example, calibration=_inputs(4, seed=3), onnx_file=onnx_file)
+    assert "int8" in predictor.notes and "4 calibration inputs" in predictor.notes
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(predictor.onnx_path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantised
+    same = total = 0
+    worst = 0.0
+    for x in _inputs(3, seed=4):
+        ref, out = _eager(net, x), predictor(x)
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        same += int((out.argmax(1) == ref.argmax(1)).sum())
+        total += ref[:, 0].numel()
+        worst = max(worst, float((out - ref).abs().max() / (ref.max() - ref.min())))
+    assert same / total >= 0.90
+    assert worst > 0  # not the fp32 model by mistake
+
+
+def test_openvino_equals_eager_at_any_size(net, example, other, onnx_file):
+    pytest.importorskip("openvino")
+    predictor = prepare(net, "openvino", example, onnx_file=onnx_file)
+    assert "OpenVINO" in predictor.notes
+    for x in (example, other, example):  # back to the first shape: the per-shape cache
+        assert (predictor(x) - _eager(net, x)).abs().max() <= FP32_ATOL
+
+
+@pytest.mark.slow
+def test_compile_equals_eager(net):
+    x = _inputs(1, (1, 3, 32, 48))[0]
+    predictor = prepare(net, "compile", x)
+    assert "compiled in" in predictor.notes
+    assert (predictor(x) - _eager(net, x)).abs().max() <= FP32_ATOL
