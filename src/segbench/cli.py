@@ -309,9 +309,11 @@ def cmd_benchmark(args) -> int:
               f"{args.budget:g} s ran out")
         print(f"GFLOP/s: FLOPs (torch.utils.flop_counter, 1 multiply-add = 2 FLOPs) x batch / p50; %peak against "
               f"the fp32 peak, {r0.get('peak_kind')}: {r0.get('peak_formula')}")
+        base = r0.get("rss_before_model_mib")
         print(f"mem: {r0.get('memory_kind')} during one forward; RSS: peak resident set of the measuring process "
-              f"(ru_maxrss) before the training step; train: {r0.get('train_memory_kind') or '-'} of one training "
-              f"step (forward, cross-entropy, backward, SGD) at batch max(batch, 2), eager only")
+              f"(ru_maxrss) before the training step, {_fmt(base, '.0f')} MiB of it before the model was loaded "
+              f"(Python, torch, segbench); train: {r0.get('train_memory_kind') or '-'} of one training step "
+              f"(forward, cross-entropy, backward, SGD) at batch max(batch, 2), eager only")
         print(f"e2e: decode + preprocess + model + postprocess per image (batch-1 cases), on "
               f"{args.data or 'the CamVid sample'}; mIoU on those images when their classes are the model's")
         print(f"torch {env.get('torch')}, {env.get('threads')} threads, cudnn.benchmark {env.get('cudnn_benchmark')}, {where}")

@@ -245,7 +245,7 @@ def benchmark_model(
     backend: str = "eager",
     calibration: list[torch.Tensor] | None = None,
     rel_ci: float = 0.02,
-    budget_s: float = 30.0,
+    budget_s: float | None = None,
     warmup_s: float = 1.0,
     measure_peak: bool = False,
 ) -> dict:
@@ -275,7 +275,9 @@ def benchmark_model(
         backend: How to run the model (``segbench.bench.backends.BACKENDS``; default ``"eager"``).
         calibration: Calibration inputs for statically quantised backends.
         rel_ci: Relative half-width of the median's 95% interval at which timing stops (0.02 = 2%).
-        budget_s: Maximum seconds of timing.
+        budget_s: Maximum seconds of timing; None: ``min_time_s`` (timing stops after ``min_time_s``
+            whether or not the interval is within ``rel_ci``; ``converged`` says whether it was).
+            ``segbench benchmark`` passes its ``--budget`` (default 30 s).
         warmup_s: Minimum seconds of warm-up.
         measure_peak: Also measure a large fp32 matmul on CPU (``matmul_gflop_s``); CUDA always
             uses the measured peak.
@@ -300,7 +302,8 @@ def benchmark_model(
             model itself are recorded in ``error``, not raised.
     """
     latency = {"warmup": warmup, "warmup_s": warmup_s, "min_iters": min_iters, "max_iters": max_iters,
-               "min_time_s": min_time_s, "budget_s": budget_s, "rel_ci": rel_ci}  # fmt: skip
+               "min_time_s": min_time_s, "budget_s": min_time_s if budget_s is None else budget_s,
+               "rel_ci": rel_ci}  # fmt: skip
     row, _ = _benchmark(
         model, input_size=input_size, batch=batch, device=device, threads=threads, in_channels=in_channels,
         backend=backend, calibration=calibration, latency=latency, measure_peak=measure_peak,
