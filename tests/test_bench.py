@@ -336,3 +336,17 @@ def test_end_to_end_stages_and_miou(tmp_path):
         predictor, paths[:1], (0.5,) * 3, (0.5,) * 3, input_size=(8, 12), min_time_s=0, warmup=0
     )
     assert seen[-1] == (1, 3, 8, 12) and resized["e2e_input_size"] == [8, 12]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_memory_and_peak_on_gpu():
+    inference = peak_memory_mib(tiny_net(), (2, 3, 64, 64), device="cuda")
+    assert inference["memory_kind"] == "cuda_peak_allocated"
+    assert inference["memory_reserved_mib"] >= inference["memory_mib"] > 0
+    train = train_step_memory_mib(tiny_net(), (2, 3, 64, 64), num_classes=4, device="cuda")
+    assert train["train_memory_kind"] == "cuda_peak_allocated"
+    assert train["train_memory_reserved_mib"] >= train["train_memory_mib"] > 0
+    peak = measure_matmul_peak("cuda", n=1024, repeats=2)
+    assert peak["peak_gflops"] > 0 and peak["peak_kind"] == "measured matmul peak"
+    row = benchmark_model(tiny_net(), input_size=(32, 32), device="cuda", **FAST)
+    assert row["error"] is None and row["timer"] == "cuda_events" and row["peak_kind"] == "measured matmul peak"
