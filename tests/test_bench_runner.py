@@ -203,3 +203,12 @@ def test_benchmark_with_onnxruntime_backend():
     assert row["error"] is None, row["error"]
     assert row["backend"] == "onnxruntime" and "ONNX Runtime" in row["backend_notes"]
     assert row["timer"] == "perf_counter" and row["latency_ms_p50"] > 0 and row["memory_mib"] >= 0
+
+
+def test_benchmark_help_lists_every_backend():
+    from segbench.bench.backends import BACKENDS
+    from segbench.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["benchmark"]
+    help_text = next(a.help for a in sub._actions if a.dest == "backend")
+    assert all(b in help_text for b in BACKENDS)

@@ -479,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("benchmark", help="latency, throughput, memory, size, GFLOPs and end-to-end time; sweeps")
     b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
-                   help="backends to run (default eager); see segbench.bench.backends.BACKENDS")
+                   help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
+                   "onnxruntime_int8, openvino")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
     b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
