@@ -10,22 +10,48 @@ from torchvision.transforms import v2
 from segbench.data.classes import IGNORE_INDEX
 
 
-def train_transform(crop_size: tuple[int, int], scale_range: tuple[float, float], hflip: bool, base_short_side: int):
-    """Random scale, random crop (padded with 0 for the image and the ignore index for the mask), flip.
+def train_transform(
+    crop_size: tuple[int, int],
+    scale_range: tuple[float, float],
+    hflip: bool,
+    base_short_side: int,
+    photometric: bool = False,
+):
+    """Random scale, random crop (padded with 0 for the image and the ignore index for the mask), flip,
+    and optionally photometric distortion; image and mask move together, the mask is resized with
+    nearest-neighbour interpolation and never colour-changed.
+
+    Photometric distortion: brightness x [0.875, 1.125], contrast x [0.5, 1.5], saturation x [0.5, 1.5]
+    and hue shift [-0.05, 0.05] (fraction of the hue circle), each applied with probability 0.5: the
+    ranges of torchvision's ``v2.RandomPhotometricDistort`` (after SSD, arXiv 1512.02325), without its
+    random channel permutation, since a pixel's colour can decide its class.
 
     Args:
         crop_size: output (H, W).
         scale_range: factors applied to ``base_short_side`` to pick the resized short side.
         hflip: random horizontal flip with probability 0.5.
         base_short_side: the short side of the training images (pixels).
+        photometric: add the photometric distortion.
+
+    Returns:
+        A callable ``(Image (3, H, W) uint8, Mask (H, W) uint8) -> (Image (3, h, w), Mask (h, w))`` with
+        ``(h, w) = crop_size``, drawing its randomness from torch's global RNG.
     """
-    lo, hi = (int(round(base_short_side * s)) for s in scale_range)
+    lo, hi = (round(base_short_side * s) for s in scale_range)
     ops: list = [
         v2.RandomResize(lo, hi + 1, antialias=True),
         v2.RandomCrop(list(crop_size), pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}),
     ]
     if hflip:
         ops.append(v2.RandomHorizontalFlip())
+    if photometric:
+        for jitter in (
+            v2.ColorJitter(brightness=(0.875, 1.125)),
+            v2.ColorJitter(contrast=(0.5, 1.5)),
+            v2.ColorJitter(saturation=(0.5, 1.5)),
+            v2.ColorJitter(hue=(-0.05, 0.05)),
+        ):
+            ops.append(v2.RandomApply([jitter], p=0.5))
     return v2.Compose(ops)
 
 
