@@ -2,7 +2,7 @@
 refuses to overwrite, resumes exactly; and its schedule and class weights on hand-made examples."""
 
 import csv
-import math
+import itertools
 
 import pytest
 import torch
@@ -10,7 +10,7 @@ import yaml
 
 from segbench.config import config_from_dict
 from segbench.engine import train as train_mod
-from segbench.engine.train import CSV_FIELDS, median_frequency_weights, poly_lr, train
+from segbench.engine.train import CSV_FIELDS, poly_lr, train
 from segbench.errors import UserError
 from segbench.models import load_model
 
@@ -32,7 +32,7 @@ def _cfg(root, out_dir, **overrides):
     for key, value in overrides.items():
         section, _, sub = key.partition("__")
         if sub:
-            data[section][sub] = value
+            data.setdefault(section, {})[sub] = value
         else:
             data[key] = value
     return config_from_dict(data)
@@ -72,7 +72,10 @@ def test_run_folder_contents(overfit_run):
     assert config_from_dict(saved) == _cfg(saved["data"]["root"], out)  # the resolved config, complete
     rows = _rows(out)
     assert list(rows[0]) == CSV_FIELDS
-    assert CSV_FIELDS == ["iter", "epoch", "loss", "lr", "miou", "pixel_accuracy", "mean_accuracy", "elapsed_s", "img_s"]
+    assert CSV_FIELDS == [
+        "iter", "epoch", "loss", "lr", "miou", "pixel_accuracy", "mean_accuracy", "elapsed_s", "img_s", "data_wait_pct",
+    ]  # fmt: skip
+    assert all(0 <= float(r["data_wait_pct"]) <= 100 and float(r["img_s"]) > 0 for r in rows)
     assert [int(r["iter"]) for r in rows] == list(range(10, OVERFIT_ITERS + 1, 10))
     lrs = [float(r["lr"]) for r in rows]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] < 0.05
@@ -83,7 +86,17 @@ def test_run_folder_contents(overfit_run):
         assert meta["arch"] == "fast_scnn" and meta["num_classes"] == 3
         assert meta["class_names"] == ["background", "red", "green"]
         assert set(meta["val"]) >= {"miou", "iou", "confusion"}
-        assert set(state) >= {"model", "optimizer", "iteration", "best_miou", "rng"}
+        assert set(state) >= {
+            "model",
+            "optimizer",
+            "scheduler",
+            "scaler",
+            "iteration",
+            "best_miou",
+            "rng",
+            "rng_per_rank",
+        }
+        assert state["scheduler"]["next_iter"] == state["iteration"] and state["scheduler"]["iters"] == OVERFIT_ITERS
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     assert last["iteration"] == OVERFIT_ITERS
@@ -110,7 +123,7 @@ def test_resume_without_a_run(shapes_root, tmp_path):
 
 
 def test_resume_continues_exactly(shapes_root, tmp_path, monkeypatch):
-    small = dict(iters=6, val_every=3, log_every=1, data__val_max_images=1)
+    small = {"iters": 6, "val_every": 3, "log_every": 1, "data__val_max_images": 1}
     reference = tmp_path / "reference"
     train(_cfg(shapes_root, reference, **small), progress=False)
 
@@ -154,7 +167,14 @@ def test_aux_loss_and_median_frequency_weighting(shapes_root, tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"class_weighting": "inverse"}, "class_weighting: expected 'none' or 'median_frequency'"),
+        ({"class_weighting": "inverse"}, "class_weighting: expected one of 'none', 'median_frequency', 'inverse_log'"),
+        ({"amp": "fp8"}, "amp: expected one of none, bf16, fp16"),
+        ({"amp": "fp16"}, "amp: fp16 needs CUDA"),
+        ({"optim__name": "adam"}, "optim.name: expected one of sgd, adamw"),
+        ({"loss__ce": 0.0}, "every loss weight"),
+        ({"batch_size": 0}, "batch_size: must be at least 1"),
+        ({"data__num_workers": -1}, "data.num_workers: must be 0 or more"),
+        ({"device": "tpu"}, "device: expected 'cpu' or 'cuda'"),
         ({"model__name": "fast_scn"}, "did you mean fast_scnn"),
     ],
 )
@@ -186,15 +206,4 @@ def test_poly_lr():
     assert poly_lr(1.0, 5, 100, 1.0, 10) == pytest.approx(0.95 * 0.55)
     assert poly_lr(1.0, 10, 100, 1.0, 10) == pytest.approx(0.9)
     values = [poly_lr(0.1, i, 50, 0.9, 0) for i in range(50)]
-    assert all(a > b for a, b in zip(values, values[1:]))
-
-
-def test_median_frequency_weights_hand_computed():
-    # image 1: 4 valid pixels, class 0 x3, class 1 x1; image 2: 2 valid pixels, both class 2 (+2 void)
-    masks = [torch.tensor([[0, 0], [0, 1]]), torch.tensor([[2, 2], [255, 255]])]
-    # f_c = pixels of c / pixels of the images containing c: f0 = 3/4, f1 = 1/4, f2 = 2/2 = 1
-    # median(f) = 3/4 -> w = [1, 3, 0.75]; class 3 never appears -> weight 0
-    weights = median_frequency_weights(masks, num_classes=4)
-    assert weights.dtype == torch.float32
-    torch.testing.assert_close(weights, torch.tensor([1.0, 3.0, 0.75, 0.0]))
-    assert not any(math.isnan(w) for w in weights.tolist())
+    assert all(a > b for a, b in itertools.pairwise(values))

@@ -26,23 +26,46 @@ class DataConfig:
     crop_size: list[int] = field(default_factory=lambda: [360, 480])  # training crop H, W
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])  # random rescale factors
     hflip: bool = True
+    photometric: bool = False  # random brightness/contrast/saturation/hue on the image (not the mask)
     val_max_images: int = 0  # validate on the first N val images only (0 = all)
+    # DataLoader worker processes that augment batches ahead of the step. 0: augment in the training
+    # process from the global RNG (segbench's original stream). >= 1, or several processes: every sample
+    # is drawn and augmented from its own seed (seed, iteration, slot), so the batches do not depend on
+    # the number of workers or processes.
+    num_workers: int = 0
 
 
 @dataclass
 class ModelConfig:
     name: str = "fast_scnn"
-    init: str = "none"  # "none" (random), a weights tag or a checkpoint path to start from
+    # "none" (random), a weights tag or a checkpoint path to start from; with another number of classes
+    # the classifier (and auxiliary head) are rebuilt and the rest loads
+    init: str = "none"
     aux_loss: bool = False
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 0.01
-    momentum: float = 0.9
+    name: str = "sgd"  # "sgd" (with momentum) or "adamw"
+    lr: float = 0.01  # the head's learning rate (and the backbone's unless backbone_lr_mult)
+    momentum: float = 0.9  # SGD only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW only
     weight_decay: float = 1e-4
-    poly_power: float = 0.9  # lr = base_lr * (1 - iter / iters) ** poly_power
+    poly_power: float = 0.9  # lr = base_lr * (1 - iter / iters) ** poly_power, set every iteration
     warmup_iters: int = 0  # linear warm-up from lr/10 over these iterations
+    backbone_lr_mult: float = 1.0  # lr of the encoder/backbone parameters = lr * this (e.g. 0.1)
+    no_decay_norm_bias: bool = True  # no weight decay on 1-D parameters (norm weights and biases)
+    grad_clip_norm: float = 0.0  # clip the global gradient L2 norm to this (0 = off)
+
+
+@dataclass
+class LossConfig:
+    ce: float = 1.0  # weight of cross-entropy (class weights from class_weighting)
+    ohem: float = 0.0  # weight of OHEM cross-entropy (class weights too)
+    dice: float = 0.0  # weight of the soft Dice loss
+    ohem_thresh: float = 0.7  # OHEM: pixels whose true-class probability is below this are hard
+    ohem_min_kept: int = 100000  # OHEM: at least this many pixels kept per image
+    dice_smooth: float = 1.0
 
 
 @dataclass
@@ -50,14 +73,22 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     iters: int = 1000
-    batch_size: int = 8
-    aux_weight: float = 0.4  # weight of the auxiliary loss when model.aux_loss
-    class_weighting: str = "none"  # "none" or "median_frequency" (computed from the training labels)
+    batch_size: int = 8  # global batch: split evenly over the processes of a multi-process run
+    aux_weight: float = 0.4  # weight of the auxiliary loss (the same loss mix) when model.aux_loss
+    # "none", "median_frequency" or "inverse_log" (computed from the training labels)
+    class_weighting: str = "none"
+    amp: str = "none"  # mixed precision: "none", "bf16" (CPU or CUDA) or "fp16" (CUDA, with a gradient scaler)
+    channels_last: bool = False  # NHWC memory format for the model and its inputs
+    sync_bn: bool = False  # batch-norm statistics over all processes of a multi-process run
     val_every: int = 200  # validate (mIoU) every N iterations, and at the end
+    ckpt_every: int = 0  # also write last.pt every N iterations (0 = only when validating)
     log_every: int = 10
+    tensorboard: bool = True  # TensorBoard logs in OUT/tb when the tensorboard package is installed
     seed: int = 0
-    device: str = "cpu"
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact repeats; may be slower)
+    device: str = "cpu"  # "cpu" or "cuda" (each process of a multi-process run takes cuda:LOCAL_RANK)
     threads: int = 0  # torch CPU threads (0 = torch's default)
     out_dir: str = "runs/train"
 
@@ -98,7 +129,9 @@ def _from_dict(cls, data: dict, prefix: str = ""):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise UserError(f"unknown config key '{prefix}{unknown[0]}'; valid keys: {', '.join(prefix + n for n in names)}")
+        raise UserError(
+            f"unknown config key '{prefix}{unknown[0]}'; valid keys: {', '.join(prefix + n for n in names)}"
+        )
     kwargs = {k: _check_type(v, hints[k], prefix + k) for k, v in data.items()}
     return cls(**kwargs)
 
