@@ -1,6 +1,6 @@
 """segbench: build, train, evaluate and compare semantic segmentation networks.
 
-Commands: models, train, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
+Commands: models, train, curves, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
 input (one line naming the file or option and what was expected).
 """
 
@@ -78,10 +78,25 @@ def cmd_train(args) -> int:
 
     cfg = load_config(args.recipe, args.set or [])
     summary = train(cfg, resume=args.resume, progress=not args.quiet)
+    if summary["rank"] != 0:  # a torchrun launch: rank 0 reports for all processes
+        return 0
+    speed = ""
+    if summary["img_s"] is not None:
+        speed = f"; {summary['img_s']:.1f} img/s, {summary['data_wait_pct']:.1f}% of step time waiting for data"
     print(
         f"best val mIoU {summary['best_miou'] * 100:.2f} after {summary['iters']} iterations, "
-        f"{summary['elapsed_s'] / 60:.1f} min; checkpoints in {summary['out_dir']}"
+        f"{summary['elapsed_s'] / 60:.1f} min{speed}; checkpoints in {summary['out_dir']}"
     )
+    return 0
+
+
+def cmd_curves(args) -> int:
+    from segbench.curves import plot_curves
+
+    summary = plot_curves(args.runs, args.output, overwrite=args.overwrite)
+    for label, counts in summary.items():
+        print(f"{label}: {counts['miou_points']} mIoU points, {counts['loss_points']} loss points")
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -443,12 +458,24 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, default=21, help="classes for the parameter count (default 21)")
     m.set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="train a network from a YAML recipe")
+    t = sub.add_parser(
+        "train",
+        help="train a network from a YAML recipe",
+        description="Train a network from a YAML recipe. Several processes: "
+        "torchrun --standalone --nproc_per_node N -m segbench.cli train RECIPE (gloo on CPU, NCCL on CUDA; "
+        "batch_size is the global batch).",
+    )
     t.add_argument("recipe", help="YAML recipe (see configs/)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. optim.lr=0.01")
     t.add_argument("--resume", action="store_true", help="continue the run in out_dir from last.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    cv = sub.add_parser("curves", help="plot validation mIoU and training loss of several runs in one figure")
+    cv.add_argument("runs", nargs="+", metavar="RUN_DIR", help="segbench train output folders (with metrics.csv)")
+    cv.add_argument("--output", required=True, help="PNG file to write")
+    cv.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    cv.set_defaults(func=cmd_curves)
 
     e = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU and mIoU on a labelled split")
     e.add_argument("model", help="ARCH.TAG (e.g. fast_scnn.camvid), ARCH with --weights, or a checkpoint path")
