@@ -53,12 +53,11 @@ def _eager(net, x) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def onnx_file(net, example, tmp_path_factory):
-    pytest.importorskip("onnx")
+def ort_predictor(net, example):
+    """The one ONNX export of this file (``prepare`` caches it for the other ONNX backends of the same model)."""
+    pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from segbench.export import export_onnx
-
-    return export_onnx(net, tmp_path_factory.mktemp("onnx") / "fast_scnn.onnx", example)
+    return prepare(net, "onnxruntime", example)
 
 
 def test_backend_names_are_the_agreed_interface():
@@ -138,19 +137,28 @@ def test_missing_package_names_the_pip_extra(net, example, monkeypatch, backend,
     assert "\n" not in str(info.value)
 
 
-def test_onnxruntime_equals_eager_at_any_size(net, example, other, onnx_file):
-    pytest.importorskip("onnxruntime")
-    predictor = prepare(net, "onnxruntime", example, onnx_file=onnx_file)
-    assert predictor.onnx_path == onnx_file
+def test_onnxruntime_equals_eager_at_any_size(net, example, other, ort_predictor):
+    assert ort_predictor.onnx_path.is_file() and "exported in" in ort_predictor.notes
     for x in (example, other):
-        out = predictor(x)
+        out = ort_predictor(x)
         assert out.dtype == torch.float32 and out.shape == (x.shape[0], 3, *x.shape[2:])
         assert (out - _eager(net, x)).abs().max() <= FP32_ATOL
 
 
-def test_onnxruntime_int8_agrees_with_eager(net, example, onnx_file):
-    pytest.importorskip("onnxruntime")
-    predictor = prepare(net, "onnxruntime_int8", example, calibration=_inputs(4, seed=3), onnx_file=onnx_file)
+def test_export_cache_follows_the_weights(net):
+    import copy
+
+    other = copy.deepcopy(net)
+    before = backends._fingerprint(other)
+    assert backends._fingerprint(other) == before
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)  # an in-place change of the weights: the cached export is stale
+    assert backends._fingerprint(other) != before
+
+
+def test_onnxruntime_int8_agrees_with_eager(net, example, ort_predictor):
+    calibration = _inputs(4, seed=3)
+    predictor = prepare(net, "onnxruntime_int8", example, calibration=calibration, onnx_file=ort_predictor.onnx_path)
     assert "int8" in predictor.notes and "4 calibration inputs" in predictor.notes
     import onnx
 
@@ -168,10 +176,10 @@ def test_onnxruntime_int8_agrees_with_eager(net, example, onnx_file):
     assert worst > 0  # not the fp32 model by mistake
 
 
-def test_openvino_equals_eager_at_any_size(net, example, other, onnx_file):
+def test_openvino_equals_eager_at_any_size(net, example, other, ort_predictor):
     pytest.importorskip("openvino")
-    predictor = prepare(net, "openvino", example, onnx_file=onnx_file)
-    assert "OpenVINO" in predictor.notes
+    predictor = prepare(net, "openvino", example)
+    assert "OpenVINO" in predictor.notes and "exported earlier in this process" in predictor.notes
     for x in (example, other, example):  # back to the first shape: the per-shape cache
         assert (predictor(x) - _eager(net, x)).abs().max() <= FP32_ATOL
 

@@ -1,26 +1,33 @@
 """``compare``, segbench's main job: several models on the same images and the same hardware, one report.
 
-For each model: accuracy on the dataset (pixel accuracy, mean accuracy, per-class IoU, mIoU; skipped when
-the images have no labels or the model predicts other classes), then size, GFLOPs, latency, throughput and
-peak memory via :func:`segbench.bench.benchmark_model`; the masks of a few images side by side. A model
-that fails to load or run becomes a row holding its error, and the others go on.
+For each model, and each backend it runs with (eager PyTorch by default; ONNX Runtime, OpenVINO, bf16, ... see
+:mod:`segbench.bench.backends`): accuracy on the dataset (pixel accuracy, mean accuracy, per-class IoU, mIoU;
+skipped when the images have no labels or the model predicts other classes; with several backends also the
+agreement with the first backend's label maps), then size, GFLOPs, latency, throughput and peak memory via
+:func:`segbench.bench.benchmark_model`; the masks of a few images side by side. A model or backend that fails
+to load or run becomes a row holding its error, and the others go on.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info
-from segbench.bench.report import write_report
+from segbench.bench.backends import check_backend, prepare, sample_calibration
+from segbench.bench.report import display_name, write_report
 from segbench.data.datasets import open_dataset
+from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
 from segbench.errors import UserError
+from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
 
@@ -44,6 +51,24 @@ def check_device(device: str) -> str:
     return device
 
 
+def _agreement(preds: dict[str, np.ndarray], reference: dict[str, np.ndarray], num_classes: int) -> dict:
+    """``agreement_miou``: mIoU of ``preds`` scored against ``reference`` (the label maps of the first backend),
+    and ``pixel_agreement``: the fraction of pixels labelled the same; None when no image is in both."""
+    cm = ConfusionMatrix(num_classes)
+    same = total = 0
+    for name, ref in reference.items():
+        if name not in preds:
+            continue
+        pred = torch.from_numpy(np.asarray(preds[name]).astype(np.int64))
+        target = torch.from_numpy(ref.astype(np.int64))
+        cm.update(pred, target)
+        same += int((pred == target).sum())
+        total += target.numel()
+    if not total:
+        return {"agreement_miou": None, "pixel_agreement": None}
+    return {"agreement_miou": cm.compute().miou, "pixel_agreement": same / total}
+
+
 def compare(
     models: list[str],
     data: str | Path,
@@ -61,6 +86,8 @@ def compare(
     progress: bool = True,
     inference: InferenceConfig | None = None,
     crf: CRFConfig | None = None,
+    backends: Sequence[str] = ("eager",),
+    calibration: str | Path | None = None,
 ) -> dict:
     """Compare ``models`` on ``data`` and write the report folder ``out_dir``.
 
@@ -77,6 +104,12 @@ def compare(
             window is resolved per model (its training crop size when known). With TTA or ``crf``, each row
             also holds ``variants`` (plain, +TTA, +CRF: mIoU and ms per image) and ``miou`` is the last one's.
         crf: dense CRF parameters (None: no CRF).
+        backends: how each model runs (:data:`segbench.bench.backends.BACKENDS`); one row per (model,
+            backend), each with its accuracy beside its speed. With several backends, every row after the first
+            of a model also holds ``agreement_miou``: the mIoU of its predictions scored against the first
+            backend's (1.0 = the same label maps), so a faster backend that segments differently shows even
+            without labels.
+        calibration: folder of images calibrating ``onnxruntime_int8`` (default: the shipped CamVid sample).
 
     Returns:
         ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
@@ -85,6 +118,11 @@ def compare(
         UserError: bad data path or device. Model failures become rows with an ``error``.
     """
     check_device(device)
+    # Row labels name the backend when more than eager runs (and the grid's columns follow the labels).
+    several = len(set(backends)) > 1 or any(b != "eager" for b in backends)
+    backends = list(dict.fromkeys(backends)) or ["eager"]
+    for b in backends:
+        check_backend(b)
     dataset = open_dataset(data, split)
     n_images = len(dataset) if not max_images else min(max_images, len(dataset))
     grid_names = [dataset.pairs[i][0].stem for i in range(min(grid_images, n_images))]
@@ -107,36 +145,67 @@ def compare(
         if palette is None:
             palette, class_names = list(info.palette), list(info.class_names)
         same_classes = dataset.labelled and list(dataset.class_set.names) == list(info.class_names)
-        try:
-            model_inference = (inference or InferenceConfig()).for_model(info)
-            res = evaluate(
-                loaded.model, dataset, info.num_classes, info.mean, info.std, device,
-                max_images=max_images, keep=set(grid_names), progress=progress, desc=info.name,
-                with_metrics=same_classes, inference=model_inference, crf=crf,
+        reference: dict[str, np.ndarray] | None = None
+        for b_index, backend in enumerate(backends):
+            brow = {**row, "backend": backend}
+            label = display_name(info.name, backend, several)
+            tb = time.perf_counter()
+            try:
+                model_inference = (inference or InferenceConfig()).for_model(info)
+                runner = loaded.model
+                calib = None
+                if backend != "eager":
+                    if backend == "onnxruntime_int8":
+                        calib = sample_calibration(info.mean, info.std, folder=calibration)
+                    first = next((dataset[i] for i in range(n_images) if "error" not in dataset[i]), None)
+                    example = (preprocess(first["image"], info.mean, info.std) if first is not None
+                               else torch.randn(1, 3, *input_size))
+                    runner = prepare(loaded.model, backend, example, device, calib)
+                    brow["backend_notes"] = runner.notes
+                keep = set(grid_names) if len(backends) == 1 else {dataset.pairs[i][0].stem for i in range(n_images)}
+                res = evaluate(
+                    runner, dataset, info.num_classes, info.mean, info.std, device,
+                    max_images=max_images, keep=keep, progress=progress, desc=label,
+                    with_metrics=same_classes, inference=model_inference, crf=crf,
+                )
+                del runner
+            except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
+                brow["error"] = f"{backend}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                rows.append(brow)
+                continue
+            skipped = res.skipped if skipped is None else skipped
+            brow["num_images"] = res.num_images
+            if res.metrics is not None:
+                m = res.metrics.to_dict(list(info.class_names))
+                brow.update(pixel_accuracy=m["pixel_accuracy"], mean_accuracy=m["mean_accuracy"], miou=m["miou"],
+                            iou=m["iou"])
+            elif dataset.labelled:
+                brow["note"] = (f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: "
+                                "accuracy not measured")
+            if len(backends) > 1:
+                if reference is None:
+                    small = np.uint8 if info.num_classes <= 256 else np.int32
+                    reference = {k: np.asarray(v).astype(small) for k, v in res.predictions.items()}
+                    brow["agreement_reference"] = backend
+                else:
+                    brow.update(_agreement(res.predictions, reference, info.num_classes))
+                    brow["agreement_reference"] = backends[0] if b_index else backend
+            brow["eval_s"] = time.perf_counter() - tb + ((tb - t0) if b_index == 0 else 0.0)  # the first: + loading
+            if len(res.variants) > 1:
+                brow["variants"] = res.variants_dicts(list(info.class_names) if res.metrics is not None else None)
+                brow["inference"] = model_inference.describe()
+            for name, pred in res.predictions.items():
+                if name in grid_names:
+                    grid_preds.setdefault(name, {})[label] = pred
+            del res
+            bench = benchmark_model(
+                loaded.model, input_size=tuple(input_size), batch=batch, device=device, threads=threads,
+                min_time_s=min_time_s, backend=backend, calibration=calib,
             )
-        except (RuntimeError, UserError) as exc:
-            rows.append({**row, "error": f"evaluation failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"})
-            continue
-        skipped = res.skipped if skipped is None else skipped
-        row["num_images"] = res.num_images
-        if res.metrics is not None:
-            m = res.metrics.to_dict(list(info.class_names))
-            row.update(pixel_accuracy=m["pixel_accuracy"], mean_accuracy=m["mean_accuracy"], miou=m["miou"], iou=m["iou"])
-        elif dataset.labelled:
-            row["note"] = f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: accuracy not measured"
-        row["eval_s"] = time.perf_counter() - t0
-        if len(res.variants) > 1:
-            row["variants"] = res.variants_dicts(list(info.class_names) if res.metrics is not None else None)
-            row["inference"] = model_inference.describe()
-        for name, pred in res.predictions.items():
-            grid_preds.setdefault(name, {})[info.name] = pred
-        bench = benchmark_model(
-            loaded.model, input_size=tuple(input_size), batch=batch, device=device, threads=threads, min_time_s=min_time_s
-        )
-        env = bench.pop("env", None)
-        row.update({k: v for k, v in bench.items() if k not in ("error",) or v})
-        row["env"] = env
-        rows.append(row)
+            env = bench.pop("env", None)
+            brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
+            brow["env"] = env
+            rows.append(brow)
         del loaded
     grid = []
     for i in range(min(grid_images, n_images)):
@@ -156,6 +225,11 @@ def compare(
         "device": device,
         "threads": threads or torch.get_num_threads(),
     }
+    if several:
+        settings["backends"] = ", ".join(backends)
+        if len(backends) > 1:
+            settings["agreement"] = (f"agreement mIoU: each backend's label maps scored against {backends[0]}'s "
+                                     "(100 = identical)")
     if inference is not None and (inference.mode != "whole" or inference.tta):
         settings["inference"] = inference.describe()
     if crf is not None:

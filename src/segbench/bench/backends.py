@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -162,9 +163,7 @@ class _TorchPredictor(Predictor):
 
 
 class _OnnxRuntimePredictor(Predictor):
-    def __init__(
-        self, session, backend: str, device: str, notes: str, num_classes: int, keep: tempfile.TemporaryDirectory | None
-    ) -> None:
+    def __init__(self, session, backend: str, device: str, notes: str, num_classes: int, keep) -> None:
         super().__init__(backend, device, notes)
         self.session = session
         self.num_classes = num_classes
@@ -273,17 +272,33 @@ def _num_classes(model: nn.Module, example: torch.Tensor) -> int:
         return int(model(example[:1]).shape[1])
 
 
+# ONNX files exported in this process, by model: ONNX Runtime, its int8 variant and OpenVINO share one export
+# of the same weights (a compare of three ONNX backends exports once). The fingerprint (storage address and
+# in-place version counter of every tensor) changes when the weights do, so a modified model is re-exported.
+_EXPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    return tuple((name, t.data_ptr(), t._version, tuple(t.shape)) for name, t in model.state_dict().items())
+
+
 def _export(model: nn.Module, example: torch.Tensor, onnx_file: str | Path | None):
-    """An ONNX file of ``model``: the given one, or a fresh export into a temporary folder."""
+    """An ONNX file of ``model``: the given one, one exported earlier in this process from the same weights, or
+    a fresh export into a temporary folder. Returns ``(path, folder to keep alive or None, how)``."""
     from segbench.export import export_onnx
 
     if onnx_file is not None:
         if not Path(onnx_file).is_file():
             raise UserError(f"{onnx_file}: ONNX file not found")
         return Path(onnx_file), None, "given ONNX file"
+    fingerprint = _fingerprint(model)
+    cached = _EXPORTS.get(model)
+    if cached is not None and cached[0] == fingerprint and cached[1].is_file():
+        return cached[1], cached[2], "exported earlier in this process from the same weights"
     keep = tempfile.TemporaryDirectory(prefix="segbench-onnx-")
     t0 = time.perf_counter()
     path = export_onnx(model, Path(keep.name) / "model.onnx", example.detach().cpu())
+    _EXPORTS[model] = (fingerprint, path, keep)
     return path, keep, f"exported in {time.perf_counter() - t0:.1f} s"
 
 
@@ -389,20 +404,19 @@ def prepare(
         predictor.onnx_path = path
         return predictor
 
-    from segbench.export import onnx_session, quantize_int8
+    from segbench.export import describe_int8, onnx_session, quantize_int8
 
     notes = f"ONNX Runtime, fp32, {threads} threads, ONNX {how}"
     if backend == "onnxruntime_int8":
-        if keep is None:
-            keep = tempfile.TemporaryDirectory(prefix="segbench-onnx-")
-        int8_path = Path(keep.name) / "model.int8.onnx"
+        keep = (keep, tempfile.TemporaryDirectory(prefix="segbench-onnx-int8-"))
+        int8_path = Path(keep[1].name) / "model.int8.onnx"
         inputs = calibration or [example]
         t0 = time.perf_counter()
         quantize_int8(path, int8_path, inputs)
         what = f"{len(inputs)} calibration inputs" if calibration else "the example input only (no calibration given)"
         notes = (
-            f"ONNX Runtime, int8 static quantisation (QDQ, per-channel int8 weights, uint8 activations, "
-            f"MinMax ranges from {what}; {time.perf_counter() - t0:.1f} s), {threads} threads, ONNX {how}"
+            f"ONNX Runtime, int8 static quantisation ({describe_int8()} from {what}; "
+            f"{time.perf_counter() - t0:.1f} s), {threads} threads, ONNX {how}"
         )
         path = int8_path
     session = onnx_session(path, threads=threads, device=device)

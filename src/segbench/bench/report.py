@@ -55,7 +55,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from segbench.data.io import write_bytes_atomic
 
-__all__ = ["write_report", "pareto_front", "colorize_labels", "CSV_COLUMNS"]
+__all__ = ["CSV_COLUMNS", "colorize_labels", "display_name", "pareto_front", "write_report"]
 
 IGNORE_INDEX = 255
 MAX_TILE_W = 320  # px: widest an example tile gets in grid.png
@@ -68,9 +68,9 @@ ROW_KEYS = (
     "pixel_accuracy", "mean_accuracy", "miou", "iou", "num_images", "error",
 )  # fmt: skip
 CSV_COLUMNS = (
-    "model", "weights", "miou", "pixel_accuracy", "mean_accuracy", "params_m", "size_mb",
-    "size_mb_fp16", "gflops", "gmacs", "latency_ms_p50", "latency_ms_p90", "throughput_img_s",
-    "memory_mib", "memory_kind", "num_images", "error",
+    "model", "weights", "backend", "miou", "pixel_accuracy", "mean_accuracy", "agreement_miou", "pixel_agreement",
+    "params_m", "size_mb", "size_mb_fp16", "gflops", "gmacs", "latency_ms_p50", "latency_ms_p90",
+    "throughput_img_s", "memory_mib", "memory_kind", "num_images", "error",
 )  # fmt: skip
 """Scalar columns of ``results.csv``, in order; ``iou_<class>`` columns follow."""
 
@@ -227,6 +227,12 @@ def _pil_png(img: Image.Image) -> bytes:
 # --------------------------------------------------------------------------------------------
 # Rows and classes
 # --------------------------------------------------------------------------------------------
+
+
+def display_name(model: str, backend: str | None, several: bool) -> str:
+    """A row's name in tables and figures: ``model``, or ``model (backend)`` when the report holds more than
+    eager PyTorch (``several``)."""
+    return f"{model} ({backend})" if several and backend else model
 
 
 def _normalise_row(row: dict, class_names: list[str] | None) -> dict:
@@ -809,6 +815,8 @@ def _build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: 
     if has_acc:
         cols += [("mIoU (%)", "miou", _fmt_pct, "max"), ("Pixel acc (%)", "pixel_accuracy", _fmt_pct, "max"),
                  ("Mean acc (%)", "mean_accuracy", _fmt_pct, "max")]
+    if any(_num(r.get("agreement_miou")) is not None for r in rows):
+        cols.append(("Agreement mIoU (%)", "agreement_miou", _fmt_pct, None))
     cols += [("Params (M)", "params_m", _fmt, None), ("Size (MB)", "size_mb", _fmt, "min")]
     if any(_num(r["size_mb_fp16"]) is not None for r in rows):
         cols.append(("Size fp16 (MB)", "size_mb_fp16", _fmt, "min"))
@@ -858,6 +866,14 @@ def _build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: 
                      + "; ".join(f"`{k}` = {_explain_memory_kind(k)}" for k in kinds) + ".")
     else:
         notes.append("**Memory (MiB)**: peak memory in mebibytes (2^20 bytes) during inference.")
+    if any(c[1] == "agreement_miou" for c in cols):
+        ref = next((r.get("agreement_reference") for r in rows if r.get("agreement_reference")), "the first backend")
+        notes.append(f"**Agreement mIoU (%)**: each backend's label maps scored as mIoU against {ref}'s on the same "
+                     "images (100 = identical predictions); it shows a backend that segments differently even "
+                     "without labels.")
+    backend_notes = [f"{r['_label']}: {r['backend_notes']}" for r in rows if r.get("backend_notes")]
+    if backend_notes:
+        notes.append("**Backends**: " + "; ".join(backend_notes) + ".")
     notes.append(f"{_DASH} = not measured (or the model failed). **Bold** = best value in its column.")
     B.append(("ul", notes))
     B += _variant_blocks(rows)
@@ -971,12 +987,15 @@ def write_report(
     classes = _class_list(names_given, rows_n)
     has_acc = any(_num(r[k]) is not None for r in rows_n for k in ACC_KEYS)
     # Display label: the model name, plus the weights when one architecture appears more than once.
+    used = {r.get("backend") or "eager" for r in rows_n}
+    several = len(used) > 1 or used != {"eager"}
     counts: dict[str, int] = {}
     for r in rows_n:
-        counts[r["model"]] = counts.get(r["model"], 0) + 1
+        r["_name"] = display_name(r["model"], r.get("backend"), several)
+        counts[r["_name"]] = counts.get(r["_name"], 0) + 1
     seen: set[str] = set()
     for i, r in enumerate(rows_n):
-        label = r["model"] if counts[r["model"]] == 1 else f"{r['model']} [{r['weights'] or i}]"
+        label = r["_name"] if counts[r["_name"]] == 1 else f"{r['_name']} [{r['weights'] or i}]"
         while label in seen:
             label += f" #{i}"
         seen.add(label)
@@ -990,7 +1009,7 @@ def write_report(
     figures["pareto_png"] = (pareto, pareto_note)
     figures["bars_png"] = _bars_png(rows_n, colours)
     if grid:
-        img = _grid_image(list(grid), [r["model"] for r in rows_n], classes, names_given is not None, palette)
+        img = _grid_image(list(grid), [r["_name"] for r in rows_n], classes, names_given is not None, palette)
         gt = ", ground truth" if any(ex.get("target") is not None for ex in grid) else ""
         note = (f"Columns: input image{gt}, then each model's prediction. Colours follow the class legend; "
                 "black = ignore / void. Small images are enlarged with nearest-neighbour, large ones shrunk.")
@@ -1012,7 +1031,7 @@ def write_report(
         "class_names": classes,
         "accuracy_measured": has_acc,
         "pareto_front": front,
-        "rows": [{k: v for k, v in r.items() if k != "_label"} for r in rows_n],
+        "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows_n],
         "skipped": skipped_n,
     }
     text = json.dumps(_jsonable(results), indent=2, ensure_ascii=False, allow_nan=False)
