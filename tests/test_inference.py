@@ -16,6 +16,7 @@ from segbench.engine.inference import (
     InferenceConfig,
     choose_mode,
     gaussian_weights,
+    predict_label,
     predict_probs,
     slide_logits,
     training_size,
@@ -307,3 +308,29 @@ def test_describe_and_to_dict():
 def test_predict_probs_rejects_non_rgb_arrays(fast_scnn):
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         predict_probs(fast_scnn, np.zeros((4, 4), np.uint8), MEAN, STD)
+
+
+# --- label maps, finished band by band ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "cfg"),
+    [
+        ((70, 90), InferenceConfig(mode="slide", window=(32, 40), stride=(20, 30))),
+        ((70, 90), InferenceConfig(mode="slide", window=(32, 40), stride=(11, 7), gaussian=True)),
+        ((33, 90), InferenceConfig(mode="slide", window=(32, 40), stride=(32, 40))),  # last band of 1 row
+        ((20, 25), InferenceConfig(mode="slide", window=(32, 40))),  # one padded window
+        ((70, 90), InferenceConfig(mode="auto", window=(16, 20))),  # auto slides (70 > 2 x 16)
+        ((40, 50), InferenceConfig()),  # whole image
+        ((40, 50), InferenceConfig(mode="slide", window=(16, 16), flip=True)),  # TTA: through predict_probs
+    ],
+)
+def test_predict_label_matches_the_probabilities(fast_scnn, size, cfg):
+    image = _image(*size, seed=7)
+    label, conf = predict_label(fast_scnn, image, MEAN, STD, cfg)
+    probs = predict_probs(fast_scnn, image, MEAN, STD, cfg)
+    top, expected = probs.max(1)
+    assert label.shape == conf.shape == size and label.dtype == np.uint8 and conf.dtype == np.float32
+    np.testing.assert_array_equal(label, expected[0].numpy())
+    np.testing.assert_allclose(conf, top[0].numpy(), rtol=1e-6, atol=1e-7)
+    assert (conf > 0).all() and (conf <= 1).all()

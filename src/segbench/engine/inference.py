@@ -10,8 +10,10 @@ probabilities ``(1, C, H, W)``. How is set by an :class:`InferenceConfig`:
   window, which down-weights window borders, where a network sees the least context). Images smaller than
   the window are padded (with the mean colour, 0 after normalisation) and the logits cropped back. The
   last window of a row or column is shifted to end at the image border, so windows never leave the image
-  except where the image is smaller than the window. Memory is bounded by one window's forward pass plus
-  the ``(C, H, W)`` float32 logits of the whole image and an ``(H, W)`` weight map.
+  except where the image is smaller than the window. :func:`predict_probs` holds the ``(C, H, W)`` float32
+  logits of the whole image and an ``(H, W)`` weight map besides one window's forward pass;
+  :func:`predict_label` (label map and confidence only, what ``segbench predict`` writes) finishes the
+  output one row of windows at a time and holds ``(C, window height, W)`` instead.
 - ``mode="auto"``: sliding window when the image is much larger than the model's training size or when
   whole-image inference is predicted to exceed a memory budget; whole image otherwise. The rule is given
   in :func:`choose_mode`.
@@ -55,6 +57,7 @@ __all__ = [
     "choose_mode",
     "estimate_whole_memory_mib",
     "gaussian_weights",
+    "predict_label",
     "predict_probs",
     "slide_logits",
     "training_size",
@@ -380,11 +383,20 @@ def predict_probs(
 
     Args:
         model: a segmentation network ``(N, 3, H, W) -> (N, C, H, W)`` logits, in eval mode on ``device``.
+        image: ``(H, W, 3)`` uint8 RGB, any size from 1 x 1.
         mean, std: the model's input normalisation (for 0..1 images).
-        cfg: how to run (default: whole image, no TTA).
+        cfg: how to run (default: whole image, no TTA); call :meth:`InferenceConfig.for_model` first to use
+            the model's training size as the window.
+        device: where the model runs and the result lives.
+
+    Returns:
+        ``(1, C, H, W)`` float32 probabilities (each pixel sums to 1) on ``device``. Memory besides the
+        forward passes: one ``(C, H, W)`` float32 buffer (softmax is taken in place), plus with TTA the
+        variant being added and its logits at the variant's scale, plus an ``(H, W)`` weight map when
+        sliding.
 
     Raises:
-        ValueError: the image is not ``(H, W, 3)`` with H, W >= 1.
+        ValueError: the image is not ``(H, W, 3)`` with H, W >= 1, or a stride exceeds the window.
     """
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise ValueError(f"image must be (H, W, 3) uint8 with H, W >= 1, got shape {image.shape}")
@@ -407,3 +419,108 @@ def predict_probs(
             del logits, probs
     assert acc is not None
     return acc.div_(n) if n > 1 else acc
+
+
+def _label_and_confidence(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1, C, h, W)`` logits -> label ``(h, W)`` and max softmax ``(h, W)`` = 1 / sum_c exp(l_c - max_c l)."""
+    top, label = logits.max(1)
+    conf = 1.0 / (logits - top.unsqueeze(1)).exp_().sum(1)
+    return label[0], conf[0]
+
+
+@torch.inference_mode()
+def _slide_label_streaming(
+    model: nn.Module, image: np.ndarray, mean, std, window, stride, gaussian: bool, device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding-window label map and confidence, finishing the output one row of windows at a time.
+
+    The logits of a row of windows are summed into a band of ``window height`` rows; once the next row
+    of windows starts below a pixel row, no later window covers it, so its label and confidence are
+    final and the band moves on. Memory: one window's forward pass plus ``(C, window height, W)`` float32,
+    instead of ``(C, H, W)``. Same windows, order of summation and arithmetic as :func:`slide_logits`.
+    """
+    (wh, ww), (sh, sw) = window, stride
+    if sh > wh or sw > ww or min(wh, ww, sh, sw) < 1:
+        raise ValueError(f"stride {stride} must be positive and at most the window {window}")
+    H, W = image.shape[:2]
+    ys, xs = window_positions(H, wh, sh), window_positions(W, ww, sw)
+    g = gaussian_weights((wh, ww), device) if gaussian else None
+    label: np.ndarray | None = None
+    conf = np.empty((H, W), np.float32)
+    acc: torch.Tensor | None = None  # rows [base, base + acc height) of the summed logits
+    weight: torch.Tensor | None = None
+    base = 0
+    for k, y in enumerate(ys):
+        rows_end = min(y + wh, H)
+        if acc is not None:  # drop finished rows, add zero rows below
+            keep = base + acc.shape[2] - y
+            new_acc = torch.zeros(1, acc.shape[1], rows_end - y, W, device=device, dtype=acc.dtype)
+            new_w = torch.zeros(1, 1, rows_end - y, W, device=device)
+            if keep > 0:
+                new_acc[:, :, :keep] = acc[:, :, y - base :]
+                new_w[:, :, :keep] = weight[:, :, y - base :]
+            acc, weight = new_acc, new_w
+        base = y
+        for x in xs:
+            crop = image[y : y + wh, x : x + ww]
+            ch, cw = crop.shape[:2]
+            t = preprocess(crop, mean, std, device)
+            if (ch, cw) != (wh, ww):
+                t = F.pad(t, (0, ww - cw, 0, wh - ch))
+            logits = model(t)[:, :, :ch, :cw]
+            if acc is None:
+                acc = torch.zeros(1, logits.shape[1], rows_end - y, W, device=device, dtype=logits.dtype)
+                weight = torch.zeros(1, 1, rows_end - y, W, device=device)
+                n_classes = logits.shape[1]
+                label = np.empty((H, W), np.uint8 if n_classes <= 255 else np.int32)
+            if g is not None:
+                gw = g[:, :, :ch, :cw]
+                acc[:, :, :ch, x : x + cw] += logits * gw
+                weight[:, :, :ch, x : x + cw] += gw
+            else:
+                acc[:, :, :ch, x : x + cw] += logits
+                weight[:, :, :ch, x : x + cw] += 1
+        done = (ys[k + 1] if k + 1 < len(ys) else H) - y  # rows no later window touches
+        lab, cf = _label_and_confidence(acc[:, :, :done] / weight[:, :, :done])
+        label[y : y + done] = lab.cpu().numpy()
+        conf[y : y + done] = cf.cpu().numpy()
+    return label, conf
+
+
+@torch.inference_mode()
+def predict_label(
+    model: nn.Module,
+    image: np.ndarray,
+    mean,
+    std,
+    cfg: InferenceConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label map and confidence (max softmax probability) for one ``(H, W, 3)`` uint8 RGB image.
+
+    The same labels as ``predict_probs(...).argmax(1)`` and confidences as ``predict_probs(...).max(1)``.
+    When the image is segmented by sliding windows without TTA, the output is finished one row of windows
+    at a time, so the ``(C, H, W)`` probabilities of a large photo are never held: peak memory is one
+    window's forward pass, ``(C, window height, W)`` float32 logits, the image and the two outputs.
+
+    Args:
+        model, image, mean, std, cfg, device: as for :func:`predict_probs`.
+
+    Returns:
+        ``(label, confidence)``: ``(H, W)`` class indices (uint8 up to 255 classes, else int32) and
+        ``(H, W)`` float32 in (0, 1].
+
+    Raises:
+        ValueError: as :func:`predict_probs`.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise ValueError(f"image must be (H, W, 3) uint8 with H, W >= 1, got shape {image.shape}")
+    cfg = cfg or InferenceConfig()
+    if not cfg.tta and choose_mode(model, image.shape[:2], cfg, device) == "slide":
+        return _slide_label_streaming(
+            model, image, mean, std, cfg.resolved_window(), cfg.resolved_stride(), cfg.gaussian, device
+        )
+    probs = predict_probs(model, image, mean, std, cfg, device)
+    conf, label = probs.max(1)
+    label = label[0].cpu().numpy()
+    return label.astype(np.uint8 if probs.shape[1] <= 255 else np.int32), conf[0].cpu().numpy()
