@@ -1,6 +1,6 @@
 """segbench: build, train, evaluate and compare semantic segmentation networks.
 
-Commands: models, train, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
+Commands: models, train, curves, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
 input (one line naming the file or option and what was expected).
 """
 
@@ -59,6 +59,40 @@ def _crf_config(args):
     return cfg
 
 
+def _backend_runner(args, loaded, device: str, image=None):
+    """The model itself for ``--backend eager``, else a :class:`segbench.bench.backends.Predictor` running it
+    with ``--backend`` (prepared on ``image``, an ``(H, W, 3)`` uint8 array, or a 360 x 480 random input;
+    ``onnxruntime_int8`` calibrated on ``--calibration`` images, default the shipped sample).
+
+    Raises:
+        UserError: unknown backend; BackendUnavailable (missing package, device); ExportError.
+    """
+    if args.backend == "eager":
+        return loaded.model
+    import torch
+
+    from segbench.bench.backends import prepare, sample_calibration
+    from segbench.data.transforms import preprocess
+
+    info = loaded.info
+    example = preprocess(image, info.mean, info.std) if image is not None else torch.randn(1, 3, 360, 480)
+    calibration = None
+    if args.backend == "onnxruntime_int8":
+        calibration = sample_calibration(info.mean, info.std, folder=args.calibration)
+    runner = prepare(loaded.model, args.backend, example, device, calibration)
+    print(f"backend {args.backend}: {runner.notes}", file=sys.stderr)
+    return runner
+
+
+def _check_backend_args(args) -> None:
+    from segbench.bench.backends import check_backend
+
+    for b in args.backend if isinstance(args.backend, list) else [args.backend]:
+        check_backend(b)
+    if args.calibration and "onnxruntime_int8" not in (args.backend if isinstance(args.backend, list) else [args.backend]):
+        raise UserError("--calibration: only with --backend onnxruntime_int8")
+
+
 def cmd_models(args) -> int:
     from segbench.bench import count_params
     from segbench.models import available_weights, build_model, list_models
@@ -78,10 +112,25 @@ def cmd_train(args) -> int:
 
     cfg = load_config(args.recipe, args.set or [])
     summary = train(cfg, resume=args.resume, progress=not args.quiet)
+    if summary["rank"] != 0:  # a torchrun launch: rank 0 reports for all processes
+        return 0
+    speed = ""
+    if summary["img_s"] is not None:
+        speed = f"; {summary['img_s']:.1f} img/s, {summary['data_wait_pct']:.1f}% of step time waiting for data"
     print(
         f"best val mIoU {summary['best_miou'] * 100:.2f} after {summary['iters']} iterations, "
-        f"{summary['elapsed_s'] / 60:.1f} min; checkpoints in {summary['out_dir']}"
+        f"{summary['elapsed_s'] / 60:.1f} min{speed}; checkpoints in {summary['out_dir']}"
     )
+    return 0
+
+
+def cmd_curves(args) -> int:
+    from segbench.curves import plot_curves
+
+    summary = plot_curves(args.runs, args.output, overwrite=args.overwrite)
+    for label, counts in summary.items():
+        print(f"{label}: {counts['miou_points']} mIoU points, {counts['loss_points']} loss points")
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -114,6 +163,7 @@ def cmd_evaluate(args) -> int:
 
     device = check_device(args.device)
     _inference_config(args)  # bad options fail before any work
+    _check_backend_args(args)
     crf = _crf_config(args)
     dataset = open_dataset(args.data, args.split)
     if not dataset.labelled:
@@ -128,8 +178,10 @@ def cmd_evaluate(args) -> int:
             f"{args.data} has {dataset.class_set.num_classes} ({', '.join(dataset.class_set.names[:3])}, ...)"
         )
     inference = _inference_config(args, info)
+    first = next((dataset[i] for i in range(len(dataset)) if "error" not in dataset[i]), None)
+    runner = _backend_runner(args, loaded, device, first["image"] if first else None)
     t0 = time.perf_counter()
-    res = evaluate(loaded.model, dataset, info.num_classes, info.mean, info.std, device,
+    res = evaluate(runner, dataset, info.num_classes, info.mean, info.std, device,
                    max_images=args.max_images, progress=not args.quiet, desc=info.name,
                    inference=inference, crf=crf)
     seconds = time.perf_counter() - t0
@@ -138,7 +190,8 @@ def cmd_evaluate(args) -> int:
         raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
     m = res.metrics.to_dict(list(info.class_names))
     out = {
-        "model": info.name, "weights": info.weights, "data": str(args.data), "split": args.split,
+        "model": info.name, "weights": info.weights, "backend": args.backend,
+        "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "split": args.split,
         "num_images": res.num_images, "seconds": seconds, "throughput_img_s": res.num_images / seconds,
         **m, "skipped": res.skipped,
         "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
@@ -153,7 +206,8 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{info.name} on {args.data} ({args.split}, {res.num_images} images, {seconds:.1f} s, "
+    print(f"{info.name}{'' if args.backend == 'eager' else f' ({args.backend})'} on {args.data} "
+          f"({args.split}, {res.num_images} images, {seconds:.1f} s, "
           f"{res.num_images / seconds:.1f} img/s with image loading overlapped)")
     print(f"{'class':16s} {'IoU %':>7s} {'acc %':>7s}")
     for name in info.class_names:
@@ -181,6 +235,7 @@ def cmd_predict(args) -> int:
 
     device = check_device(args.device)
     _inference_config(args)  # bad options fail before any work
+    _check_backend_args(args)
     crf = _crf_config(args)
     dataset = image_dataset(args.images)
     if not len(dataset):
@@ -200,6 +255,8 @@ def cmd_predict(args) -> int:
     info = loaded.info
     inference = _inference_config(args, info)
     loaded.model.eval().to(device)
+    first = next((dataset[i] for i in range(len(dataset)) if "error" not in dataset[i]), None)
+    runner = _backend_runner(args, loaded, device, first["image"] if first else None)
     skipped, done = [], 0
     for i, paths in enumerate(targets):
         item = dataset[i]
@@ -208,9 +265,9 @@ def cmd_predict(args) -> int:
             continue
         image = item["image"]
         if crf is None:  # large photos are finished band by band (bounded memory) when sliding without TTA
-            mask, conf = predict_label(loaded.model, image, info.mean, info.std, inference, device)
+            mask, conf = predict_label(runner, image, info.mean, info.std, inference, device)
         else:
-            probs = predict_probs(loaded.model, image, info.mean, info.std, inference, device)
+            probs = predict_probs(runner, image, info.mean, info.std, inference, device)
             probs = torch.from_numpy(dense_crf(image, probs, crf)).unsqueeze(0)
             conf, mask = (t[0].cpu().numpy() for t in probs.max(1))
             del probs
@@ -224,7 +281,8 @@ def cmd_predict(args) -> int:
         present = np.bincount(mask.ravel(), minlength=info.num_classes)
         fractions = {name: float(present[c]) / mask.size for c, name in enumerate(info.class_names)}
         summary = {
-            "image": item["path"], "model": info.name, "height": int(mask.shape[0]), "width": int(mask.shape[1]),
+            "image": item["path"], "model": info.name, "backend": args.backend,
+            "height": int(mask.shape[0]), "width": int(mask.shape[1]),
             "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
             "mean_confidence": float(conf.mean()), "class_fractions": fractions,
         }
@@ -334,6 +392,7 @@ def cmd_compare(args) -> int:
     if not models:
         raise UserError("no models given and no shipped models found in segbench/zoo")
     data = args.data or sample_dir()
+    _check_backend_args(args)
     inference, crf = _inference_config(args), _crf_config(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     _check_new_dir(out, args.overwrite)
@@ -342,13 +401,17 @@ def cmd_compare(args) -> int:
         models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
+        backends=args.backend, calibration=args.calibration,
     )
+    several = args.backend != ["eager"]
     for r in result["rows"]:
+        name = r["model"] + (f" ({r['backend']})" if several and r.get("backend") else "")
         if r.get("error"):
-            print(f"{r['model']:34s} error: {r['error']}")
+            print(f"{name:34s} error: {r['error']}")
         else:
-            print(f"{r['model']:34s} mIoU {_pct(r.get('miou')):>6s}  p50 {_fmt(r.get('latency_ms_p50')):>8s} ms  "
-                  f"{_fmt(r.get('params_m'))} M params  {_fmt(r.get('gflops'))} GFLOPs")
+            agree = "" if r.get("agreement_miou") is None else f"  agreement mIoU {_pct(r['agreement_miou'])}"
+            print(f"{name:34s} mIoU {_pct(r.get('miou')):>6s}  p50 {_fmt(r.get('latency_ms_p50')):>8s} ms  "
+                  f"{_fmt(r.get('params_m'))} M params  {_fmt(r.get('gflops'))} GFLOPs{agree}")
             for v in r.get("variants", [])[1:]:
                 print(f"{'':34s}   {v['name']}: mIoU {_pct(v.get('miou'))} (plain {_pct(r['variants'][0].get('miou'))}), "
                       f"{_fmt(v.get('extra_ms_per_image'), '+.1f')} ms/image")
@@ -419,6 +482,20 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--weights", help=weights_help)
         sp.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
+    backend_names = "eager, channels_last, bf16, compile, onnxruntime, onnxruntime_int8, openvino"
+
+    def backend_args(sp, several: bool = False):
+        g = sp.add_argument_group("backend (how the network runs; see segbench.bench.backends)")
+        if several:
+            g.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
+                           help=f"one row per (model, backend), each with its accuracy beside its speed, and the "
+                                f"agreement with the first backend's predictions; from: {backend_names} "
+                                "(default eager)")
+        else:
+            g.add_argument("--backend", default="eager", metavar="B", help=f"one of {backend_names} (default eager)")
+        g.add_argument("--calibration", metavar="DIR",
+                       help="images calibrating onnxruntime_int8 (default: the CamVid val sample shipped with segbench)")
+
     def inference_args(sp):
         g = sp.add_argument_group("inference (sliding window, test-time augmentation, dense CRF)")
         g.add_argument("--mode", choices=["whole", "slide", "auto"], default="whole",
@@ -445,12 +522,24 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, default=21, help="classes for the parameter count (default 21)")
     m.set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="train a network from a YAML recipe")
+    t = sub.add_parser(
+        "train",
+        help="train a network from a YAML recipe",
+        description="Train a network from a YAML recipe. Several processes: "
+        "torchrun --standalone --nproc_per_node N -m segbench.cli train RECIPE (gloo on CPU, NCCL on CUDA; "
+        "batch_size is the global batch).",
+    )
     t.add_argument("recipe", help="YAML recipe (see configs/)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. optim.lr=0.01")
     t.add_argument("--resume", action="store_true", help="continue the run in out_dir from last.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
+
+    cv = sub.add_parser("curves", help="plot validation mIoU and training loss of several runs in one figure")
+    cv.add_argument("runs", nargs="+", metavar="RUN_DIR", help="segbench train output folders (with metrics.csv)")
+    cv.add_argument("--output", required=True, help="PNG file to write")
+    cv.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    cv.set_defaults(func=cmd_curves)
 
     e = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU and mIoU on a labelled split")
     e.add_argument("model", help="ARCH.TAG (e.g. fast_scnn.camvid), ARCH with --weights, or a checkpoint path")
@@ -462,6 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     inference_args(e)
+    backend_args(e)
     model_args(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -475,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write STEM_confidence.png: the max softmax probability per pixel (0..255 = 0..1)")
     pr.add_argument("--quiet", action="store_true")
     inference_args(pr)
+    backend_args(pr)
     model_args(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -521,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
     c.add_argument("--quiet", action="store_true")
     inference_args(c)
+    backend_args(c, several=True)
     model_args(c, "weights for bare ARCH names: a tag, a file, or 'none'")
     c.set_defaults(func=cmd_compare)
 
