@@ -4,22 +4,23 @@
 input and it returns float32 logits ``(N, C, H, W)`` as a ``torch.Tensor`` on the predictor's device.
 Benchmarks time it, evaluation scores it, so every backend's speed and accuracy come from the same code.
 
-=================== ==========================================================================================
-backend             what runs
-=================== ==========================================================================================
-``eager``           the PyTorch module as given, fp32, under ``torch.inference_mode``
-``channels_last``   a copy of the module with weights and input in NHWC memory format (``torch.channels_last``)
-``bf16``            ``torch.autocast`` to bfloat16, on a channels_last copy (CPU with AVX-512 BF16 or AMX, or
-                    a CUDA GPU with bf16); logits are returned as float32
-``compile``         ``torch.compile(module)`` (default mode, Inductor); compiled on the example, the time
-                    stated in ``notes``
-``onnxruntime``     exported to ONNX (:func:`segbench.export.export_onnx`: dynamic N/H/W), run by ONNX Runtime
+==================== =========================================================================================
+backend              what runs
+==================== =========================================================================================
+``eager``            the PyTorch module as given, fp32, under ``torch.inference_mode``
+``channels_last``    a copy of the module with weights and input in NHWC memory format (``torch.channels_last``)
+``bf16``             ``torch.autocast`` to bfloat16, on a channels_last copy (CPU with AVX-512 BF16 or AMX, or
+                     a CUDA GPU with bf16); logits are returned as float32
+``compile``          ``torch.compile(module)`` (default mode, Inductor); compiled on the example, the time
+                     stated in ``notes``
+``onnxruntime``      exported to ONNX (:func:`segbench.export.export_onnx`: dynamic N/H/W), run by ONNX Runtime
 ``onnxruntime_int8`` the ONNX model statically quantised to int8 (:func:`segbench.export.quantize_int8`: QDQ,
-                    per-channel weights) with ranges calibrated on ``calibration``, run by ONNX Runtime on CPU
-``openvino``        the ONNX model compiled by OpenVINO for its CPU plugin, fp32 inference precision
-=================== ==========================================================================================
+                     per-channel weights) with ranges calibrated on ``calibration``, run by ONNX Runtime on CPU
+``openvino``         the ONNX model compiled by OpenVINO for its CPU plugin, fp32 inference precision
+==================== =========================================================================================
 
-The caller's module is never modified. CPU threads: the torch backends use torch's setting at call time;
+The caller's weights and memory layout are never changed (backends that change them work on a copy); eager and
+compile put the module in eval mode on ``device``. CPU threads: the torch backends use torch's setting at call time;
 ONNX Runtime and OpenVINO take ``torch.get_num_threads()`` when the predictor is prepared.
 
 A backend that cannot run here raises :class:`BackendUnavailable` (a :class:`segbench.errors.UserError`,
@@ -62,9 +63,6 @@ BACKENDS: tuple[str, ...] = (
     "onnxruntime_int8",
     "openvino",
 )
-
-# Backends whose logits equal eager fp32 up to float rounding; the others (bf16, int8) trade accuracy.
-EXACT_BACKENDS = frozenset({"eager", "channels_last", "compile", "onnxruntime", "openvino"})
 
 
 class BackendUnavailable(UserError):
@@ -317,8 +315,8 @@ def prepare(
     """Make ``model`` ready to run with ``backend`` on ``device``.
 
     Args:
-        model: network mapping ``(N, 3, H, W)`` to logits ``(N, C, H, W)``; not modified (copies are made
-            where a backend changes weights or layout).
+        model: network mapping ``(N, 3, H, W)`` to logits ``(N, C, H, W)``. Its weights and layout stay as they
+            are (copies are made where a backend changes them); eager and compile put it in eval mode on ``device``.
         backend: one of :data:`BACKENDS`.
         example: a float32 input ``(N, 3, H, W)``: traced for ONNX, compiled on for ``compile``.
         device: ``"cpu"`` or ``"cuda[:i]"``.
