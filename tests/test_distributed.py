@@ -8,12 +8,15 @@ torchrun would give them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
 import csv
 import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
+import yaml
 from torch import nn
 
 from segbench.config import config_from_dict
@@ -156,3 +159,23 @@ def test_sync_batchnorm_without_a_process_group_is_batchnorm():
     assert list(synced.state_dict()) == list(plain.state_dict())
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(synced(x), plain(x))
+
+
+@pytest.mark.slow  # torchrun and two training processes, each importing torch
+def test_torchrun_launches_the_cli(shapes_root, tmp_path):
+    out = tmp_path / "run"
+    recipe = {
+        "data": {"root": str(shapes_root), "crop_size": [32, 32], "val_max_images": 2},
+        "model": {"name": "lraspp_mobilenet_v3_large"},
+        "iters": 2, "batch_size": 2, "val_every": 2, "sync_bn": True, "threads": 1, "tensorboard": False,
+        "out_dir": str(out),
+    }  # fmt: skip
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
+           "-m", "segbench.cli", "train", str(tmp_path / "recipe.yaml"), "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("best val mIoU") == 1  # rank 0 reports for both
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["world_size"] == WORLD and state["iteration"] == 2

@@ -427,11 +427,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path:
                 "img_s": f"{images_seen / max(mean_step, 1e-9):.2f}",
                 "data_wait_pct": f"{100 * mean_data / max(mean_step, 1e-9):.1f}",
             }
-            total_step, total_data, total_images = (
-                total_step + mean_step,
-                total_data + mean_data,
-                total_images + images_seen,
-            )
+            total_step += mean_step
+            total_data += mean_data
+            total_images += images_seen
             if writer is not None:
                 writer.add_scalar("train/loss", mean_loss, done)
                 writer.add_scalar("train/lr", lr, done)
