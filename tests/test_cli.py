@@ -79,7 +79,7 @@ def test_installed_entry_point_help():
     exe = Path(sys.executable).parent / "segbench"
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for command in ("models", "train", "evaluate", "predict", "benchmark", "compare", "export"):
+    for command in ("models", "train", "curves", "evaluate", "predict", "benchmark", "compare", "export"):
         assert command in proc.stdout
 
 
