@@ -80,6 +80,16 @@ def test_torch_fp32_backends_equal_eager(net, example, other, backend):
         assert (out - _eager(net, x)).abs().max() <= FP32_ATOL
 
 
+@pytest.mark.parametrize("backend", ["eager", "channels_last"])
+def test_predictors_stay_in_eval_mode(net, example, backend):
+    predictor = prepare(net, backend, example)
+    assert not predictor.training
+    predictor.train(True)  # e.g. a benchmark restoring "the mode it found" (modules are created in train mode)
+    assert not any(m.training for m in predictor.modules())
+    assert (predictor(example) - _eager(net, example)).abs().max() <= FP32_ATOL  # BN still uses running stats
+    net.eval()
+
+
 def test_channels_last_works_on_a_copy(net, example):
     predictor = prepare(net, "channels_last", example)
     conv = next(m for m in predictor.module.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)

@@ -123,9 +123,16 @@ class Predictor(nn.Module):
         self.device = str(device)
         self.notes = notes
         self.onnx_path: Path | None = None
+        self.training = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def train(self, mode: bool = True) -> Predictor:
+        """Predictors run inference only: they and the network inside stay in eval mode whatever ``mode`` is
+        (code that restores a module's mode, like a benchmark's ``model.train(was_training)``, cannot switch
+        batch normalisation to batch statistics)."""
+        return super().train(False)
 
     def extra_repr(self) -> str:
         return f"backend={self.backend!r}, device={self.device!r}, notes={self.notes!r}"
@@ -147,6 +154,7 @@ class _TorchPredictor(Predictor):
         self.channels_last = channels_last
         self.autocast = autocast
         self._device_type = torch.device(device).type
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
