@@ -446,7 +446,8 @@ def check_onnx(
 
     Args:
         path: the ONNX file.
-        model: the PyTorch network (run in eval mode on CPU under ``torch.inference_mode``).
+        model: the PyTorch network (run in eval mode on CPU under ``torch.inference_mode``; a copy when it is
+            on another device; its mode is restored).
         images: ``(x, target)`` pairs: ``x`` preprocessed ``(1, 3, H, W)`` float32, ``target`` ``(H, W)``
             int64 class indices with 255 = ignore index, or None.
         num_classes: classes the model predicts.
@@ -462,12 +463,26 @@ def check_onnx(
     Raises:
         UserError: no images, or onnxruntime missing.
     """
-    from segbench.metrics import ConfusionMatrix
 
     if not images:
         raise UserError("the export check needs at least one image")
     session = onnx_session(path, threads=threads)
-    net = model.eval().cpu()
+    net = model
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        import copy
+
+        net = copy.deepcopy(model).cpu()
+    was_training = net.training
+    net.eval()
+    try:
+        return _compare(session, net, images, num_classes, max_abs_diff, max_miou_drop, dynamic_shape)
+    finally:
+        net.train(was_training)
+
+
+def _compare(session, net, images, num_classes, max_abs_diff, max_miou_drop, dynamic_shape) -> ExportCheck:
+    from segbench.metrics import ConfusionMatrix
+
     labelled = all(t is not None for _, t in images)
     cm_torch = ConfusionMatrix(num_classes) if labelled else None
     cm_onnx = ConfusionMatrix(num_classes) if labelled else None
@@ -476,7 +491,19 @@ def check_onnx(
     with torch.inference_mode():
         for x, target in images:
             ref = net(x.float().cpu())
-            out = _run_onnx(session, x)
+            try:
+                out = _run_onnx(session, x)
+            except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors become the check's reason
+                return ExportCheck(
+                    len(images),
+                    math.inf,
+                    None,
+                    None,
+                    0.0,
+                    0.0,
+                    passed=False,
+                    reason=f"ONNX Runtime fails on input {list(x.shape)}: {_one_line(exc)}",
+                )
             if out.shape != ref.shape:
                 return ExportCheck(
                     len(images),
