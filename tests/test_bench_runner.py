@@ -2,6 +2,7 @@
 seen from the benchmark (with a stand-in backends module)."""
 
 import json
+import subprocess
 import sys
 import types
 
@@ -47,11 +48,20 @@ def _child(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def test_run_isolated_reads_the_child_row_and_its_peak_rss():
+def test_run_isolated_reads_the_child_row():
     code = "import json, sys; json.dump({'model': 'm', 'error': None, 'latency_ms_p50': 1.5}, open(sys.argv[2], 'w'))"
     row = run_isolated(make_case("m"), command=_child(code))
     assert row["latency_ms_p50"] == 1.5 and row["worker_exit"] == 0
-    assert 1 < row["peak_rss_mib_total"] < 1000  # a bare Python interpreter
+
+
+def test_child_peak_rss_does_not_include_its_parents_memory():
+    # Linux carries the parent's RSS high-water mark over fork/vfork + exec into ru_maxrss; VmHWM does not.
+    ballast = bytearray(1536 * 2**20)  # a parent 1.5 GiB larger than the child (python + torch: ~550 MiB here)
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])  # touch every page so it is resident
+    code = "from segbench.bench.memory import process_peak_rss_mib as p; print(p())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 1 < float(out) < 1200  # the child's own memory, not the parent's 1.5 GiB on top
+    del ballast
 
 
 @pytest.mark.parametrize(

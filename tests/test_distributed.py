@@ -1,7 +1,7 @@
 """Multi-process training on CPU (gloo): two processes with half the batch each against one process with
 the whole batch, and the CPU SyncBatchNorm against BatchNorm2d on the whole batch.
 
-Processes are forked from the test process with ``torch.multiprocessing`` and given the environment
+Processes are spawned from the test process with ``torch.multiprocessing`` and given the environment
 torchrun would give them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
 """
 
@@ -39,16 +39,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _entry(rank, port, fn, *args) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    fn(rank, *args)
+
+
 def _launch(fn, *args) -> None:
-    """Run ``fn(rank, *args)`` in WORLD forked processes with torchrun's environment variables."""
-    port = _free_port()
+    """Run ``fn(rank, *args)`` in WORLD fresh (spawned) processes with torchrun's environment variables.
 
-    def entry(rank, *a):
-        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
-        fn(rank, *a)
-
-    tmp.start_processes(entry, args=args, nprocs=WORLD, start_method="fork")
+    Not forked: autograd's worker threads, started by any earlier test in this process, do not survive fork.
+    """
+    tmp.start_processes(_entry, args=(_free_port(), fn, *args), nprocs=WORLD, start_method="spawn")
 
 
 def _train_rank(rank, cfg) -> None:

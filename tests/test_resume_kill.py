@@ -1,7 +1,7 @@
 """A training run killed with SIGKILL and resumed ends with exactly the weights of an uninterrupted run
 (deterministic CPU mode, one thread, DataLoader worker stream).
 
-The run to kill is a child process forked from the test process (no second import of torch)."""
+The run to kill is a child process spawned from the test process (fork is unsafe once autograd has run)."""
 
 import csv
 import multiprocessing
@@ -63,7 +63,7 @@ def _train_child(recipe, run) -> None:
 def test_sigkill_and_resume_end_with_the_uninterrupted_weights(shapes_root, tmp_path):
     recipe = _recipe(tmp_path / "recipe.yaml", shapes_root)
     run = tmp_path / "killed"
-    proc = multiprocessing.get_context("fork").Process(target=_train_child, args=(recipe, run))
+    proc = multiprocessing.get_context("spawn").Process(target=_train_child, args=(recipe, run))
     proc.start()
     try:
         # Kill once metrics rows exist past the first checkpoint (iteration 4), before the next one:

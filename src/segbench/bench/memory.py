@@ -4,7 +4,7 @@ On CUDA this is the caching allocator's peak of allocated memory (weights, input
 anything else the process holds on that device) and of reserved memory. On CPU it is the peak increase
 of the process's resident set size (RSS) during the forward (or the training step), relative to the RSS
 just before it. The two are different quantities; ``memory_kind`` says which one a number is.
-:func:`process_peak_rss_mib` gives the whole process's peak RSS (``ru_maxrss``).
+:func:`process_peak_rss_mib` gives the whole process's peak RSS (``VmHWM`` on Linux, else ``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -68,8 +68,20 @@ def current_rss_mib() -> float | None:
 
 
 def process_peak_rss_mib() -> float:
-    """Peak resident set size of this process over its whole life so far, in MiB
-    (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which Linux reports in KiB and macOS in bytes)."""
+    """Peak resident set size of this process over its whole life so far, in MiB.
+
+    On Linux ``VmHWM`` from ``/proc/self/status``: the high-water mark of this process image only.
+    ``ru_maxrss`` is not used there because Linux carries the mark of the memory a process had before
+    ``exec`` into it, so a worker started by a large parent (fork or vfork, then exec) would report the
+    parent's size. Elsewhere ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / _MIB  # "VmHWM:   123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
     return _maxrss_bytes() / _MIB
 
 

@@ -496,10 +496,11 @@ def run_isolated(
 
     The child gets the case as a JSON file and writes its row to another (atomically); with
     ``threads`` set, ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` are set for it too. The child runs in
-    its own session; past ``timeout_s`` its whole process group is killed. It is reaped with
-    ``os.wait4``, whose resource usage gives ``peak_rss_mib_total``: the child's peak resident set size
-    over its whole life (``ru_maxrss``, KiB on Linux, converted to MiB), imports and the training step
-    included.
+    its own session; past ``timeout_s`` its whole process group is killed. The worker reports
+    ``peak_rss_mib_total``, its peak resident set size over its whole life (imports and the training step
+    included; :func:`~segbench.bench.memory.process_peak_rss_mib`). Not ``os.wait4``'s ``ru_maxrss``:
+    Linux carries the parent's high-water mark over ``exec`` into it, so it is never below the size of
+    the process that started the worker.
 
     Args:
         case: A case from :func:`make_case`.
@@ -571,8 +572,6 @@ def run_isolated(
                 row["error"] = f"worker killed by signal {name}{hint}: {_tail(log_path)}".rstrip(": ")
             else:
                 row["error"] = f"worker exited with code {code} without a result: {_tail(log_path)}".rstrip(": ")
-        if usage is not None:  # ru_maxrss: KiB on Linux, bytes on macOS
-            row["peak_rss_mib_total"] = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
         row["worker_exit"] = code
         row["worker_s"] = elapsed
     return row

@@ -25,10 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"segbench worker: cannot read {case_path}: {exc}", file=sys.stderr)
         return 2
+    from segbench.bench.memory import process_peak_rss_mib
     from segbench.bench.runner import run_case
     from segbench.data.io import write_bytes_atomic
 
     row = run_case(case)
+    row["peak_rss_mib_total"] = process_peak_rss_mib()  # this worker's whole life, imports included
     try:
         write_bytes_atomic(row_path, json.dumps(row, default=str).encode())
     except OSError as exc:
