@@ -8,7 +8,7 @@ Part 1 (accuracy): mIoU on CamVid val and milliseconds per image (one thread, on
 whole-image inference, TTA with flip, TTA with scales 0.5..1.75 + flip, the dense CRF, and TTA + CRF, via
 ``segbench.engine.evaluate.evaluate`` (which segments each image by every step of the chain in one pass).
 
-Part 2 (memory): peak RSS (MiB, ``ru_maxrss`` of the child process from ``os.wait4``) of
+Part 2 (memory): peak RSS (MiB, the child's own ``VmHWM``, see ``process_peak_rss_mib``) of
 ``segbench predict MODEL photo.jpg --mode whole|slide|auto`` on a synthetic 4000 x 3000 JPEG (a CamVid
 sample image enlarged with bicubic interpolation), each in a fresh process, plus the same command on the
 original 480 x 360 image (the cost of Python, torch and the model alone), and the auto rule's prediction
@@ -90,21 +90,27 @@ def accuracy(camvid: str, model_spec: str, max_images: int) -> list[dict]:
     return out
 
 
-def _peak_rss_mib(cmd: list[str]) -> tuple[float, float, int]:
+# Runs the CLI in a fresh interpreter and reports that process's own peak RSS (VmHWM): ru_maxrss from
+# os.wait4 would carry this (large) parent's high-water mark over exec into the child's figure.
+_WRAP = (
+    "import sys; from segbench.cli import main; from segbench.bench.memory import process_peak_rss_mib as p; "
+    "code = main(sys.argv[1:]); print(f'PEAK_RSS_MIB {p()}', file=sys.stderr); sys.exit(code)"
+)
+
+
+def _peak_rss_mib(args: list[str]) -> tuple[float, float]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _WRAP, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, check=False)  # fmt: skip
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode()
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()[-500:]}")
-    return usage.ru_maxrss / 1024, wall, proc.returncode  # Linux: KiB
+        raise SystemExit(f"segbench {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_MIB ")][-1]
+    return float(peak.split()[1]), wall
 
 
 def memory(model_spec: str) -> dict:
     src = min((sample_dir() / "val").glob("*.png"))
-    exe = str(Path(sys.executable).parent / "segbench")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "photo_4000x3000.jpg"
@@ -113,8 +119,8 @@ def memory(model_spec: str) -> dict:
         Image.open(src).convert("RGB").save(small, quality=90)
         for image, mode in ((small, "whole"), (big, "whole"), (big, "slide"), (big, "auto")):
             out = Path(tmp) / f"out_{image.stem}_{mode}"
-            cmd = [exe, "predict", model_spec, str(image), "--mode", mode, "--output", str(out), "--quiet"]
-            rss, wall, _ = _peak_rss_mib(cmd)
+            cmd = ["predict", model_spec, str(image), "--mode", mode, "--output", str(out), "--quiet"]
+            rss, wall = _peak_rss_mib(cmd)
             label = np.array(Image.open(next(out.glob("*_label.png"))))
             rows.append(
                 {
@@ -122,7 +128,7 @@ def memory(model_spec: str) -> dict:
                     "mode": mode,
                     "peak_rss_mib": rss,
                     "wall_s": wall,
-                    "command": " ".join(["segbench", *cmd[1:3], image.name, *cmd[4:6]]),
+                    "command": " ".join(["segbench", *cmd[0:2], image.name, *cmd[3:5]]),
                     "label_shape": list(label.shape),
                 }
             )
