@@ -181,3 +181,22 @@ def test_onnx_options_need_format_onnx(fast_scnn_ckpt, tmp_path, capsys):
 def test_output_must_end_in_onnx(fast_scnn_ckpt, tmp_path, capsys):
     code = main(["export", str(fast_scnn_ckpt), "--format", "onnx", "--output", str(tmp_path / "m.bin")])
     assert code == 2 and "ending in .onnx" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_int8_falls_back_to_minmax_when_percentile_cannot_bin(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from segbench.export import ExportError, quantize_int8
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)).eval()
+    with torch.no_grad():  # first activation spans a few float steps around 0.5: no 2048 finite-sized bins
+        net[0].weight.fill_(3e-8)
+        net[0].bias.fill_(0.5)
+    src = tmp_path / "tiny.onnx"
+    torch.onnx.export(net, (torch.randn(1, 3, 16, 16),), str(src), dynamo=False, input_names=["input"],
+                      output_names=["logits"], opset_version=17)  # fmt: skip
+    calibration = [torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    with pytest.raises(ExportError, match="Too many bins"):
+        quantize_int8(src, tmp_path / "a.onnx", calibration, fallback=False)
+    assert quantize_int8(src, tmp_path / "b.onnx", calibration) == "minmax"
+    assert (tmp_path / "b.onnx").is_file()

@@ -294,7 +294,8 @@ def quantize_int8(
     *,
     per_channel: bool = True,
     method: str = "percentile",
-) -> Path:
+    fallback: bool = True,
+) -> str:
     """Static int8 quantisation of an ONNX model with ONNX Runtime (``quantize_static``).
 
     QDQ format (QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into int8 kernels), int8
@@ -314,9 +315,11 @@ def quantize_int8(
             the target domain.
         per_channel: one scale per output channel of each weight (else one per tensor).
         method: activation range estimate, ``"minmax"``, ``"percentile"`` (99.999th) or ``"entropy"``.
+        fallback: when a histogram method fails (ONNX Runtime's histogram cannot bin an activation whose
+            calibrated range is degenerate, seen with random weights), quantise with MinMax ranges instead.
 
     Returns:
-        ``dst``.
+        The range method used (``method``, or ``"minmax"`` after a fallback).
 
     Raises:
         UserError: onnxruntime missing, no calibration input, unknown method.
@@ -334,25 +337,28 @@ def quantize_int8(
         raise UserError(f"calibration method {method!r}: expected one of {', '.join(methods)}")
     if not calibration:
         raise UserError("int8 quantisation needs at least one calibration image")
-    quiet = io.StringIO()
-    logging.disable(logging.WARNING)  # "consider pre-processing" advice, once per call
-    try:
-        with contextlib.redirect_stdout(quiet):  # the histogram methods print their progress
-            quantize_static(
-                str(src),
-                str(dst),
-                _Calibration(calibration),
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=methods[method],
-            )
-    except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"int8 quantisation of {src} failed: {_one_line(exc)}") from None
-    finally:
-        logging.disable(logging.NOTSET)
-    return Path(dst)
+    attempts = [method] + (["minmax"] if fallback and method != "minmax" else [])
+    failures = []
+    for attempt in attempts:
+        logging.disable(logging.WARNING)  # "consider pre-processing" advice, once per call
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the histogram methods print their progress
+                quantize_static(
+                    str(src),
+                    str(dst),
+                    _Calibration(calibration),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=methods[attempt],
+                )
+            return attempt
+        except Exception as exc:  # noqa: BLE001 - reported below, after the fallback
+            failures.append(f"{attempt}: {_one_line(exc)}")
+        finally:
+            logging.disable(logging.NOTSET)
+    raise ExportError(f"int8 quantisation of {src} failed ({'; '.join(failures)})")
 
 
 def describe_int8(method: str = "percentile") -> str:
@@ -676,10 +682,10 @@ def export_checked(
 
             calib = sample_calibration(info.mean, info.std, folder=calibration)
             t0 = time.perf_counter()
-            quantize_int8(tmp_fp32, tmp_int8, calib)
+            used = quantize_int8(tmp_fp32, tmp_int8, calib)
             where = calibration or "the shipped CamVid val sample"
             log(
-                f"quantised to int8 ({describe_int8()} from "
+                f"quantised to int8 ({describe_int8(used)} from "
                 f"{len(calib)} images of {where}) in {time.perf_counter() - t0:.1f} s"
             )
             if calibration is None and data is None:
@@ -706,6 +712,7 @@ def export_checked(
             "input": "input: float32 (N, 3, H, W), RGB scaled to 0..1 then (x - mean) / std",
             "output": "logits: float32 (N, num_classes, H, W)",
             "precision": "int8" if int8 else "fp32",
+            "int8_settings": describe_int8(used) if int8 else "",
             "exporter": exporter,
             "opset": opset or DEFAULT_OPSET[exporter],
             "torch": torch.__version__,

@@ -418,10 +418,11 @@ def prepare(
         int8_path = Path(keep[1].name) / "model.int8.onnx"
         inputs = calibration or [example]
         t0 = time.perf_counter()
-        quantize_int8(path, int8_path, inputs)
+        used = quantize_int8(path, int8_path, inputs)
         what = f"{len(inputs)} calibration inputs" if calibration else "the example input only (no calibration given)"
         notes = (
-            f"ONNX Runtime, int8 static quantisation ({describe_int8()} from {what}; "
+            f"ONNX Runtime, int8 static quantisation ({describe_int8(used)} from {what}"
+            f"{'' if used == 'percentile' else ', Percentile ranges failed'}; "
             f"{time.perf_counter() - t0:.1f} s), {threads} threads, ONNX {how}"
         )
         path = int8_path
