@@ -61,7 +61,9 @@ def ort_predictor(net, example):
 
 
 def test_backend_names_are_the_agreed_interface():
-    assert BACKENDS == ("eager", "channels_last", "bf16", "compile", "onnxruntime", "onnxruntime_int8", "openvino")
+    agreed = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "onnxruntime_int8", "openvino")
+    assert BACKENDS[: len(agreed)] == agreed  # the interface agreed with the benchmark runner, then additions
+    assert set(BACKENDS[len(agreed) :]) == {"openvino_bf16", "openvino_int8"}
     assert issubclass(BackendUnavailable, UserError)
 
 
@@ -108,10 +110,11 @@ def test_bf16_close_to_eager_and_returns_fp32(net, example, other):
         assert (out - ref).abs().max() <= 0.05 * (ref.max() - ref.min())
 
 
-def test_bf16_unavailable_names_the_cpu_flags(net, example, monkeypatch):
+@pytest.mark.parametrize("backend", ["bf16", "openvino_bf16"])
+def test_bf16_unavailable_names_the_cpu_flags(net, example, monkeypatch, backend):
     monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
     with pytest.raises(BackendUnavailable, match="avx512_bf16 or amx_bf16"):
-        prepare(net, "bf16", example)
+        prepare(net, backend, example)
 
 
 def test_cpu_bf16_detection_reads_the_flags():
@@ -126,7 +129,7 @@ def test_cuda_without_cuda_is_one_clear_line(net, example):
         prepare(net, "eager", example, device="cuda")
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime_int8", "openvino"])
+@pytest.mark.parametrize("backend", ["onnxruntime_int8", "openvino", "openvino_bf16", "openvino_int8"])
 def test_cpu_only_backends_refuse_cuda(net, example, backend):
     with pytest.raises(BackendUnavailable, match="runs on the CPU only"):
         prepare(net, backend, example, device="cuda")
@@ -138,6 +141,7 @@ def test_cpu_only_backends_refuse_cuda(net, example, backend):
         ("onnxruntime", "onnxruntime", "onnx"),
         ("onnxruntime_int8", "onnxruntime", "onnx"),
         ("openvino", "openvino", "openvino"),
+        ("openvino_int8", "openvino", "openvino"),
     ],
 )
 def test_missing_package_names_the_pip_extra(net, example, monkeypatch, backend, module, extra):
@@ -200,3 +204,28 @@ def test_compile_equals_eager(net):
     predictor = prepare(net, "compile", x)
     assert "compiled in" in predictor.notes
     assert (predictor(x) - _eager(net, x)).abs().max() <= FP32_ATOL
+
+
+def test_openvino_bf16_close_to_eager(net, example, other, ort_predictor):
+    pytest.importorskip("openvino")
+    if not backends.cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16 (avx512_bf16 / amx_bf16)")
+    predictor = prepare(net, "openvino_bf16", example)
+    assert predictor.backend == "openvino_bf16" and "bf16" in predictor.notes
+    for x in (example, other):
+        ref = _eager(net, x)
+        assert (predictor(x) - ref).abs().max() <= 0.05 * (ref.max() - ref.min())
+
+
+def test_openvino_int8_runs_the_int8_model(net, example, ort_predictor):
+    pytest.importorskip("openvino")
+    predictor = prepare(net, "openvino_int8", example, calibration=_inputs(4, seed=3))
+    assert predictor.backend == "openvino_int8" and "int8 static quantisation" in predictor.notes
+    same = total = 0
+    for x in _inputs(3, seed=4):
+        ref, out = _eager(net, x), predictor(x)
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        same += int((out.argmax(1) == ref.argmax(1)).sum())
+        total += ref[:, 0].numel()
+        assert (out - ref).abs().max() > 0  # quantised, not the fp32 model
+    assert same / total >= 0.90

@@ -136,3 +136,13 @@ def test_compare_records_an_unavailable_backend_and_goes_on(fast_scnn_ckpt, camv
     assert [r["backend"] for r in rows] == ["openvino", "eager"]
     assert "segbench[openvino]" in rows[0]["error"]
     assert rows[1]["miou"] is not None and not rows[1].get("error")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "compare"])
+def test_help_lists_every_backend(command, capsys):
+    from segbench.bench.backends import BACKENDS
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(b in text for b in BACKENDS)

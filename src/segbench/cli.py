@@ -482,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--weights", help=weights_help)
         sp.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
-    backend_names = "eager, channels_last, bf16, compile, onnxruntime, onnxruntime_int8, openvino"
+    backend_names = ("eager, channels_last, bf16, compile, onnxruntime, onnxruntime_int8, openvino, openvino_bf16, "
+                     "openvino_int8")
 
     def backend_args(sp, several: bool = False):
         g = sp.add_argument_group("backend (how the network runs; see segbench.bench.backends)")
@@ -573,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
                    help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
-                   "onnxruntime_int8, openvino")
+                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
     b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")

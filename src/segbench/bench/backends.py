@@ -17,6 +17,9 @@ backend              what runs
 ``onnxruntime_int8`` the ONNX model statically quantised to int8 (:func:`segbench.export.quantize_int8`: QDQ,
                      per-channel weights) with ranges calibrated on ``calibration``, run by ONNX Runtime on CPU
 ``openvino``         the ONNX model compiled by OpenVINO for its CPU plugin, fp32 inference precision
+``openvino_bf16``    the same with bf16 inference precision (CPU with AVX-512 BF16 or AMX)
+``openvino_int8``    the int8 ONNX model of ``onnxruntime_int8`` (same quantisation and calibration), run by
+                     OpenVINO's CPU plugin
 ==================== =========================================================================================
 
 The caller's weights and memory layout are never changed (backends that change them work on a copy); eager and
@@ -62,6 +65,8 @@ BACKENDS: tuple[str, ...] = (
     "onnxruntime",
     "onnxruntime_int8",
     "openvino",
+    "openvino_bf16",
+    "openvino_int8",
 )
 
 
@@ -199,8 +204,8 @@ class _OpenVINOPredictor(Predictor):
     """Compiles one static-shape OpenVINO model per input shape (OpenVINO's CPU plugin is fastest on static
     shapes); the first call at a new shape pays the compile time."""
 
-    def __init__(self, core, ov_model, config: dict, notes: str, keep) -> None:
-        super().__init__("openvino", "cpu", notes)
+    def __init__(self, core, ov_model, config: dict, notes: str, keep, backend: str = "openvino") -> None:
+        super().__init__(backend, "cpu", notes)
         self._core, self._model, self._config, self._keep = core, ov_model, config, keep
         self._requests: dict[tuple[int, ...], object] = {}
 
@@ -266,7 +271,7 @@ def _check_device(backend: str, device: str) -> str:
         kind = device
     if kind not in ("cpu", "cuda"):
         raise BackendUnavailable(f"backend {backend}: device {device!r} is not supported (cpu or cuda)")
-    if backend in ("onnxruntime_int8", "openvino") and kind != "cpu":
+    if (backend == "onnxruntime_int8" or backend.startswith("openvino")) and kind != "cpu":
         raise BackendUnavailable(f"backend {backend} runs on the CPU only here; use --device cpu")
     if kind == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"backend {backend} on {device}: CUDA is not available on this machine")
@@ -328,7 +333,7 @@ def prepare(
         backend: one of :data:`BACKENDS`.
         example: a float32 input ``(N, 3, H, W)``: traced for ONNX, compiled on for ``compile``.
         device: ``"cpu"`` or ``"cuda[:i]"``.
-        calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for ``onnxruntime_int8`` (see
+        calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the int8 backends (see
             :func:`sample_calibration`); without them the example alone calibrates (stated in ``notes``).
         onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends).
 
@@ -350,8 +355,13 @@ def prepare(
     threads = torch.get_num_threads()
     if backend in ("onnxruntime", "onnxruntime_int8"):
         require("onnxruntime", "onnx", f"backend {backend}")
-    if backend == "openvino":
-        require("openvino", "openvino", "backend openvino")
+    if backend.startswith("openvino"):
+        require("openvino", "openvino", f"backend {backend}")
+    if backend in ("bf16", "openvino_bf16") and kind == "cpu" and not cpu_supports_bf16():
+        raise BackendUnavailable(
+            f"backend {backend} on CPU needs AVX-512 BF16 or AMX (cpuinfo flag avx512_bf16 or amx_bf16); "
+            "this CPU has neither"
+        )
 
     if backend in ("eager", "channels_last", "bf16", "compile"):
         net = model
@@ -366,11 +376,6 @@ def prepare(
                 net, backend, device, "PyTorch eager, fp32, channels_last (NHWC)", channels_last=True
             )
         if backend == "bf16":
-            if kind == "cpu" and not cpu_supports_bf16():
-                raise BackendUnavailable(
-                    "backend bf16 on CPU needs AVX-512 BF16 or AMX (cpuinfo flag avx512_bf16 or amx_bf16); "
-                    "this CPU has neither"
-                )
             if kind == "cuda" and not torch.cuda.is_bf16_supported():
                 raise BackendUnavailable(f"backend bf16: {torch.cuda.get_device_name(device)} has no bf16 support")
             return _TorchPredictor(
@@ -394,38 +399,37 @@ def prepare(
         )
         return predictor
 
-    example = example.detach().float()
-    path, keep, how = _export(model, example, onnx_file)
-    if backend == "openvino":
-        ov = require("openvino", "openvino", "backend openvino")
-        core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-        predictor = _OpenVINOPredictor(
-            core,
-            core.read_model(str(path)),
-            config,
-            f"OpenVINO {ov.get_version().split('-')[0]} CPU, fp32, {threads} threads, ONNX {how}",
-            keep,
-        )
-        predictor.onnx_path = path
-        return predictor
-
     from segbench.export import describe_int8, onnx_session, quantize_int8
 
-    notes = f"ONNX Runtime, fp32, {threads} threads, ONNX {how}"
-    if backend == "onnxruntime_int8":
+    example = example.detach().float()
+    path, keep, how = _export(model, example, onnx_file)
+    precision = "fp32"
+    if backend in ("onnxruntime_int8", "openvino_int8"):
         keep = (keep, tempfile.TemporaryDirectory(prefix="segbench-onnx-int8-"))
         int8_path = Path(keep[1].name) / "model.int8.onnx"
         inputs = calibration or [example]
         t0 = time.perf_counter()
         used = quantize_int8(path, int8_path, inputs)
         what = f"{len(inputs)} calibration inputs" if calibration else "the example input only (no calibration given)"
-        notes = (
-            f"ONNX Runtime, int8 static quantisation ({describe_int8(used)} from {what}"
-            f"{'' if used == 'percentile' else ', Percentile ranges failed'}; "
-            f"{time.perf_counter() - t0:.1f} s), {threads} threads, ONNX {how}"
+        precision = (
+            f"int8 static quantisation ({describe_int8(used)} from {what}"
+            f"{'' if used == 'percentile' else ', Percentile ranges failed'}; {time.perf_counter() - t0:.1f} s)"
         )
         path = int8_path
+    if backend.startswith("openvino"):
+        ov = require("openvino", "openvino", f"backend {backend}")
+        hint = "f32"
+        if backend == "openvino_bf16":
+            hint, precision = "bf16", "bf16 inference precision"
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        version = ov.get_version().split("-")[0]
+        notes = f"OpenVINO {version} CPU, {precision}, {threads} threads, ONNX {how}"
+        predictor = _OpenVINOPredictor(core, core.read_model(str(path)), config, notes, keep, backend)
+        predictor.onnx_path = path
+        return predictor
+
+    notes = f"ONNX Runtime, {precision}, {threads} threads, ONNX {how}"
     session = onnx_session(path, threads=threads, device=device)
     num_classes = session.get_outputs()[0].shape[1]
     if not isinstance(num_classes, int):  # a symbolic class dimension: ask the model
