@@ -62,7 +62,7 @@ def _crf_config(args):
 def _backend_runner(args, loaded, device: str, image=None):
     """The model itself for ``--backend eager``, else a :class:`segbench.bench.backends.Predictor` running it
     with ``--backend`` (prepared on ``image``, an ``(H, W, 3)`` uint8 array, or a 360 x 480 random input;
-    ``onnxruntime_int8`` calibrated on ``--calibration`` images, default the shipped sample).
+    the int8 backends calibrated on ``--calibration`` images, default the shipped sample).
 
     Raises:
         UserError: unknown backend; BackendUnavailable (missing package, device); ExportError.
@@ -77,7 +77,7 @@ def _backend_runner(args, loaded, device: str, image=None):
     info = loaded.info
     example = preprocess(image, info.mean, info.std) if image is not None else torch.randn(1, 3, 360, 480)
     calibration = None
-    if args.backend == "onnxruntime_int8":
+    if args.backend.endswith("_int8"):
         calibration = sample_calibration(info.mean, info.std, folder=args.calibration)
     runner = prepare(loaded.model, args.backend, example, device, calibration)
     print(f"backend {args.backend}: {runner.notes}", file=sys.stderr)
@@ -87,10 +87,11 @@ def _backend_runner(args, loaded, device: str, image=None):
 def _check_backend_args(args) -> None:
     from segbench.bench.backends import check_backend
 
-    for b in args.backend if isinstance(args.backend, list) else [args.backend]:
+    backends = args.backend if isinstance(args.backend, list) else [args.backend]
+    for b in backends:
         check_backend(b)
-    if args.calibration and "onnxruntime_int8" not in (args.backend if isinstance(args.backend, list) else [args.backend]):
-        raise UserError("--calibration: only with --backend onnxruntime_int8")
+    if args.calibration and not any(b.endswith("_int8") for b in backends):
+        raise UserError("--calibration: only with an int8 --backend (onnxruntime_int8, openvino_int8)")
 
 
 def cmd_models(args) -> int:
@@ -495,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             g.add_argument("--backend", default="eager", metavar="B", help=f"one of {backend_names} (default eager)")
         g.add_argument("--calibration", metavar="DIR",
-                       help="images calibrating onnxruntime_int8 (default: the CamVid val sample shipped with segbench)")
+                       help="images calibrating the int8 backends (default: the CamVid val sample shipped with segbench)")
 
     def inference_args(sp):
         g = sp.add_argument_group("inference (sliding window, test-time augmentation, dense CRF)")

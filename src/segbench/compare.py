@@ -109,7 +109,7 @@ def compare(
             of a model also holds ``agreement_miou``: the mIoU of its predictions scored against the first
             backend's (1.0 = the same label maps), so a faster backend that segments differently shows even
             without labels.
-        calibration: folder of images calibrating ``onnxruntime_int8`` (default: the shipped CamVid sample).
+        calibration: folder of images calibrating the int8 backends (default: the shipped CamVid sample).
 
     Returns:
         ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
@@ -155,7 +155,7 @@ def compare(
                 runner = loaded.model
                 calib = None
                 if backend != "eager":
-                    if backend == "onnxruntime_int8":
+                    if backend.endswith("_int8"):
                         calib = sample_calibration(info.mean, info.std, folder=calibration)
                     first = next((dataset[i] for i in range(n_images) if "error" not in dataset[i]), None)
                     example = (preprocess(first["image"], info.mean, info.std) if first is not None
