@@ -139,6 +139,38 @@ def test_finetunes_a_weights_tag_and_refuses_another_architecture(shapes_root, t
         train(_cfg(shapes_root, tmp_path / "x", model__init="lraspp_mobilenet_v3_large.camvid"), progress=False)
 
 
+def test_encoder_init_loads_only_the_encoder_of_another_network(shapes_root, tmp_path):
+    out = tmp_path / "enc"
+    cfg = _cfg(
+        shapes_root, out, model__name="deeplabv3_mobilenet_v3_large", optim__lr=0.0,
+        model__encoder_init="lraspp_mobilenet_v3_large.camvid",
+    )
+    summary = train(cfg, progress=False)
+    assert summary["init_report"].startswith("model.encoder_init: loaded 308 of 308 encoder tensors")
+    source = load_model("lraspp_mobilenet_v3_large.camvid").model
+    trained = _last(out)["model"]
+    encoder = _params(source.encoder)
+    assert encoder and all(torch.equal(trained["encoder." + k], v) for k, v in encoder.items())
+    torch.manual_seed(0)
+    fresh = _params(build_model("deeplabv3_mobilenet_v3_large", num_classes=3))
+    assert any(not torch.equal(trained[k], fresh[k]) for k in fresh if k.startswith("encoder."))
+    with pytest.raises(UserError, match="has a ResNetEncoder encoder, the model needs a MobileNetV3LargeEncoder"):
+        train(
+            _cfg(shapes_root, tmp_path / "x", model__name="deeplabv3_mobilenet_v3_large",
+                 model__encoder_init=str(_resnet_file(tmp_path / "r.pt"))),
+            progress=False,
+        )
+    with pytest.raises(UserError, match="set one of them, not both"):
+        train(_cfg(shapes_root, tmp_path / "y", model__init="a.pt", model__encoder_init="b.pt"), progress=False)
+
+
+def _resnet_file(path):
+    model = build_model("fcn_resnet50", num_classes=3)
+    meta = {"arch": "fcn_resnet50", "num_classes": 3, "class_names": ["a", "b", "c"]}
+    save_checkpoint(path, {"model": model.state_dict(), "meta": meta})
+    return path
+
+
 def test_gradient_clipping_bounds_the_update(shapes_root, tmp_path):
     init = _params(_init_file(tmp_path / "init.pt"))
     common = {"model__init": str(tmp_path / "init.pt"), "optim__momentum": 0.0, "optim__weight_decay": 0.0}

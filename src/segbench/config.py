@@ -41,6 +41,9 @@ class ModelConfig:
     # "none" (random), a weights tag or a checkpoint path to start from; with another number of classes
     # the classifier (and auxiliary head) are rebuilt and the rest loads
     init: str = "none"
+    # "none", or a weights tag or checkpoint of any network with the same encoder class (for example
+    # lraspp_mobilenet_v3_large.camvid for deeplabv3_mobilenet_v3_large): only its encoder's tensors load
+    encoder_init: str = "none"
     aux_loss: bool = False
 
 

@@ -138,10 +138,35 @@ def _init_report(source: str, result: dict, num_classes: int) -> str:
     return "; ".join(parts)
 
 
+def _load_encoder(model: nn.Module, source: str) -> str:
+    """Load the encoder of the network in ``source`` (weights tag or checkpoint) into ``model.encoder``.
+
+    Raises:
+        UserError: the source cannot be read, its encoder is of another class, or none of its tensors fit.
+    """
+    with torch.random.fork_rng(devices=[]):  # building the source must not shift the training RNG
+        loaded = load_model(source)
+    theirs, ours = getattr(loaded.model, "encoder", None), getattr(model, "encoder", None)
+    if theirs is None or ours is None or type(theirs) is not type(ours):
+        raise UserError(
+            f"model.encoder_init: {source} ({loaded.info.arch}) has a {type(theirs).__name__} encoder, "
+            f"the model needs a {type(ours).__name__}"
+        )
+    result = load_matching(ours, theirs.state_dict())
+    if not result["loaded"]:
+        raise UserError(f"model.encoder_init: no encoder tensor of {source} fits")
+    report = _init_report(loaded.info.name, result, 0).replace("model.init:", "model.encoder_init:", 1)
+    return report.replace(" tensors from", " encoder tensors from", 1)
+
+
 def _initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, str | None]:
     """The network to train and, with ``model.init``, a one-line report of what was loaded."""
     name, init = cfg.model.name, cfg.model.init
     model = build_model(name, num_classes=num_classes, aux_loss=cfg.model.aux_loss)
+    if cfg.model.encoder_init != "none":
+        if init != "none":
+            raise UserError("model.init and model.encoder_init: set one of them, not both")
+        return model, _load_encoder(model, cfg.model.encoder_init)
     if init == "none":
         return model, None
     is_file = Path(init).is_file() or init.endswith((".pt", ".pth", ".safetensors"))
