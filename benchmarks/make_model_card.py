@@ -30,7 +30,25 @@ REFERENCES = {
     "fast_scnn": 'Poudel, Liwicki, Cipolla, "Fast-SCNN: Fast Semantic Segmentation Network", arXiv 1902.04502',
     "lraspp_mobilenet_v3_large": 'Howard et al., "Searching for MobileNetV3", arXiv 1905.02244 (LR-ASPP); '
     "segbench's implementation in torchvision's layout (same outputs as torchvision's with the same weights)",
+    "deeplabv3_mobilenet_v3_large": 'Chen et al., "Rethinking Atrous Convolution for Semantic Image '
+    'Segmentation", arXiv 1706.05587, on MobileNetV3-Large (Howard et al., arXiv 1905.02244)',
+    "deeplabv3plus_mobilenet_v3_large": 'Chen et al., "Encoder-Decoder with Atrous Separable Convolution for '
+    'Semantic Image Segmentation", arXiv 1802.02611, on MobileNetV3-Large (Howard et al., arXiv 1905.02244)',
+    "unet_resnet18": 'Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image '
+    'Segmentation", arXiv 1505.04597, with a ResNet-18 encoder (He et al., arXiv 1512.03385)',
 }
+
+
+def origin(arch: str, cfg: dict) -> str:
+    """How the run started: from scratch, or with another CamVid model's encoder."""
+    source = (cfg.get("model") or {}).get("encoder_init", "none")
+    if source in (None, "none"):
+        return f"{arch} trained from scratch (random initialisation, no pretrained weights) on CamVid train."
+    return (
+        f"{arch} trained on CamVid train. No ImageNet or other pretrained weights: the encoder started from\n"
+        f"`{source}` (itself trained from scratch on CamVid train, see its model card), the rest from random\n"
+        "initialisation (`model.encoder_init` in the recipe)."
+    )
 
 
 def plot_curve(rows: list[dict], path: Path, title: str) -> None:
@@ -78,7 +96,7 @@ def main() -> None:
     lines = [
         f"# {a.tag}",
         "",
-        f"{arch} trained from scratch (random initialisation, no pretrained weights) on CamVid train.",
+        origin(arch, cfg),
         f"Reference: {REFERENCES.get(arch, arch)}.",
         "",
         "| | |",

@@ -91,6 +91,7 @@ def test_compare_one_row_per_model_and_backend(fast_scnn_ckpt, camvid_root, tmp_
             "--backend",
             "eager",
             "onnxruntime",
+            "--in-process",
         ]
     )
     assert code == 0

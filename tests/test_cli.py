@@ -334,6 +334,12 @@ def test_compare_on_labelled_data(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     ckpt_row = rows["fast_scnn(fast_scnn_camvid.safetensors)"]
     assert 0.0 <= ckpt_row["miou"] <= 1.0 and ckpt_row["num_images"] == 2
     assert ckpt_row["latency_ms_p50"] > 0
+    # timed in a fresh worker process (the default), which reports its own peak memory
+    assert ckpt_row["worker_exit"] == 0 and ckpt_row["peak_rss_mib_total"] > 0
+    with open(out_dir / "results.csv", newline="") as f:
+        csv_row = next(r for r in csv.DictReader(f) if r["model"] == ckpt_row["model"])
+    assert float(csv_row["peak_rss_mib_total"]) == pytest.approx(ckpt_row["peak_rss_mib_total"])
+    assert float(csv_row["achieved_gflop_s"]) > 0 and float(csv_row["latency_ms_std"]) >= 0
     random_row = rows["fast_scnn"]
     assert random_row["miou"] is None  # 19 classes: accuracy not measured on CamVid
     assert results["settings"]["images"] == 2 and results["settings"]["input_size"] == [48, 64]
@@ -350,19 +356,22 @@ def test_compare_on_labelled_data(cli, tmp_path, camvid_root, fast_scnn_ckpt):
 
 def test_compare_on_unlabelled_images(cli, tmp_path, images_dir, fast_scnn_ckpt):
     out_dir = tmp_path / "report"
-    rc, out, err = cli("compare", fast_scnn_ckpt, "--data", images_dir, "--min-time", 0.05, "--output", out_dir, "--quiet")
+    rc, out, err = cli(
+        "compare", fast_scnn_ckpt, "--data", images_dir, "--min-time", 0.05, "--output", out_dir, "--quiet", "--in-process"
+    )
     assert rc == 0, err
     assert (out_dir / "grid.png").is_file() and (out_dir / "report.html").is_file()
     results = _strict_json((out_dir / "results.json").read_text())
     assert results["settings"]["split"] == "(unlabelled images)"
     assert results["rows"][0]["miou"] is None and results["rows"][0]["latency_ms_p50"] > 0
+    assert "worker_exit" not in results["rows"][0]  # --in-process
 
 
 def test_compare_failed_model_is_a_row(cli, tmp_path, images_dir, fast_scnn_ckpt):
     out_dir = tmp_path / "report"
     rc, out, err = cli(
         "compare", fast_scnn_ckpt, tmp_path / "absent.safetensors", "--data", images_dir,
-        "--min-time", 0.02, "--output", out_dir, "--quiet",
+        "--min-time", 0.02, "--output", out_dir, "--quiet", "--in-process",
     )  # fmt: skip
     assert rc == 0, err
     assert "no such weights file" in out

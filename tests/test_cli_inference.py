@@ -277,6 +277,7 @@ def test_cli_compare_with_tta_shows_with_and_without(cli, tmp_path, camvid_root,
         out_dir,
         "--quiet",
         "--tta-flip",
+        "--in-process",
     )
     assert rc == 0, err
     results = json.loads((out_dir / "results.json").read_text())

@@ -402,7 +402,7 @@ def cmd_compare(args) -> int:
         models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
-        backends=args.backend, calibration=args.calibration,
+        backends=args.backend, calibration=args.calibration, isolate=not args.in_process,
     )
     several = args.backend != ["eager"]
     for r in result["rows"]:
@@ -612,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
     c.add_argument("--grid", type=int, default=4, help="images shown side by side (default 4)")
     c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
+    c.add_argument("--in-process", action="store_true",
+                   help="time the models in this process instead of a fresh subprocess per (model, backend)")
     c.add_argument("--quiet", action="store_true")
     inference_args(c)
     backend_args(c, several=True)

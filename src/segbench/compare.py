@@ -3,8 +3,9 @@
 For each model, and each backend it runs with (eager PyTorch by default; ONNX Runtime, OpenVINO, bf16, ... see
 :mod:`segbench.bench.backends`): accuracy on the dataset (pixel accuracy, mean accuracy, per-class IoU, mIoU;
 skipped when the images have no labels or the model predicts other classes; with several backends also the
-agreement with the first backend's label maps), then size, GFLOPs, latency, throughput and peak memory via
-:func:`segbench.bench.benchmark_model`; the masks of a few images side by side. A model or backend that fails
+agreement with the first backend's label maps), then size, GFLOPs, latency, throughput and peak memory, measured by default in a fresh subprocess per
+(model, backend) (:func:`segbench.bench.runner.run_isolated`, as ``segbench benchmark`` does, so one model's
+memory and caches do not shift the next one's figures); the masks of a few images side by side. A model or backend that fails
 to load or run becomes a row holding its error, and the others go on.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info
+from segbench.bench.runner import make_case, run_isolated
 from segbench.bench.backends import check_backend, prepare, sample_calibration
 from segbench.bench.report import display_name, write_report
 from segbench.data.datasets import open_dataset
@@ -69,6 +71,10 @@ def _agreement(preds: dict[str, np.ndarray], reference: dict[str, np.ndarray], n
     return {"agreement_miou": cm.compute().miou, "pixel_agreement": same / total}
 
 
+# Keys of a worker's row that describe the case rather than measure it (the comparison's own row has them).
+_CASE_KEYS = ("model", "weights", "num_classes", "error_kind")
+
+
 def compare(
     models: list[str],
     data: str | Path,
@@ -88,6 +94,7 @@ def compare(
     crf: CRFConfig | None = None,
     backends: Sequence[str] = ("eager",),
     calibration: str | Path | None = None,
+    isolate: bool = True,
 ) -> dict:
     """Compare ``models`` on ``data`` and write the report folder ``out_dir``.
 
@@ -110,6 +117,10 @@ def compare(
             backend's (1.0 = the same label maps), so a faster backend that segments differently shows even
             without labels.
         calibration: folder of images calibrating the int8 backends (default: the shipped CamVid sample).
+        isolate: time each (model, backend) in a fresh ``python -m segbench.bench.worker`` subprocess
+            (default; its row then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the
+            memory of one training step); False: in this process, after the accuracy pass (faster to start,
+            but the figures can depend on what ran before).
 
     Returns:
         ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
@@ -198,10 +209,19 @@ def compare(
                 if name in grid_names:
                     grid_preds.setdefault(name, {})[label] = pred
             del res
-            bench = benchmark_model(
-                loaded.model, input_size=tuple(input_size), batch=batch, device=device, threads=threads,
-                min_time_s=min_time_s, backend=backend, calibration=calib,
-            )
+            if isolate:
+                case = make_case(
+                    spec, backend=backend, batch=batch, input_size=tuple(input_size), device=device,
+                    threads=threads, weights=weights, latency={"min_time_s": min_time_s},
+                    data=None if calibration is None else str(calibration), e2e=False,
+                    train_step=device.startswith("cuda"),
+                )
+                bench = {k: v for k, v in run_isolated(case).items() if k not in _CASE_KEYS}
+            else:
+                bench = benchmark_model(
+                    loaded.model, input_size=tuple(input_size), batch=batch, device=device, threads=threads,
+                    min_time_s=min_time_s, backend=backend, calibration=calib,
+                )
             env = bench.pop("env", None)
             brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
             brow["env"] = env
