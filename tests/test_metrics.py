@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -134,3 +135,24 @@ def test_all_reduce_without_distributed_is_noop():
 def test_invalid_num_classes():
     with pytest.raises(ValueError):
         ConfusionMatrix(num_classes=0)
+
+
+@pytest.mark.parametrize("target_dtype", [torch.uint8, torch.int32, torch.int64])
+def test_matches_a_plain_count_and_checks_values_before_narrowing(target_dtype):
+    g = torch.Generator().manual_seed(3)
+    c = 7
+    target = torch.randint(0, c, (2, 31, 45), generator=g)
+    target[:, :5] = 255
+    pred = torch.randint(0, c, (2, 31, 45), generator=g)
+    pred[:, :5] = 99  # anything goes where the target is ignored
+    cm = ConfusionMatrix(c)
+    cm.update(pred, target.to(target_dtype))
+    expected = np.zeros((c, c), dtype=np.int64)
+    for t, p in zip(target.flatten().tolist(), pred.flatten().tolist()):
+        if t != 255:
+            expected[t, p] += 1
+    np.testing.assert_array_equal(cm.mat.numpy(), expected)
+    wrapped = pred.clone()
+    wrapped[0, 10, 10] = 2**32 + 1  # would read as 1 after a cast to int32
+    with pytest.raises(ValueError, match="outside"):
+        cm.update(wrapped, target)

@@ -166,27 +166,35 @@ class ConfusionMatrix:
                 raise ValueError(f"{name} must hold integer class indices, got dtype {t.dtype}")
         if self.mat.device != target.device:
             self.mat = self.mat.to(target.device)
-        pred = pred.to(device=target.device, dtype=torch.int64).reshape(-1)
-        target = target.to(torch.int64).reshape(-1)
+        pred = pred.to(device=target.device).reshape(-1)
+        target = target.reshape(-1)
         c = self.num_classes
+        if target.numel() == 0:
+            return
 
         valid = target != self.ignore_index
-        bad_target = valid & ((target < 0) | (target >= c))
-        bad_pred = valid & ((pred < 0) | (pred >= c))
-        any_bad_target, any_bad_pred = torch.stack([bad_target.any(), bad_pred.any()]).tolist()  # one sync
-        if any_bad_target:
-            values = torch.unique(target[bad_target]).tolist()
+        invalid = ~valid
+        # Range checks on the original dtypes (a cast could wrap an out-of-range value into range); one sync.
+        t_lo, t_hi = torch.aminmax(target.masked_fill(invalid, 0))
+        p_lo, p_hi = torch.aminmax(pred.masked_fill(invalid, 0))
+        t_lo, t_hi, p_lo, p_hi = torch.stack([v.to(torch.int64) for v in (t_lo, t_hi, p_lo, p_hi)]).tolist()
+        if t_lo < 0 or t_hi >= c:
+            bad = valid & ((target < 0) | (target >= c))
+            values = torch.unique(target[bad]).tolist()
             shown = ", ".join(str(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
             raise UserError(
                 f"target contains values outside [0, {c}) that are not ignore_index={self.ignore_index}: "
                 f"{shown} (check num_classes and the dataset's label encoding)"
             )
-        if any_bad_pred:
-            values = torch.unique(pred[bad_pred]).tolist()
+        if p_lo < 0 or p_hi >= c:
+            values = torch.unique(pred[valid & ((pred < 0) | (pred >= c))]).tolist()
             raise ValueError(f"pred contains values outside [0, {c}): {values[:20]}")
 
-        index = target[valid] * c + pred[valid]
-        self.mat += torch.bincount(index, minlength=c * c).reshape(c, c)
+        # One bincount over target * C + pred, ignored pixels sent to an extra last bin; int32 arithmetic
+        # (about 4x faster than int64 with boolean indexing on CPU) whenever C * C fits.
+        dtype = torch.int32 if c * c < torch.iinfo(torch.int32).max else torch.int64
+        index = (target.to(dtype).masked_fill(invalid, 0) * c + pred.to(dtype)).masked_fill_(invalid, c * c)
+        self.mat += torch.bincount(index, minlength=c * c + 1)[: c * c].reshape(c, c)
 
     def all_reduce(self) -> None:
         """Sum ``mat`` over all ``torch.distributed`` processes, in place.
