@@ -380,10 +380,19 @@ def cmd_benchmark(args) -> int:
         print(f"torch {env.get('torch')}, {env.get('threads')} threads, cudnn.benchmark {env.get('cudnn_benchmark')}, {where}")
     if any(r.get("weights") == "none" for r in rows):
         print("weights 'none': random initialisation (speed, size and memory do not depend on the weight values)")
+    _print_busy_warning(rows)
     if out_file is not None:
         write_bytes_atomic(out_file, json.dumps(_json_safe(rows), indent=2, default=str).encode())
         print(f"wrote {out_file}")
     return 0
+
+
+def _print_busy_warning(rows: list[dict]) -> None:
+    from segbench.bench.env import busy_warning
+
+    line = busy_warning(rows)
+    if line:
+        print(line, file=sys.stderr)
 
 
 def cmd_compare(args) -> int:
@@ -417,6 +426,7 @@ def cmd_compare(args) -> int:
                 print(f"{'':34s}   {v['name']}: mIoU {_pct(v.get('miou'))} (plain {_pct(r['variants'][0].get('miou'))}), "
                       f"{_fmt(v.get('extra_ms_per_image'), '+.1f')} ms/image")
     _print_skipped(result["skipped"])
+    _print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0
 

@@ -22,6 +22,7 @@ import torch
 from segbench.bench import benchmark_model, environment_info
 from segbench.bench.runner import make_case, run_isolated
 from segbench.bench.backends import check_backend, prepare, sample_calibration
+from segbench.bench.env import busy_warning
 from segbench.bench.report import display_name, write_report
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
@@ -254,6 +255,9 @@ def compare(
         settings["inference"] = inference.describe()
     if crf is not None:
         settings["crf"] = crf.describe()
+    busy = busy_warning(rows)
+    if busy:
+        settings["warning"] = busy.removeprefix("warning: ")
     if dataset.labelled and not any(r.get("miou") is not None for r in rows):
         settings["accuracy_note"] = "Accuracy not measured: no model predicts the data's classes."
     files = write_report(

@@ -150,6 +150,54 @@ def cpu_info() -> dict:
     }
 
 
+def _cpu_times(path: str) -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from the aggregate ``cpu`` line of ``/proc/stat``."""
+    try:
+        with open(path, encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def cpu_busy_pct(interval_s: float = 0.5, path: str = "/proc/stat") -> float | None:
+    """Share of all CPUs' time (%) spent busy during ``interval_s`` while the calling thread sleeps.
+
+    Called by a benchmark worker just before it times a model: whatever it measures is other processes'
+    work (or the machine's), which slows the timing and makes it unrepeatable. Linux only.
+
+    Returns:
+        Percent in [0, 100], or None where ``/proc/stat`` cannot be read.
+    """
+    first = _cpu_times(path)
+    if first is None:
+        return None
+    time.sleep(interval_s)
+    second = _cpu_times(path)
+    if second is None or second[1] <= first[1]:
+        return None
+    return 100.0 * (second[0] - first[0]) / (second[1] - first[1])
+
+
+BUSY_WARN_PCT = 15.0
+"""Above this ``cpu_busy_before_pct``, ``segbench benchmark`` and ``compare`` warn that the machine was busy."""
+
+
+def busy_warning(rows: list[dict]) -> str | None:
+    """One line naming the cases timed while other work kept the CPU busy, or None."""
+    busy = [r for r in rows if (r.get("cpu_busy_before_pct") or 0.0) > BUSY_WARN_PCT]
+    if not busy:
+        return None
+    worst = max(r["cpu_busy_before_pct"] for r in busy)
+    names = ", ".join(dict.fromkeys(str(r.get("model")) for r in busy))
+    return (f"warning: other processes kept up to {worst:.0f}% of the CPU busy just before timing {names}; "
+            "these latencies are not comparable with an idle machine's (stop other work and run again)")
+
+
 def cpu_fp32_peak(threads: int | None = None, info: dict | None = None) -> dict:
     """Theoretical fp32 peak of the cores a CPU benchmark uses, in GFLOP/s.
 

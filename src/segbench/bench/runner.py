@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segbench.bench.env import cpu_fp32_peak, environment_info, measure_matmul_peak
+from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_end_to_end, measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
 from segbench.bench.size import count_flops, count_params, weights_size_mb
@@ -442,6 +442,8 @@ def run_case(case: dict) -> dict:
             return row
         calibration = _calibration(paths, info, size)
 
+    if not str(device).startswith("cuda"):
+        row["cpu_busy_before_pct"] = cpu_busy_pct()  # other processes' load, measured while this one sleeps
     bench, predictor = _benchmark(
         loaded.model, input_size=size, batch=batch, device=device, threads=threads, in_channels=3,
         backend=backend, calibration=calibration, latency=case.get("latency") or {},
