@@ -40,18 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from segbench.bench.backends import BACKENDS
+
 MODELS = ("lraspp_mobilenet_v3_large.camvid", "deeplabv3_mobilenet_v3_large", "fcn_resnet50")
-BACKENDS = (
-    "eager",
-    "channels_last",
-    "bf16",
-    "compile",
-    "onnxruntime",
-    "onnxruntime_int8",
-    "openvino",
-    "openvino_bf16",
-    "openvino_int8",
-)
 
 
 def one(args) -> dict:

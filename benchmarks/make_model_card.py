@@ -92,6 +92,8 @@ def main() -> None:
     curve = zoo_dir() / f"{a.tag}.curve.png"
     plot_curve(rows, curve, f"{a.tag}: training loss and val mIoU")
 
+    # the run's data.root is a path on the training machine: the card shows the placeholder of the commands
+    recipe = {**cfg, "data": {**cfg.get("data", {}), "root": "/path/to/camvid"}}
     wall_min = last["elapsed_s"] / 60
     lines = [
         f"# {a.tag}",
@@ -142,7 +144,7 @@ def main() -> None:
         "## Recipe (resolved)",
         "",
         "```yaml",
-        yaml.safe_dump(cfg, sort_keys=False).strip(),
+        yaml.safe_dump(recipe, sort_keys=False).strip(),
         "```",
         "",
         "## Training curve",
