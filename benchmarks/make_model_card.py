@@ -68,6 +68,18 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def resume_lines(run_dir: Path) -> list[str]:
+    """The settings each resume changed (``resumes.yaml``, written by ``segbench train --resume``)."""
+    path = run_dir / "resumes.yaml"
+    if not path.exists():
+        return []
+    lines = ["## Resumed with changed settings", "", "The recipe above is the final stretch's; earlier stretches differed:", ""]
+    for entry in yaml.safe_load(path.read_text()):
+        changes = ", ".join(f"`{k}` {old!r} -> {new!r}" for k, (old, new) in entry["changed"].items())
+        lines.append(f"- at iteration {entry['iteration']}: {changes}")
+    return lines + [""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("tag")
@@ -147,6 +159,7 @@ def main() -> None:
         yaml.safe_dump(recipe, sort_keys=False).strip(),
         "```",
         "",
+        *resume_lines(a.run_dir),
         "## Training curve",
         "",
         f"![training loss and val mIoU]({curve.name})",

@@ -154,6 +154,19 @@ def test_resume_continues_exactly(shapes_root, tmp_path, monkeypatch):
     assert [r["loss"] for r in _rows(run)] == [r["loss"] for r in _rows(reference)]
 
 
+def test_resume_with_changed_settings_rewrites_config_and_logs_the_change(shapes_root, tmp_path):
+    run = tmp_path / "run"
+    small = {"val_every": 2, "log_every": 1, "data__val_max_images": 1}
+    train(_cfg(shapes_root, run, iters=2, **small), progress=False)
+    train(_cfg(shapes_root, run, iters=2, **small), resume=True, progress=False)  # nothing changed, nothing logged
+    assert not (run / "resumes.yaml").exists()
+
+    train(_cfg(shapes_root, run, iters=4, threads=1, **small), resume=True, progress=False)
+    history = yaml.safe_load((run / "resumes.yaml").read_text())
+    assert history == [{"iteration": 2, "changed": {"iters": [2, 4], "threads": [0, 1]}}]
+    assert yaml.safe_load((run / "config.yaml").read_text())["iters"] == 4
+
+
 def test_aux_loss_and_median_frequency_weighting(shapes_root, tmp_path):
     out = tmp_path / "aux"
     cfg = _cfg(shapes_root, out, iters=2, val_every=2, log_every=1, class_weighting="median_frequency",

@@ -276,6 +276,37 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         dist_utils.cleanup()
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def _record_resume(out: Path, iteration: int, saved: dict | None, current: dict, say) -> None:
+    """Keep ``config.yaml`` equal to the settings in force, and log what a resume changed.
+
+    A resume may change settings (a longer schedule with ``--set iters=N``, more threads, bf16); the run
+    folder then says so: ``config.yaml`` is rewritten with the new settings and ``resumes.yaml`` gets one
+    entry ``{iteration, changed: {key: [old, new]}}``, which the model card reports.
+    """
+    if saved is None:
+        return
+    before, after = _flatten(saved), _flatten(current)
+    changed = {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+    if not changed:
+        return
+    log_path = out / "resumes.yaml"
+    history = yaml.safe_load(log_path.read_text()) if log_path.exists() else []
+    history.append({"iteration": iteration, "changed": changed})
+    write_bytes_atomic(log_path, yaml.safe_dump(history, sort_keys=False).encode())
+    write_bytes_atomic(out / "config.yaml", yaml.safe_dump(current, sort_keys=False).encode())
+    say(f"resumed at iteration {iteration} with changed settings: " + ", ".join(f"{k} {o!r} -> {n!r}" for k, (o, n) in changed.items()))
+
+
 def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path: Path, dinfo) -> dict:
     _check_options(cfg, dinfo)
     main, device = dinfo.is_main, dinfo.device
@@ -358,6 +389,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path:
         _set_rng_state(per_rank[dinfo.rank] if per_rank and len(per_rank) == dinfo.world_size else state["rng"], device)
         if main:
             _rewrite_metrics(out / "metrics.csv", start_iter)
+            _record_resume(out, start_iter, state.get("meta", {}).get("config"), config_to_dict(cfg), say)
     elif main:
         out.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
