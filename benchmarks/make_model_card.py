@@ -18,13 +18,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import yaml
 
-from segbench.bench.env import environment_info  # noqa: E402
-from segbench.models import load_model  # noqa: E402
-from segbench.models.weights import zoo_dir  # noqa: E402
+from segbench.bench.env import environment_info
+from segbench.models import load_model
+from segbench.models.weights import zoo_dir
 
 REFERENCES = {
     "fast_scnn": 'Poudel, Liwicki, Cipolla, "Fast-SCNN: Fast Semantic Segmentation Network", arXiv 1902.04502',

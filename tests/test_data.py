@@ -4,6 +4,7 @@ training transform."""
 import numpy as np
 import pytest
 import torch
+from conftest import H, W, make_camvid, make_folder_dataset
 from PIL import Image
 
 from segbench.data.classes import CAMVID, IGNORE_INDEX
@@ -11,9 +12,6 @@ from segbench.data.datasets import open_dataset
 from segbench.data.io import read_image, read_mask
 from segbench.data.transforms import normalize, preprocess, to_tensor_pair, train_transform
 from segbench.errors import UserError
-
-from conftest import H, W, make_camvid, make_folder_dataset
-
 
 # --- CamVid ---------------------------------------------------------------------------------------
 

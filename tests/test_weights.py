@@ -5,6 +5,7 @@ import urllib.error
 
 import pytest
 import torch
+from conftest import camvid_meta
 from torchvision.models import segmentation as tvseg
 
 from segbench.data.classes import CAMVID, VOC
@@ -13,8 +14,6 @@ from segbench.errors import UserError
 from segbench.models import available_weights, build_model, load_model
 from segbench.models import weights as weights_mod
 from segbench.models.weights import TORCHVISION_WEIGHTS
-
-from conftest import camvid_meta
 
 
 def _outputs(model, seed=0, size=(40, 56)):

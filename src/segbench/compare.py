@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info
-from segbench.bench.runner import make_case, run_isolated
 from segbench.bench.backends import check_backend, prepare, sample_calibration
 from segbench.bench.env import busy_warning
 from segbench.bench.report import display_name, write_report
+from segbench.bench.runner import make_case, run_isolated
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig

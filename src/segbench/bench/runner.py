@@ -532,10 +532,10 @@ def run_isolated(
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)  # fmt: skip
-        timed_out, status, usage = False, 0, None
+        timed_out, status = False, 0
         try:
             while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
                 if pid:
                     break
                 if time.perf_counter() - t0 > timeout_s:
@@ -544,7 +544,7 @@ def run_isolated(
                         os.killpg(proc.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                    _, status, usage = os.wait4(proc.pid, 0)
+                    _, status = os.waitpid(proc.pid, 0)
                     break
                 time.sleep(poll_s)
         except BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["count_params", "weights_size_mb", "count_flops"]
+__all__ = ["count_flops", "count_params", "weights_size_mb"]
 
 
 def count_params(model: nn.Module) -> int:

@@ -69,7 +69,7 @@ def build_model(name: str, **kwargs) -> nn.Module:
     return fn(**kwargs)
 
 
-from segbench.models.weights import LoadedModel, ModelInfo, available_weights, load_model  # noqa: E402
+from segbench.models.weights import LoadedModel, ModelInfo, available_weights, load_model
 
 __all__ = [
     "MODELS",

@@ -29,6 +29,8 @@ Shape:
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -120,7 +122,7 @@ class UNetEncoder(nn.Module):
         self.out_channels = tuple(channels)
         self.reductions = tuple(2**i for i in range(len(channels)))
         stages: list[nn.Module] = [DoubleConv(3, channels[0])]
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for c_in, c_out in itertools.pairwise(channels):
             stages.append(nn.Sequential(nn.MaxPool2d(2, 2, ceil_mode=True), DoubleConv(c_in, c_out)))
         self.stages = nn.ModuleList(stages)
 
