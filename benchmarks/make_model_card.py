@@ -73,7 +73,8 @@ def resume_lines(run_dir: Path) -> list[str]:
     path = run_dir / "resumes.yaml"
     if not path.exists():
         return []
-    lines = ["## Resumed with changed settings", "", "The recipe above is the final stretch's; earlier stretches differed:", ""]
+    lines = ["## Resumed with changed settings", "",
+             "The recipe above is the final stretch's; earlier stretches differed:", ""]
     for entry in yaml.safe_load(path.read_text()):
         changes = ", ".join(f"`{k}` {old!r} -> {new!r}" for k, (old, new) in entry["changed"].items())
         lines.append(f"- at iteration {entry['iteration']}: {changes}")

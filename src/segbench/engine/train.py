@@ -296,7 +296,8 @@ def _record_resume(out: Path, iteration: int, saved: dict | None, current: dict,
     if saved is None:
         return
     before, after = _flatten(saved), _flatten(current)
-    changed = {k: [before.get(k), after.get(k)] for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+    keys = sorted(set(before) | set(after))
+    changed = {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
     if not changed:
         return
     log_path = out / "resumes.yaml"
@@ -304,7 +305,8 @@ def _record_resume(out: Path, iteration: int, saved: dict | None, current: dict,
     history.append({"iteration": iteration, "changed": changed})
     write_bytes_atomic(log_path, yaml.safe_dump(history, sort_keys=False).encode())
     write_bytes_atomic(out / "config.yaml", yaml.safe_dump(current, sort_keys=False).encode())
-    say(f"resumed at iteration {iteration} with changed settings: " + ", ".join(f"{k} {o!r} -> {n!r}" for k, (o, n) in changed.items()))
+    listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+    say(f"resumed at iteration {iteration} with changed settings: {listed}")
 
 
 def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path: Path, dinfo) -> dict:
