@@ -8,7 +8,7 @@ from conftest import H, W, make_camvid, make_folder_dataset
 from PIL import Image
 
 from segbench.data.classes import CAMVID, IGNORE_INDEX
-from segbench.data.datasets import open_dataset
+from segbench.data.datasets import camvid, open_dataset
 from segbench.data.io import read_image, read_mask
 from segbench.data.transforms import normalize, preprocess, to_tensor_pair, train_transform
 from segbench.errors import UserError
@@ -285,3 +285,54 @@ def test_normalize_and_preprocess():
     torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([1.0, -2.0, -1.0]))
     batch = torch.full((2, 3, 1, 1), 51, dtype=torch.uint8)
     torch.testing.assert_close(normalize(batch, (0, 0, 0), (1, 1, 1)), torch.full((2, 3, 1, 1), 0.2))
+
+
+# --- named and group-disjoint splits ----------------------------------------------------------------
+
+
+def _camvid_with_drives(tmp_path):
+    """A tiny CamVid whose files carry drive prefixes as CamVid's do: train 0001TP x1, 0006R0 x2, 0016E5 x2;
+    val 0016E5 x2."""
+    root = make_camvid(tmp_path / "cv", n_train=5, n_val=2, listing=False)
+    names = {"train": ["0001TP_000", "0006R0_001", "0006R0_002", "0016E5_003", "0016E5_004"],
+             "val": ["0016E5_100", "0016E5_101"]}  # fmt: skip
+    for split, stems in names.items():
+        for i, stem in enumerate(stems):
+            for folder in (split, f"{split}annot"):
+                (root / folder / f"{split}_{i:03d}.png").rename(root / folder / f"{stem}.png")
+    return root
+
+
+def _stems(ds):
+    return sorted(p.stem for p, _ in ds.pairs)
+
+
+def test_camvid_named_splits_hold_out_a_whole_drive(tmp_path):
+    root = _camvid_with_drives(tmp_path)
+    seq_train, seq_val = open_dataset(root, "seq_train"), open_dataset(root, "seq_val")
+    assert _stems(seq_val) == ["0006R0_001", "0006R0_002"]
+    assert _stems(seq_train) == ["0001TP_000", "0016E5_003", "0016E5_004", "0016E5_100", "0016E5_101"]
+    drives = {s.split("_")[0] for s in _stems(seq_train)}
+    assert "0006R0" not in drives  # no training frame shares the validation drive
+    assert _stems(open_dataset(root, "trainval")) == sorted(_stems(seq_train) + _stems(seq_val))
+    assert _stems(open_dataset(root, "train+val")) == _stems(open_dataset(root, "trainval"))
+    for pair in seq_train.pairs + seq_val.pairs:  # labels still pair with their images
+        assert pair[1].name == pair[0].name and pair[1].parent.name.endswith("annot")
+    with pytest.raises(UserError, match="no CamVid split 'nope'"):
+        camvid(root, "train+nope")
+
+
+def test_select_groups_by_pattern(tmp_path):
+    from segbench.data.datasets import file_group, select_groups
+
+    root = _camvid_with_drives(tmp_path)
+    ds = open_dataset(root, "train")
+    kept = select_groups(ds, r"^([^_]+)_", ["0001TP", "0016E5"], keep=True)
+    dropped = select_groups(ds, r"^([^_]+)_", ["0001TP", "0016E5"], keep=False)
+    assert _stems(kept) == ["0001TP_000", "0016E5_003", "0016E5_004"]
+    assert _stems(dropped) == ["0006R0_001", "0006R0_002"]
+    assert file_group(root / "x" / "0006R0_001.png", r"R\d") == "R0"  # no group: the whole match
+    with pytest.raises(UserError, match="does not match this file name"):
+        select_groups(ds, r"^seq(\d+)", ["1"], keep=True)
+    with pytest.raises(UserError, match="not a regular expression"):
+        select_groups(ds, r"^(", ["1"], keep=True)

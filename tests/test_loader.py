@@ -91,3 +91,23 @@ def test_photometric_distortion_changes_the_image_never_the_mask():
     assert changed >= 6  # each of 4 jitters is applied with probability 0.5: none at all has p = 1/16
     x, y = plain(img_t, mask_t)
     assert torch.equal(x, img_t) and torch.equal(y, mask_t)
+
+
+def test_gamma_blur_and_noise_change_the_image_never_the_mask():
+    rng = np.random.default_rng(2)
+    image = rng.integers(30, 220, (20, 24, 3), dtype=np.uint8)
+    mask = rng.integers(0, 3, (20, 24)).astype(np.uint8)
+    img_t, mask_t = to_tensor_pair(image, mask)
+    for kwargs in ({"gamma_range": (1.5, 2.0)}, {"blur_prob": 1.0}, {"noise_std": 20.0}):
+        augment = train_transform((20, 24), (1.0, 1.0), False, 20, **kwargs)
+        changed = 0
+        for seed in range(6):
+            torch.manual_seed(seed)
+            x, y = augment(img_t, mask_t)
+            assert torch.equal(y, mask_t) and x.dtype == torch.uint8 and x.shape == img_t.shape
+            changed += not torch.equal(x, img_t)
+        assert changed >= 2, kwargs  # probability 0.5 (gamma, noise) or 1 (blur) per draw
+    torch.manual_seed(0)
+    darker = [train_transform((20, 24), (1.0, 1.0), False, 20, gamma_range=(1.5, 2.0))(img_t, mask_t)[0]
+              for _ in range(6)]  # fmt: skip
+    assert any(d.float().mean() < img_t.float().mean() - 5 for d in darker)  # gamma > 1 darkens

@@ -239,3 +239,27 @@ def test_tensorboard_events_or_one_message_without_it(shapes_root, tmp_path, cap
     assert summary["iters"] == 2 and (tmp_path / "no_tb" / "last.pt").exists()
     assert capsys.readouterr().out.count("TensorBoard logging is off") == 1
     assert not (tmp_path / "no_tb" / "tb").exists()
+
+
+def test_group_disjoint_validation_cut_from_one_split(shapes_root, tmp_path, capsys):
+    # files 00..11: group "0" (00-09) trains, group "1" (10, 11) validates
+    cfg = _cfg(shapes_root, tmp_path / "run", data__val_split="train", data__split_by=r"^(\d)", data__val_groups=["1"],
+               data__val_max_images=0)  # fmt: skip
+    result = train(cfg, progress=False)
+    assert "10 training and 2 validation files, validation groups 1" in capsys.readouterr().out
+    assert result["best_miou"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data__val_groups": ["1"]}, "data.val_groups: needs data.split_by"),
+        ({"data__gamma_range": [1.2, 0.8]}, "data.gamma_range: expected 2 ascending values above 0"),
+        ({"data__brightness_range": [0.0, 1.2]}, "data.brightness_range: expected 2 ascending values above 0"),
+        ({"data__blur_prob": 1.5}, "data.blur_prob: must be within 0..1"),
+        ({"data__noise_std": -1.0}, "data.noise_std: must be 0 or more"),
+    ],
+)
+def test_augmentation_and_split_options_are_checked(shapes_root, tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        train(_cfg(shapes_root, tmp_path / "run", **overrides), progress=False)

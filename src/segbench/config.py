@@ -21,12 +21,23 @@ from segbench.errors import UserError
 @dataclass
 class DataConfig:
     root: str = ""  # dataset folder (CamVid layout, or images/ + masks/ with classes.yaml)
+    # a split of the dataset (CamVid: train, val, trainval, seq_train, seq_val, or a union such as train+val)
     train_split: str = "train"
     val_split: str = "val"
+    # Group-disjoint validation for any dataset: a regular expression whose first group, searched in each
+    # file name, names its group (a sequence, site or patient: "^([^_]+)_" gives CamVid's drive). With
+    # val_groups, training uses the train split's files outside those groups and validation the val split's
+    # files inside them (give both splits the same value, e.g. train+val, to cut one pool in two).
+    split_by: str = ""
+    val_groups: list[str] = field(default_factory=list)
     crop_size: list[int] = field(default_factory=lambda: [360, 480])  # training crop H, W
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])  # random rescale factors
     hflip: bool = True
     photometric: bool = False  # random brightness/contrast/saturation/hue on the image (not the mask)
+    brightness_range: list[float] = field(default_factory=lambda: [0.875, 1.125])  # photometric brightness factors
+    gamma_range: list[float] = field(default_factory=list)  # random gamma in [lo, hi] with probability 0.5 ([] = off)
+    blur_prob: float = 0.0  # Gaussian blur (kernel 5, sigma 0.1-2 px) with this probability
+    noise_std: float = 0.0  # additive Gaussian noise, std drawn in [0, noise_std] (0..255 scale), probability 0.5
     val_max_images: int = 0  # validate on the first N val images only (0 = all)
     # DataLoader worker processes that augment batches ahead of the step. 0: augment in the training
     # process from the global RNG (segbench's original stream). >= 1, or several processes: every sample

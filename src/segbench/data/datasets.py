@@ -8,6 +8,7 @@ batch job can skip it, list it and go on. ``load(i)`` raises :class:`UserError` 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -58,15 +59,51 @@ class SegmentationDataset:
             return {"name": self.pairs[i][0].stem, "path": str(self.pairs[i][0]), "error": str(exc)}
 
 
-def camvid(root: str | Path, split: str = "train") -> SegmentationDataset:
-    """CamVid in the SegNet layout: ``{split}/``, ``{split}annot/`` and ``{split}.txt`` (``image label`` per line).
+# Named CamVid splits beyond SegNet's files. CamVid's frames come from four drives (the file-name prefix):
+# train holds 0001TP (62), 0006R0 (101) and 0016E5 (204); val the other 101 frames of 0016E5; test (233)
+# 0001TP and Seq05VD. "val" therefore shares its drive with 204 training frames: it predicts new footage
+# badly. "seq_train"/"seq_val" hold out the whole drive 0006R0 instead (sequence-disjoint validation).
+CAMVID_NAMED_SPLITS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None, bool]] = {
+    # name: (SegNet splits it draws from, groups (drives), keep those groups (True) or drop them (False))
+    "trainval": (("train", "val"), None, True),
+    "seq_train": (("train", "val"), ("0006R0",), False),
+    "seq_val": (("train", "val"), ("0006R0",), True),
+}
+CAMVID_GROUP_PATTERN = r"^([^_]+)_"  # the drive: 0001TP_006690.png -> 0001TP
 
-    Classes: SegNet's 11 (:data:`CAMVID`); label 11 is void and ignored.
+
+def file_group(path: Path, pattern: str) -> str:
+    """The group of a file: the first capture group of ``pattern`` searched in the file stem, or the whole
+    match when the pattern has no group.
 
     Raises:
-        UserError: the split is missing.
+        UserError: the pattern does not match the file name.
     """
-    root = Path(root)
+    found = re.search(pattern, path.stem)
+    if found is None:
+        raise UserError(f"{path.name}: split_by pattern {pattern!r} does not match this file name")
+    return found.group(1) if found.re.groups else found.group(0)
+
+
+def select_groups(ds: SegmentationDataset, pattern: str, groups, keep: bool) -> SegmentationDataset:
+    """The items of ``ds`` whose :func:`file_group` is in ``groups`` (``keep=True``) or is not (``keep=False``).
+
+    This is how a validation split that predicts new footage is cut from any dataset: group the files by
+    sequence, site or patient, and validate on groups no training file comes from.
+
+    Raises:
+        UserError: ``pattern`` is not a valid regular expression, or does not match a file name.
+    """
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise UserError(f"split_by pattern {pattern!r}: not a regular expression ({exc})") from None
+    wanted = set(groups)
+    pairs = [pair for pair in ds.pairs if (file_group(pair[0], pattern) in wanted) == keep]
+    return SegmentationDataset(pairs, ds.class_set, ds.void_ids)
+
+
+def _camvid_listed(root: Path, split: str) -> list[tuple[Path, Path | None]]:
     listing = root / f"{split}.txt"
     pairs: list[tuple[Path, Path | None]] = []
     if listing.is_file():
@@ -84,6 +121,41 @@ def camvid(root: str | Path, split: str = "train") -> SegmentationDataset:
             pairs.append((img, root / f"{split}annot" / img.name))
     else:
         raise UserError(f"{root}: no CamVid split {split!r} (expected {split}.txt or {split}/ and {split}annot/)")
+    return pairs
+
+
+def is_camvid_split(root: Path, split: str) -> bool:
+    """True when ``root`` holds CamVid's ``split``: SegNet's files, a named split or a ``a+b`` union of them."""
+    for part in split.split("+"):
+        sources = CAMVID_NAMED_SPLITS[part][0] if part in CAMVID_NAMED_SPLITS else (part,)
+        if not all((root / f"{s}.txt").is_file() or (root / f"{s}annot").is_dir() for s in sources):
+            return False
+    return True
+
+
+def camvid(root: str | Path, split: str = "train") -> SegmentationDataset:
+    """CamVid in the SegNet layout: ``{split}/``, ``{split}annot/`` and ``{split}.txt`` (``image label`` per line).
+
+    ``split`` is one of SegNet's (``train``, ``val``, ``test``), a named split of
+    :data:`CAMVID_NAMED_SPLITS` (``trainval``; ``seq_train`` and ``seq_val``, which hold out the drive
+    0006R0 so validation frames share no drive with training frames), or a union such as ``train+val``.
+
+    Classes: SegNet's 11 (:data:`CAMVID`); label 11 is void and ignored.
+
+    Raises:
+        UserError: the split is missing.
+    """
+    root = Path(root)
+    pairs: list[tuple[Path, Path | None]] = []
+    for part in split.split("+"):
+        if part in CAMVID_NAMED_SPLITS:
+            sources, groups, keep = CAMVID_NAMED_SPLITS[part]
+            ds = SegmentationDataset([p for s in sources for p in _camvid_listed(root, s)], CAMVID)
+            if groups is not None:
+                ds = select_groups(ds, CAMVID_GROUP_PATTERN, groups, keep)
+            pairs += ds.pairs
+        else:
+            pairs += _camvid_listed(root, part)
     return SegmentationDataset(pairs, CAMVID, void_ids=(11, IGNORE_INDEX))
 
 
@@ -150,7 +222,7 @@ def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
-    if path.is_dir() and ((path / f"{split}.txt").is_file() or (path / f"{split}annot").is_dir()):
+    if path.is_dir() and is_camvid_split(path, split):
         return camvid(path, split)
     if path.is_dir() and ((path / "images").is_dir() or (path / split / "images").is_dir()):
         return folder(path, split)

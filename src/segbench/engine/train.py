@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from segbench.config import TrainConfig, config_to_dict
 from segbench.data.classes import IGNORE_INDEX
-from segbench.data.datasets import SegmentationDataset, open_dataset
+from segbench.data.datasets import SegmentationDataset, open_dataset, select_groups
 from segbench.data.io import write_bytes_atomic
 from segbench.data.loader import RankSampler, SeededSamples, collate_pairs
 from segbench.data.transforms import normalize, to_tensor_pair, train_transform
@@ -245,6 +245,21 @@ def _check_options(cfg: TrainConfig, dinfo) -> None:
         )
     if not cfg.data.root:
         raise UserError("data.root: set the dataset folder (in the recipe or with --set data.root=DIR)")
+    if cfg.data.val_groups and not cfg.data.split_by:
+        raise UserError("data.val_groups: needs data.split_by, the pattern that names each file's group")
+    _check_range("data.brightness_range", cfg.data.brightness_range, low=0.0, size=2)
+    if cfg.data.gamma_range:
+        _check_range("data.gamma_range", cfg.data.gamma_range, low=0.0, size=2)
+    if not 0.0 <= cfg.data.blur_prob <= 1.0:
+        raise UserError(f"data.blur_prob: must be within 0..1, got {cfg.data.blur_prob}")
+    if cfg.data.noise_std < 0:
+        raise UserError(f"data.noise_std: must be 0 or more, got {cfg.data.noise_std}")
+
+
+def _check_range(key: str, values: list, low: float, size: int) -> None:
+    """Raise a :class:`UserError` naming ``key`` unless it holds ``size`` ascending values above ``low``."""
+    if len(values) != size or any(v <= low for v in values) or values != sorted(values):
+        raise UserError(f"{key}: expected {size} ascending values above {low:g}, got {values}")
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -325,6 +340,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path:
     # --- data: training images in memory, augmented per batch; validation read per image
     train_ds = open_dataset(cfg.data.root, cfg.data.train_split)
     val_ds = open_dataset(cfg.data.root, cfg.data.val_split)
+    if cfg.data.val_groups:
+        train_ds = select_groups(train_ds, cfg.data.split_by, cfg.data.val_groups, keep=False)
+        val_ds = select_groups(val_ds, cfg.data.split_by, cfg.data.val_groups, keep=True)
+        say(f"split_by {cfg.data.split_by!r}: {len(train_ds)} training and {len(val_ds)} validation files, "
+            f"validation groups {', '.join(cfg.data.val_groups)}")  # fmt: skip
     if not train_ds.labelled:
         raise UserError(f"{cfg.data.root}: split {cfg.data.train_split!r} has no labels to train on")
     class_set = train_ds.class_set
@@ -334,7 +354,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path:
         raise UserError(f"{cfg.data.root}: no usable training images ({len(skipped)} skipped)")
     short_side = int(np.median([min(im.shape[-2:]) for im in images]))
     augment = train_transform(
-        tuple(cfg.data.crop_size), tuple(cfg.data.scale_range), cfg.data.hflip, short_side, cfg.data.photometric
+        tuple(cfg.data.crop_size), tuple(cfg.data.scale_range), cfg.data.hflip, short_side, cfg.data.photometric,
+        brightness_range=tuple(cfg.data.brightness_range), gamma_range=tuple(cfg.data.gamma_range) or None,
+        blur_prob=cfg.data.blur_prob, noise_std=cfg.data.noise_std,
     )
 
     # --- model, loss, optimiser
