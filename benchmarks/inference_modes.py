@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segbench.compare import sample_dir
-from segbench.data.datasets import open_dataset
+from segbench.data.datasets import open_dataset, sample_dir
 from segbench.engine.crf import CRFConfig
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig, estimate_whole_memory_mib

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from segbench.data.classes import CAMVID
+from segbench.classes import CAMVID
 
 # Two cores and background jobs: one thread per test process avoids oversubscription.
 torch.set_num_threads(1)

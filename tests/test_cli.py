@@ -14,8 +14,8 @@ from conftest import make_camvid
 from PIL import Image
 from safetensors import safe_open
 
+from segbench.classes import CAMVID
 from segbench.cli import main
-from segbench.data.classes import CAMVID
 from segbench.data.io import read_image
 from segbench.engine.evaluate import predict_mask
 from segbench.models import build_model, list_models, load_model

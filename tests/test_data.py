@@ -7,7 +7,7 @@ import torch
 from conftest import H, W, make_camvid, make_folder_dataset
 from PIL import Image
 
-from segbench.data.classes import CAMVID, IGNORE_INDEX
+from segbench.classes import CAMVID, IGNORE_INDEX
 from segbench.data.datasets import camvid, open_dataset
 from segbench.data.io import read_image, read_mask
 from segbench.data.transforms import normalize, preprocess, to_tensor_pair, train_transform

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from segbench.classes import CAMVID
 from segbench.cli import main
-from segbench.data.classes import CAMVID
 from segbench.export import (
     _exportable_pooling,
     adaptive_avg_pool2d_exportable,

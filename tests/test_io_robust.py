@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from segbench.data.classes import ClassSet
+from segbench.classes import ClassSet
 from segbench.data.datasets import SegmentationDataset
 from segbench.data.io import read_image, read_mask
 from segbench.errors import UserError

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
+from segbench.classes import CAMVID
 from segbench.config import config_from_dict
-from segbench.data.classes import CAMVID
 from segbench.engine import train as train_mod
 from segbench.engine.checkpoint import save_checkpoint
 from segbench.engine.train import CSV_FIELDS, train

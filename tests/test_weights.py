@@ -8,7 +8,7 @@ import torch
 from conftest import camvid_meta
 from torchvision.models import segmentation as tvseg
 
-from segbench.data.classes import CAMVID, VOC
+from segbench.classes import CAMVID, VOC
 from segbench.engine.checkpoint import save_safetensors
 from segbench.errors import UserError
 from segbench.models import available_weights, build_model, load_model

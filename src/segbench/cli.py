@@ -71,8 +71,9 @@ def _backend_runner(args, loaded, device: str, image=None):
         return loaded.model
     import torch
 
-    from segbench.bench.backends import prepare, sample_calibration
+    from segbench.bench.backends import prepare
     from segbench.data.transforms import preprocess
+    from segbench.export import sample_calibration
 
     info = loaded.info
     example = preprocess(image, info.mean, info.std) if image is not None else torch.randn(1, 3, 360, 480)
@@ -396,7 +397,8 @@ def _print_busy_warning(rows: list[dict]) -> None:
 
 
 def cmd_compare(args) -> int:
-    from segbench.compare import compare, sample_dir, zoo_models
+    from segbench.compare import compare, zoo_models
+    from segbench.data.datasets import sample_dir
 
     models = args.models or zoo_models()
     if not models:

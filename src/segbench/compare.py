@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info
-from segbench.bench.backends import check_backend, prepare, sample_calibration
+from segbench.bench.backends import check_backend, prepare
 from segbench.bench.env import busy_warning
 from segbench.bench.report import display_name, write_report
 from segbench.bench.runner import make_case, run_isolated
@@ -29,15 +28,11 @@ from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
-from segbench.errors import UserError
+from segbench.errors import UserError, first_line
+from segbench.export import sample_calibration
 from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
-
-
-def sample_dir() -> Path:
-    """The CamVid val sample shipped with segbench (CamVid layout, split ``val``)."""
-    return Path(str(resources.files("segbench") / "sample" / "camvid"))
 
 
 def zoo_models() -> list[str]:
@@ -182,7 +177,7 @@ def compare(
                 )
                 del runner
             except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
-                brow["error"] = f"{backend}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                brow["error"] = f"{backend}: {first_line(exc)}"
                 rows.append(brow)
                 continue
             skipped = res.skipped if skipped is None else skipped

@@ -42,9 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench.errors import UserError
+from segbench.errors import BackendUnavailable, UserError, first_line, require
 
 __all__ = [
+    "sample_calibration",
     "DEFAULT_OPSET",
     "EXPORTERS",
     "ExportCheck",
@@ -58,7 +59,6 @@ __all__ = [
     "onnx_session",
     "quantize_int8",
     "read_metadata",
-    "require",
     "write_metadata",
 ]
 
@@ -69,24 +69,6 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 class ExportError(UserError):
     """The export failed, or the exported model does not reproduce PyTorch's outputs."""
-
-
-def require(module: str, extra: str, what: str):
-    """Import ``module`` or raise a one-line error naming the pip extra to install.
-
-    Raises:
-        UserError: the package is not installed (``pip install 'segbench[EXTRA]'``).
-    """
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        from segbench.bench.backends import BackendUnavailable
-
-        raise BackendUnavailable(
-            f"{what} needs the {module.split('.')[0]!r} package: pip install 'segbench[{extra}]'"
-        ) from None
 
 
 # --------------------------------------------------------------------------- exportable adaptive pooling
@@ -144,12 +126,6 @@ def _exportable_pooling() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- export
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def export_onnx(
@@ -229,7 +205,7 @@ def export_onnx(
                     dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
                 )
     except Exception as exc:  # noqa: BLE001 - every exporter failure becomes one line
-        raise ExportError(f"ONNX export ({exporter}, opset {opset}) failed: {_one_line(exc)}") from None
+        raise ExportError(f"ONNX export ({exporter}, opset {opset}) failed: {first_line(exc)}") from None
     finally:
         net.train(was_training)
     return path
@@ -256,8 +232,6 @@ def onnx_session(path: str | Path, *, threads: int | None = None, device: str = 
     providers: list = ["CPUExecutionProvider"]
     if str(device).startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            from segbench.bench.backends import BackendUnavailable
-
             raise BackendUnavailable(
                 "ONNX Runtime on CUDA needs the CUDA execution provider: pip install onnxruntime-gpu "
                 "(instead of onnxruntime)"
@@ -355,7 +329,7 @@ def quantize_int8(
                 )
             return attempt
         except Exception as exc:  # noqa: BLE001 - reported below, after the fallback
-            failures.append(f"{attempt}: {_one_line(exc)}")
+            failures.append(f"{attempt}: {first_line(exc)}")
         finally:
             logging.disable(logging.NOTSET)
     raise ExportError(f"int8 quantisation of {src} failed ({'; '.join(failures)})")
@@ -508,7 +482,7 @@ def _compare(session, net, images, num_classes, max_abs_diff, max_miou_drop, dyn
                     0.0,
                     0.0,
                     passed=False,
-                    reason=f"ONNX Runtime fails on input {list(x.shape)}: {_one_line(exc)}",
+                    reason=f"ONNX Runtime fails on input {list(x.shape)}: {first_line(exc)}",
                 )
             if out.shape != ref.shape:
                 return ExportCheck(
@@ -540,7 +514,7 @@ def _compare(session, net, images, num_classes, max_abs_diff, max_miou_drop, dyn
                 dyn_diff = float((out - ref).abs().max()) if out.shape == ref.shape else math.inf
                 dyn = {"shape": list(dynamic_shape), "max_abs_diff": dyn_diff}
             except Exception as exc:  # noqa: BLE001 - a graph that kept the traced size fails here
-                dyn = {"shape": list(dynamic_shape), "max_abs_diff": math.inf, "error": _one_line(exc)}
+                dyn = {"shape": list(dynamic_shape), "max_abs_diff": math.inf, "error": first_line(exc)}
     check = ExportCheck(
         images=len(images),
         max_abs_diff=diff,
@@ -591,7 +565,7 @@ def check_images(
     from segbench.data.transforms import preprocess
 
     if data is None:
-        from segbench.compare import sample_dir
+        from segbench.data.datasets import sample_dir
 
         data = sample_dir()
         what = "the CamVid val sample shipped with segbench"
@@ -678,8 +652,6 @@ def export_checked(
         final, checked, q = tmp_fp32, fp32, None
         if int8:
             drop_int8 = 0.5 if max_miou_drop is None else max_miou_drop
-            from segbench.bench.backends import sample_calibration
-
             calib = sample_calibration(info.mean, info.std, folder=calibration)
             t0 = time.perf_counter()
             used = quantize_int8(tmp_fp32, tmp_int8, calib)
@@ -759,3 +731,34 @@ def _describe(check: ExportCheck) -> str:
     )
     parts.append(f"mIoU drop {check.miou_drop:.2f} points")
     return ", ".join(parts) + (" -> ok" if check.passed else f" -> FAILED ({check.reason})")
+
+
+def sample_calibration(mean, std, *, folder: str | Path | None = None, limit: int = 8) -> list[torch.Tensor]:
+    """Preprocessed images for int8 calibration: ``(1, 3, H, W)`` float32 tensors, one per image.
+
+    Args:
+        mean, std: the model's input normalisation.
+        folder: a folder (or dataset folder) of images; default the CamVid val sample shipped with segbench.
+        limit: at most this many images (the first, sorted by name).
+
+    Raises:
+        UserError: no readable image in ``folder``.
+    """
+    from segbench.data.datasets import images as image_dataset
+    from segbench.data.datasets import open_dataset, sample_dir
+    from segbench.data.transforms import preprocess
+
+    if folder is None:
+        dataset = open_dataset(sample_dir(), "val")
+    else:
+        dataset = image_dataset([folder])
+    tensors = []
+    for i in range(len(dataset)):
+        if len(tensors) >= limit:
+            break
+        item = dataset[i]
+        if "error" not in item:
+            tensors.append(preprocess(item["image"], mean, std))
+    if not tensors:
+        raise UserError(f"{folder or 'the shipped sample'}: no readable image for int8 calibration")
+    return tensors

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from segbench.data.classes import IGNORE_INDEX
+from segbench.classes import IGNORE_INDEX
 
 __all__ = [
     "SegLoss",

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segbench.errors import UserError
+from segbench.errors import BackendUnavailable, UserError, require
 
 __all__ = [
     "BACKENDS",
@@ -54,7 +54,6 @@ __all__ = [
     "check_backend",
     "cpu_supports_bf16",
     "prepare",
-    "sample_calibration",
 ]
 
 BACKENDS: tuple[str, ...] = (
@@ -68,10 +67,6 @@ BACKENDS: tuple[str, ...] = (
     "openvino_bf16",
     "openvino_int8",
 )
-
-
-class BackendUnavailable(UserError):
-    """The backend's package is not installed, or this device cannot run it. One line, naming the fix."""
 
 
 def check_backend(name: str) -> str:
@@ -230,39 +225,6 @@ class _OpenVINOPredictor(Predictor):
 # --------------------------------------------------------------------------- helpers
 
 
-def sample_calibration(mean, std, *, folder: str | Path | None = None, limit: int = 8) -> list[torch.Tensor]:
-    """Preprocessed images for int8 calibration: ``(1, 3, H, W)`` float32 tensors, one per image.
-
-    Args:
-        mean, std: the model's input normalisation.
-        folder: a folder (or dataset folder) of images; default the CamVid val sample shipped with segbench.
-        limit: at most this many images (the first, sorted by name).
-
-    Raises:
-        UserError: no readable image in ``folder``.
-    """
-    from segbench.data.datasets import images as image_dataset
-    from segbench.data.datasets import open_dataset
-    from segbench.data.transforms import preprocess
-
-    if folder is None:
-        from segbench.compare import sample_dir
-
-        dataset = open_dataset(sample_dir(), "val")
-    else:
-        dataset = image_dataset([folder])
-    tensors = []
-    for i in range(len(dataset)):
-        if len(tensors) >= limit:
-            break
-        item = dataset[i]
-        if "error" not in item:
-            tensors.append(preprocess(item["image"], mean, std))
-    if not tensors:
-        raise UserError(f"{folder or 'the shipped sample'}: no readable image for int8 calibration")
-    return tensors
-
-
 def _check_device(backend: str, device: str) -> str:
     device = str(device)
     try:
@@ -334,7 +296,7 @@ def prepare(
         example: a float32 input ``(N, 3, H, W)``: traced for ONNX, compiled on for ``compile``.
         device: ``"cpu"`` or ``"cuda[:i]"``.
         calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the int8 backends (see
-            :func:`sample_calibration`); without them the example alone calibrates (stated in ``notes``).
+            :func:`segbench.export.sample_calibration`); without them the example alone calibrates (stated in ``notes``).
         onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends).
 
     Returns:
@@ -347,7 +309,6 @@ def prepare(
             for ``compile`` on CPU.
         ExportError: the ONNX export or the int8 quantisation failed.
     """
-    from segbench.export import require
 
     check_backend(backend)
     device = _check_device(backend, device)

@@ -29,7 +29,7 @@ from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, me
 from segbench.bench.latency import measure_end_to_end, measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
 from segbench.bench.size import count_flops, count_params, weights_size_mb
-from segbench.errors import UserError
+from segbench.errors import UserError, first_line
 
 __all__ = [
     "available_backends",
@@ -82,11 +82,7 @@ _MATMUL_PEAK: dict[str, dict] = {}
 
 
 def _one_line(exc: BaseException, stage: str) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    message = lines[0] if lines else ""
-    if len(message) > 300:
-        message = message[:297] + "..."
-    return f"{type(exc).__name__}: {message} (during {stage})"
+    return f"{first_line(exc)} (during {stage})"
 
 
 def available_backends() -> tuple[str, ...]:
@@ -363,12 +359,9 @@ def _base_row(case: dict) -> dict:
 
 def _e2e_inputs(data: str | None, info, limit: int = 8) -> tuple[list[Path], list | None]:
     """Image paths (at most ``limit``) and, when the data's classes are the model's, their label maps."""
-    from importlib import resources
+    from segbench.data.datasets import open_dataset, sample_dir
 
-    from segbench.data.datasets import open_dataset
-
-    sample = Path(str(resources.files("segbench") / "sample" / "camvid"))  # = segbench.compare.sample_dir()
-    dataset = open_dataset(data or sample, "val")
+    dataset = open_dataset(data or sample_dir(), "val")
     n = min(limit, len(dataset))
     paths = [dataset.pairs[i][0] for i in range(n)]
     if dataset.labelled and list(dataset.class_set.names) == list(info.class_names):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from segbench.data.classes import CAMVID, IGNORE_INDEX, ClassSet, default_palette
+from segbench.classes import CAMVID, IGNORE_INDEX, ClassSet, default_palette
 from segbench.data.io import list_images, read_image, read_mask
 from segbench.errors import UserError
 
@@ -210,6 +211,11 @@ def folder(root: str | Path, split: str | None = None) -> SegmentationDataset:
 def images(paths: list[str | Path]) -> SegmentationDataset:
     """Unlabelled images: files and/or folders of images."""
     return SegmentationDataset([(p, None) for p in list_images(paths)], None)
+
+
+def sample_dir() -> Path:
+    """The CamVid val sample shipped with segbench (CamVid layout, split ``val``, 8 frames of 0016E5)."""
+    return Path(str(resources.files("segbench") / "sample" / "camvid"))
 
 
 def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:

@@ -7,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from segbench.data.classes import IGNORE_INDEX
+from segbench.classes import IGNORE_INDEX
 
 
 def train_transform(

@@ -37,8 +37,8 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from segbench.classes import IGNORE_INDEX
 from segbench.config import TrainConfig, config_to_dict
-from segbench.data.classes import IGNORE_INDEX
 from segbench.data.datasets import SegmentationDataset, open_dataset, select_groups
 from segbench.data.io import write_bytes_atomic
 from segbench.data.loader import RankSampler, SeededSamples, collate_pairs

@@ -31,8 +31,8 @@ from safetensors.torch import load_file, safe_open
 from torch import nn
 from torchvision.models import segmentation as tvseg
 
-from segbench.data.classes import VOC, ClassSet, default_palette
-from segbench.errors import UserError
+from segbench.classes import VOC, ClassSet, default_palette
+from segbench.errors import UserError, first_line
 
 _NUMPY_ARRAY_GLOBALS = [
     (getattr(np, "_core", None) or np.core).multiarray._reconstruct,
@@ -195,8 +195,7 @@ def _read_checkpoint(path: Path) -> tuple[dict, dict]:
         with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {first})") from None
+        raise UserError(f"{path}: cannot read checkpoint ({first_line(exc)})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         return obj["model"], dict(obj.get("meta", {}))
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
