@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from segbench.errors import UserError
+from segbench.files import read_text
 
 
 @dataclass
@@ -151,12 +152,73 @@ def _from_dict(cls, data: dict, prefix: str = ""):
 
 
 def config_from_dict(data: dict) -> TrainConfig:
-    """Build a :class:`TrainConfig` from plain data.
+    """Build a :class:`TrainConfig` from plain data and check every value's range (:func:`check_ranges`).
 
     Raises:
-        UserError: unknown key or wrong type (the key named).
+        UserError: unknown key, wrong type or a value out of range (the key named).
     """
-    return _from_dict(TrainConfig, data or {})
+    cfg = _from_dict(TrainConfig, data or {})
+    check_ranges(cfg)
+    return cfg
+
+
+# (key, lowest allowed, whether the lowest itself is allowed, highest allowed or None)
+_NUMBER_RANGES = (
+    ("data.val_max_images", 0, True, None), ("data.num_workers", 0, True, None),
+    ("data.blur_prob", 0.0, True, 1.0), ("data.noise_std", 0.0, True, None),
+    ("optim.lr", 0.0, True, None), ("optim.momentum", 0.0, True, 1.0), ("optim.weight_decay", 0.0, True, None),
+    ("optim.poly_power", 0.0, True, None), ("optim.warmup_iters", 0, True, None),
+    ("optim.backbone_lr_mult", 0.0, True, None), ("optim.grad_clip_norm", 0.0, True, None),
+    ("loss.ce", 0.0, True, None), ("loss.ohem", 0.0, True, None), ("loss.dice", 0.0, True, None),
+    ("loss.ohem_thresh", 0.0, False, 1.0), ("loss.ohem_min_kept", 0, True, None), ("loss.dice_smooth", 0.0, True, None),
+    ("iters", 1, True, None), ("batch_size", 1, True, None), ("aux_weight", 0.0, True, None),
+    ("val_every", 1, True, None), ("ckpt_every", 0, True, None), ("log_every", 1, True, None),
+    ("threads", 0, True, None),
+)  # fmt: skip
+
+
+def _get(cfg: TrainConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _check_pair(key: str, values: list, low: float, integer: bool = False) -> None:
+    ascending = key != "data.crop_size"
+    if (
+        len(values) != 2
+        or any(v <= low for v in values)
+        or (ascending and values != sorted(values))
+        or (integer and any(not isinstance(v, int) for v in values))
+    ):
+        kind = "whole numbers" if integer else "ascending values"
+        raise UserError(f"config key {key!r}: expected 2 {kind} above {low:g}, got {values}")
+
+
+def check_ranges(cfg: TrainConfig) -> None:
+    """Check that every numeric option of a recipe can work: sizes and counts positive, probabilities within
+    0..1, factor ranges ascending and above 0.
+
+    Raises:
+        UserError: the first value out of range, its key named with what was expected.
+    """
+    for key, low, inclusive, high in _NUMBER_RANGES:
+        value = _get(cfg, key)
+        if value < low or (value == low and not inclusive) or (high is not None and value > high):
+            bound = f"{'at least' if inclusive else 'above'} {low:g}" + (f" and at most {high:g}" if high else "")
+            raise UserError(f"config key {key!r}: must be {bound}, got {value}")
+    _check_pair("data.crop_size", cfg.data.crop_size, 0, integer=True)
+    _check_pair("data.scale_range", cfg.data.scale_range, 0.0)
+    _check_pair("data.brightness_range", cfg.data.brightness_range, 0.0)
+    if cfg.data.gamma_range:
+        _check_pair("data.gamma_range", cfg.data.gamma_range, 0.0)
+    if len(cfg.optim.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise UserError(f"config key 'optim.betas': expected 2 values within 0..1 (1 excluded), got {cfg.optim.betas}")
+    if cfg.loss.ce + cfg.loss.ohem + cfg.loss.dice <= 0:
+        raise UserError("config keys 'loss.ce', 'loss.ohem', 'loss.dice': at least one weight must be above 0")
+    if cfg.data.val_groups and not cfg.data.split_by:
+        raise UserError("config key 'data.val_groups': needs data.split_by, the pattern that names each file's group")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -191,7 +253,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
         if not path.is_file():
             raise UserError(f"{path}: no such recipe file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(read_text(path, "recipe")) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):

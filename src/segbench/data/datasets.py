@@ -8,6 +8,7 @@ batch job can skip it, list it and go on. ``load(i)`` raises :class:`UserError` 
 from __future__ import annotations
 
 import json
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from segbench.classes import CAMVID, IGNORE_INDEX, ClassSet, default_palette
 from segbench.data.io import list_images, read_image, read_mask
 from segbench.errors import UserError
+from segbench.files import read_text
 
 
 class SegmentationDataset:
@@ -45,6 +47,8 @@ class SegmentationDataset:
         image = read_image(img_path)
         mask = None
         if mask_path is not None and self.class_set is not None:
+            if not mask_path.exists():
+                raise UserError(f"{img_path}: no mask with stem {img_path.stem!r} in {mask_path.parent}")
             mask = read_mask(mask_path, self.class_set.num_classes, self.void_ids)
             if mask.shape != image.shape[:2]:
                 raise UserError(
@@ -108,7 +112,7 @@ def _camvid_listed(root: Path, split: str) -> list[tuple[Path, Path | None]]:
     listing = root / f"{split}.txt"
     pairs: list[tuple[Path, Path | None]] = []
     if listing.is_file():
-        for n, line in enumerate(listing.read_text().splitlines(), 1):
+        for n, line in enumerate(read_text(listing, "split listing").splitlines(), 1):
             parts = line.split()
             if not parts:
                 continue
@@ -166,9 +170,10 @@ def read_class_file(path: Path) -> tuple[ClassSet, tuple[int, ...]]:
     Raises:
         UserError: unreadable file or wrong keys/types.
     """
+    text = read_text(path, "class file")
     try:
-        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
-    except (OSError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read class file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("names"), list) or not data["names"]:
         raise UserError(f"{path}: expected a mapping with 'names' (list of class names), optional 'palette' and 'void'")
@@ -188,8 +193,11 @@ def folder(root: str | Path, split: str | None = None) -> SegmentationDataset:
 
     With ``split``, reads ``root/split/images`` and ``root/split/masks`` when that folder exists.
 
+    An image without a mask stays in the list: loading it fails with a message naming it, so a batch job
+    skips and lists it and goes on.
+
     Raises:
-        UserError: missing folders or class file, or an image without a mask.
+        UserError: missing folders or class file.
     """
     root = Path(root)
     base = root / split if split and (root / split / "images").is_dir() else root
@@ -202,9 +210,7 @@ def folder(root: str | Path, split: str | None = None) -> SegmentationDataset:
     masks = {p.stem: p for p in list_images([base / "masks"])} if (base / "masks").is_dir() else {}
     pairs = []
     for img in list_images([base / "images"]):
-        if img.stem not in masks:
-            raise UserError(f"{img}: no mask with stem {img.stem!r} in {base / 'masks'}")
-        pairs.append((img, masks[img.stem]))
+        pairs.append((img, masks.get(img.stem, base / "masks" / f"{img.stem}.png")))
     return SegmentationDataset(pairs, class_set, void_ids=void)
 
 
@@ -228,6 +234,8 @@ def open_dataset(path: str | Path, split: str = "val") -> SegmentationDataset:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise UserError(f"{path}: cannot read the folder (permission denied)")
     if path.is_dir() and is_camvid_split(path, split):
         return camvid(path, split)
     if path.is_dir() and ((path / "images").is_dir() or (path / split / "images").is_dir()):

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from segbench.classes import IGNORE_INDEX
 from segbench.errors import UserError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}  # GIF: first frame
 
 
 def _open(path: Path) -> Image.Image:
@@ -27,6 +27,8 @@ def _open(path: Path) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()
+    except PermissionError:
+        raise UserError(f"{path}: cannot read the file (permission denied)") from None
     except Image.DecompressionBombError as exc:
         raise UserError(f"{path}: image too large to decode safely ({exc})") from None
     except MemoryError:
@@ -125,12 +127,16 @@ def list_images(paths: list[str | Path]) -> list[Path]:
     """Expand files and folders (not recursive) into a sorted list of image paths.
 
     Raises:
-        UserError: a path does not exist.
+        UserError: a path does not exist, or a folder cannot be listed (permissions).
     """
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
+            try:
+                entries = list(p.iterdir())
+            except PermissionError:
+                raise UserError(f"{p}: cannot list the folder (permission denied)") from None
+            out.extend(sorted(f for f in entries if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
         elif p.is_file():
             out.append(p)
         else:
