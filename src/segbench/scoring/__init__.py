@@ -13,10 +13,10 @@
 The package is in the metrics layer: it imports only numpy, torch and :mod:`segbench.errors`.
 """
 
-from segbench.scoring.intervals import Bootstrap, Interval, PairedDifference, bootstrap, paired_bootstrap
 from segbench.scoring.boundary import BoundaryIoU, BoundaryScores, boundary_counts
 from segbench.scoring.calibration import Calibration, CalibrationScores
 from segbench.scoring.confusion import ConfusionScores, per_image_miou, score_confusions
+from segbench.scoring.intervals import Bootstrap, Interval, PairedDifference, bootstrap, paired_bootstrap
 from segbench.scoring.ranking import Ranking, rank_models
 from segbench.scoring.trimap import Trimap, TrimapScores, band_confusions
 

@@ -97,7 +97,8 @@ def resample_counts(num_images: int, num_resamples: int = 1000, seed: int = 0) -
     return np.bincount(draws.ravel(), minlength=num_resamples * num_images).reshape(num_resamples, num_images)
 
 
-def _check_confidence(confidence: float) -> None:
+def check_confidence(confidence: float) -> None:
+    """Raise :class:`UserError` unless ``confidence`` lies in (0, 1)."""
     if not 0 < confidence < 1:
         raise UserError(f"confidence must lie in (0, 1), got {confidence}")
 
@@ -117,7 +118,7 @@ def _interval(estimate, samples: np.ndarray, confidence: float) -> list[Interval
     return [Interval(float(e), float(lo), float(hi)) for e, lo, hi in zip(estimate, low, high)]
 
 
-def _resampled_sums(counts: np.ndarray, confusions: np.ndarray) -> np.ndarray:
+def resampled_sums(counts: np.ndarray, confusions: np.ndarray) -> np.ndarray:
     """Summed matrices ``(B, C, C)`` of each resample: one product ``(B, N) @ (N, C * C)`` in float64."""
     n, c, _ = confusions.shape
     if int(counts.max(initial=0)) * int(confusions.sum()) >= EXACT_LIMIT:
@@ -196,11 +197,11 @@ def bootstrap(confusions, num_resamples: int = 1000, seed: int = 0, confidence: 
         UserError: Bad shapes or counts (:func:`~segbench.scoring.confusion.as_confusions`), ``B`` < 1,
             ``confidence`` outside (0, 1), or more pixels than float64 sums exactly.
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     confusions = as_confusions(confusions)
     counts = resample_counts(len(confusions), num_resamples, seed)
     full = score_confusions(confusions.sum(axis=0))
-    resampled = score_confusions(_resampled_sums(counts, confusions))
+    resampled = score_confusions(resampled_sums(counts, confusions))
     per_image = score_confusions(confusions).miou
     return Bootstrap(
         miou=_interval(full.miou, resampled.miou, confidence),
@@ -282,10 +283,11 @@ class PairedDifference:
         }
 
 
-def _paired(
+def paired_difference(
     names: tuple[str, str], scores: tuple[ConfusionScores, ConfusionScores],
     resampled: tuple[ConfusionScores, ConfusionScores], num_images: int, confidence: float,
 ) -> PairedDifference:  # fmt: skip
+    """A :class:`PairedDifference` from the full-data and resampled scores of A and B (same resamples)."""
     (fa, fb), (ra, rb) = scores, resampled
     return PairedDifference(
         name_a=names[0],
@@ -300,7 +302,8 @@ def _paired(
     )
 
 
-def _checked_models(confusions: Mapping[str, object]) -> dict[str, np.ndarray]:
+def checked_models(confusions: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """Name -> checked ``(N, C, C)`` matrices; raises :class:`UserError` unless all shapes are equal."""
     models = {name: as_confusions(c, f"confusions of {name}") for name, c in confusions.items()}
     shapes = {c.shape for c in models.values()}
     if len(shapes) > 1:
@@ -332,12 +335,12 @@ def paired_bootstrap(
         UserError: Bad shapes or counts, A and B of different shapes, ``B`` < 1 or ``confidence``
             outside (0, 1).
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     a = as_confusions(confusions_a, f"confusions of {name_a}")
     b = as_confusions(confusions_b, f"confusions of {name_b}")
     if a.shape != b.shape:
         raise UserError(f"paired intervals need the same images and classes, got shapes {a.shape} and {b.shape}")
     counts = resample_counts(len(a), num_resamples, seed)
     full = (score_confusions(a.sum(axis=0)), score_confusions(b.sum(axis=0)))
-    resampled = (score_confusions(_resampled_sums(counts, a)), score_confusions(_resampled_sums(counts, b)))
-    return _paired((name_a, name_b), full, resampled, len(a), confidence)
+    resampled = (score_confusions(resampled_sums(counts, a)), score_confusions(resampled_sums(counts, b)))
+    return paired_difference((name_a, name_b), full, resampled, len(a), confidence)

@@ -16,15 +16,15 @@ from itertools import combinations
 import numpy as np
 
 from segbench.errors import UserError
+from segbench.scoring.confusion import score_confusions
 from segbench.scoring.intervals import (
     PairedDifference,
-    _check_confidence,
-    _checked_models,
-    _paired,
-    _resampled_sums,
+    check_confidence,
+    checked_models,
+    paired_difference,
     resample_counts,
+    resampled_sums,
 )
-from segbench.scoring.confusion import score_confusions
 
 __all__ = ["Ranking", "rank_models"]
 
@@ -101,18 +101,18 @@ def rank_models(
     Raises:
         UserError: No model, bad or different shapes, ``B`` < 1 or ``confidence`` outside (0, 1).
     """
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if not confusions:
         raise UserError("rank_models needs at least one model")
-    models = _checked_models(confusions)
+    models = checked_models(confusions)
     n = len(next(iter(models.values())))
     counts = resample_counts(n, num_resamples, seed)
     full = {k: score_confusions(c.sum(axis=0)) for k, c in models.items()}
-    resampled = {k: score_confusions(_resampled_sums(counts, c)) for k, c in models.items()}
+    resampled = {k: score_confusions(resampled_sums(counts, c)) for k, c in models.items()}
     miou = {k: float(s.miou) for k, s in full.items()}
     names = sorted(models, key=lambda k: (-np.nan_to_num(miou[k], nan=-np.inf), k))
     pairs = [
-        _paired((a, b), (full[a], full[b]), (resampled[a], resampled[b]), n, confidence)
+        paired_difference((a, b), (full[a], full[b]), (resampled[a], resampled[b]), n, confidence)
         for a, b in combinations(names, 2)
     ]
     ranking = Ranking(names=names, miou=miou, tiers=[], pairs=pairs, num_images=n)
