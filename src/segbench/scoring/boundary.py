@@ -11,6 +11,9 @@ by default, about 24 px on a 720 x 960 CamVid frame). Distances are chessboard d
 paper's reference code erodes ``d`` times with a 3 x 3 kernel. Unlike mask IoU it is sensitive to the
 quality of boundaries of large regions, where mask IoU is dominated by interior pixels.
 
+Cost: about 0.3 s per 720 x 960 image (two label maps; one thread, 2-core Intel Xeon VM under load),
+the same for any ``d`` (window counts from integral images).
+
 Semantic maps with an ignore index: ``G`` is ``target == c`` (so a void region borders ``G`` like any
 other class), ``P`` is ``pred == c``, and only pixels whose target is not ``ignore_index`` are counted.
 Intersections and unions are summed over images before dividing (dataset level, as mIoU); a class

@@ -8,6 +8,9 @@ not a boundary. With ``w = 1`` the band holds both sides of every boundary, 2 px
 ``w`` adds one pixel on each side. Scores inside a band use the definitions of :mod:`segbench.metrics`
 on the confusion matrix of the band's pixels, accumulated over images.
 
+Cost: about 1.4 s per 720 x 960 image with 11 classes for widths 1 to 40 (one thread, 2-core Intel Xeon VM
+under load): a 6-step binary search per pixel on integral images. Off by default for that reason.
+
 DeepLab measured its dense CRF this way (its Fig. 5 plots both scores against the band width): the
 CRF's gain concentrates near boundaries, where whole-image mIoU hides it.
 
