@@ -2,8 +2,9 @@
 it (at top level or inside a function alike), no two modules import each other through any chain, only the
 report layer imports matplotlib, and ``import segbench.models`` loads a network and nothing else.
 
-Layers, low to high: errors -> files -> the other leaves (registry, config, classes) -> models, data, metrics, losses -> engine,
-export -> bench -> report -> compare -> cli. Packages of one layer do not import each other.
+Layers, low to high: errors -> files -> the other leaves (registry, config, classes) -> models, data, metrics,
+losses, scoring -> engine, export -> bench -> report -> compare -> cli. Packages of one layer do not import
+each other.
 """
 
 import ast
@@ -18,7 +19,7 @@ LAYERS = [
     {"errors"},
     {"files"},
     {"registry", "config", "classes"},
-    {"models", "data", "metrics", "losses"},
+    {"models", "data", "metrics", "losses", "scoring"},
     {"engine", "export"},
     {"bench"},
     {"report", "curves"},
