@@ -32,7 +32,7 @@ import torch
 
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
-from segbench.export import INPUT_NAME, OUTPUT_NAME, _Calibration, export_onnx, onnx_session
+from segbench.export import INPUT_NAME, OUTPUT_NAME, CalibrationReader, export_onnx, onnx_session
 from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 
@@ -83,7 +83,7 @@ def main() -> None:
                 quantize_static(
                     str(fp32),
                     str(out),
-                    _Calibration(calibration),
+                    CalibrationReader(calibration),
                     quant_format=QuantFormat.QDQ,
                     per_channel=per_channel,
                     activation_type=activations,

@@ -315,13 +315,15 @@ def _json_safe(value):
 
 
 def cmd_benchmark(args) -> int:
-    from segbench.bench.runner import available_backends, check_specs, format_table, parse_sizes, sweep
+    from segbench.bench.backends import BACKENDS
+    from segbench.bench.sweep import sweep
+    from segbench.bench.table import check_specs, format_table, parse_sizes
     from segbench.compare import check_device
     from segbench.data.io import write_bytes_atomic
 
     device = check_device(args.device)
     sizes = parse_sizes(args.size)
-    known = available_backends()
+    known = BACKENDS
     for b in args.backend:
         if b not in known:
             raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(known)}")

@@ -20,9 +20,10 @@ import torch
 
 from segbench.bench import benchmark_model, environment_info
 from segbench.bench.backends import check_backend, prepare
+from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
+from segbench.bench.isolate import run_isolated
 from segbench.bench.report import display_name, write_report
-from segbench.bench.runner import make_case, run_isolated
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig

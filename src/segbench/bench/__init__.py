@@ -3,13 +3,18 @@ stable-median stopping rule, peak memory (MiB) for inference and a training step
 image, achieved GFLOP/s beside the hardware's fp32 peak, and the environment; one model in this process
 with :func:`benchmark_model`, or a sweep with one subprocess per case with :func:`sweep`."""
 
+from segbench.bench.case import Case, make_case
+from segbench.bench.e2e import measure_end_to_end
 from segbench.bench.env import cpu_fp32_peak, environment_info, measure_matmul_peak
-from segbench.bench.latency import LatencyResult, measure_end_to_end, measure_latency, median_ci
+from segbench.bench.isolate import run_isolated
+from segbench.bench.latency import LatencyResult, measure_latency, median_ci
 from segbench.bench.memory import peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
-from segbench.bench.runner import benchmark_model, make_case, run_case, run_isolated, sweep
+from segbench.bench.runner import benchmark_model, run_case
 from segbench.bench.size import count_flops, count_params, weights_size_mb
+from segbench.bench.sweep import sweep
 
 __all__ = [
+    "Case",
     "LatencyResult",
     "benchmark_model",
     "count_flops",

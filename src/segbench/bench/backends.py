@@ -46,15 +46,21 @@ import torch
 from torch import nn
 
 from segbench.errors import BackendUnavailable, UserError, require
+from segbench.export import describe_int8, export_onnx, onnx_session, quantize_int8
+from segbench.export.onnx import INPUT_NAME, OUTPUT_NAME
 
 __all__ = [
     "BACKENDS",
+    "TORCH_BACKENDS",
     "BackendUnavailable",
     "Predictor",
     "check_backend",
     "cpu_supports_bf16",
     "prepare",
 ]
+
+TORCH_BACKENDS = ("eager", "channels_last", "bf16", "compile")
+"""The backends that run PyTorch itself (on its CUDA stream); the others run in ONNX Runtime or OpenVINO."""
 
 BACKENDS: tuple[str, ...] = (
     "eager",
@@ -177,7 +183,6 @@ class _OnnxRuntimePredictor(Predictor):
         self._cuda = torch.device(device).type == "cuda"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from segbench.export import INPUT_NAME, OUTPUT_NAME
 
         if not self._cuda:
             array = x.detach().to("cpu", torch.float32).contiguous().numpy()
@@ -258,7 +263,6 @@ def _fingerprint(model: nn.Module) -> tuple:
 def _export(model: nn.Module, example: torch.Tensor, onnx_file: str | Path | None):
     """An ONNX file of ``model``: the given one, one exported earlier in this process from the same weights, or
     a fresh export into a temporary folder. Returns ``(path, folder to keep alive or None, how)``."""
-    from segbench.export import export_onnx
 
     if onnx_file is not None:
         if not Path(onnx_file).is_file():
@@ -313,7 +317,6 @@ def prepare(
     check_backend(backend)
     device = _check_device(backend, device)
     kind = torch.device(device).type
-    threads = torch.get_num_threads()
     if backend in ("onnxruntime", "onnxruntime_int8"):
         require("onnxruntime", "onnx", f"backend {backend}")
     if backend.startswith("openvino"):
@@ -324,44 +327,52 @@ def prepare(
             "this CPU has neither"
         )
 
-    if backend in ("eager", "channels_last", "bf16", "compile"):
-        net = model
-        if backend in ("channels_last", "bf16"):
-            net = copy.deepcopy(model).to(device).eval().to(memory_format=torch.channels_last)
-        else:
-            net.to(device).eval()
-        if backend == "eager":
-            return _TorchPredictor(net, backend, device, "PyTorch eager, fp32")
-        if backend == "channels_last":
-            return _TorchPredictor(
-                net, backend, device, "PyTorch eager, fp32, channels_last (NHWC)", channels_last=True
-            )
-        if backend == "bf16":
-            if kind == "cuda" and not torch.cuda.is_bf16_supported():
-                raise BackendUnavailable(f"backend bf16: {torch.cuda.get_device_name(device)} has no bf16 support")
-            return _TorchPredictor(
-                net,
-                backend,
-                device,
-                "torch.autocast bfloat16, channels_last; logits cast to fp32",
-                channels_last=True,
-                autocast=torch.bfloat16,
-            )
-        # compile
-        if kind == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-            raise BackendUnavailable("backend compile on CPU needs a C++ compiler (g++ or clang++) for Inductor")
-        compiled = torch.compile(net)
-        predictor = _TorchPredictor(compiled, backend, device, "")
-        t0 = time.perf_counter()
-        predictor(example.to(device))
-        predictor.notes = (
-            f"torch.compile (default mode, Inductor), fp32; compiled in "
-            f"{time.perf_counter() - t0:.1f} s on input {list(example.shape)}"
+    if backend in TORCH_BACKENDS:
+        return _torch_predictor(model, backend, example, device)
+    return _exported_predictor(model, backend, example, device, calibration, onnx_file)
+
+
+def _torch_predictor(model: nn.Module, backend: str, example: torch.Tensor, device: str) -> Predictor:
+    """The predictor of one of :data:`TORCH_BACKENDS`."""
+    kind = torch.device(device).type
+    net = model
+    if backend in ("channels_last", "bf16"):
+        net = copy.deepcopy(model).to(device).eval().to(memory_format=torch.channels_last)
+    else:
+        net.to(device).eval()
+    if backend == "eager":
+        return _TorchPredictor(net, backend, device, "PyTorch eager, fp32")
+    if backend == "channels_last":
+        return _TorchPredictor(net, backend, device, "PyTorch eager, fp32, channels_last (NHWC)", channels_last=True)
+    if backend == "bf16":
+        if kind == "cuda" and not torch.cuda.is_bf16_supported():
+            raise BackendUnavailable(f"backend bf16: {torch.cuda.get_device_name(device)} has no bf16 support")
+        return _TorchPredictor(
+            net,
+            backend,
+            device,
+            "torch.autocast bfloat16, channels_last; logits cast to fp32",
+            channels_last=True,
+            autocast=torch.bfloat16,
         )
-        return predictor
+    # compile
+    if kind == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        raise BackendUnavailable("backend compile on CPU needs a C++ compiler (g++ or clang++) for Inductor")
+    compiled = torch.compile(net)
+    predictor = _TorchPredictor(compiled, backend, device, "")
+    t0 = time.perf_counter()
+    predictor(example.to(device))
+    predictor.notes = (
+        f"torch.compile (default mode, Inductor), fp32; compiled in "
+        f"{time.perf_counter() - t0:.1f} s on input {list(example.shape)}"
+    )
+    return predictor
 
-    from segbench.export import describe_int8, onnx_session, quantize_int8
 
+def _exported_predictor(model, backend, example, device, calibration, onnx_file) -> Predictor:
+    """The predictor of an ONNX Runtime or OpenVINO backend, on an ONNX export of ``model`` (int8 quantised for
+    the ``_int8`` backends)."""
+    threads = torch.get_num_threads()
     example = example.detach().float()
     path, keep, how = _export(model, example, onnx_file)
     precision = "fp32"

@@ -1,7 +1,7 @@
 """Measure one benchmark case in this (fresh) process: ``python -m segbench.bench.worker CASE.json ROW.json``.
 
-Started by :func:`segbench.bench.runner.run_isolated`. Reads the case (see
-:func:`segbench.bench.runner.make_case`), runs :func:`segbench.bench.runner.run_case` and writes the row
+Started by :func:`segbench.bench.isolate.run_isolated`. Reads the case (a
+:class:`segbench.bench.case.Case` as JSON), runs :func:`segbench.bench.runner.run_case` and writes the row
 to ``ROW.json`` atomically. A failure inside the measurement is a row with ``error`` (exit code 0); exit
 code 2 means the worker could not read its case or write its row.
 """
@@ -19,10 +19,13 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m segbench.bench.worker CASE.json ROW.json", file=sys.stderr)
         return 2
     case_path, row_path = argv
+    from segbench.bench.case import Case
+    from segbench.errors import UserError
+
     try:
         with open(case_path, encoding="utf-8") as f:
-            case = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
+            case = Case.from_dict(json.load(f))
+    except (OSError, json.JSONDecodeError, UserError) as exc:
         print(f"segbench worker: cannot read {case_path}: {exc}", file=sys.stderr)
         return 2
     from segbench.bench.memory import process_peak_rss_mib

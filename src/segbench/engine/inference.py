@@ -300,7 +300,7 @@ _PROBE_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictio
 
 
 def _probe_peak_mib(model: nn.Module, window: tuple[int, int], device: str | torch.device) -> float:
-    from segbench.bench.memory import peak_memory_mib
+    from segbench.engine.memory import peak_memory_mib
 
     per_model = _PROBE_CACHE.setdefault(model, {})
     key = (str(device), tuple(window))
@@ -315,7 +315,7 @@ def estimate_whole_memory_mib(
     """Predicted peak memory (MiB) of whole-image inference on an image of ``image_size = (H, W)``.
 
     The peak of one forward pass at the window size is measured once per model, device and window with
-    :func:`segbench.bench.memory.peak_memory_mib` (CPU: peak RSS increase; CUDA: peak allocated) and scaled
+    :func:`segbench.engine.memory.peak_memory_mib` (CPU: peak RSS increase; CUDA: peak allocated) and scaled
     linearly by the pixel count, since activations and logits grow with it.
     """
     probe = _probe_peak_mib(model, window, device)

@@ -15,12 +15,8 @@ import torch.nn.functional as F
 
 from segbench.classes import CAMVID
 from segbench.cli import main
-from segbench.export import (
-    _exportable_pooling,
-    adaptive_avg_pool2d_exportable,
-    check_onnx,
-    read_metadata,
-)
+from segbench.export import adaptive_avg_pool2d_exportable, check_onnx, read_metadata
+from segbench.export.onnx import _exportable_pooling
 from segbench.models import load_model
 
 

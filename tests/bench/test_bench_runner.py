@@ -9,16 +9,12 @@ import types
 import pytest
 import torch
 
-from segbench.bench.runner import (
-    benchmark_model,
-    check_specs,
-    format_table,
-    make_case,
-    parse_sizes,
-    run_case,
-    run_isolated,
-    sweep,
-)
+from segbench.bench import runner
+from segbench.bench.case import make_case
+from segbench.bench.isolate import run_isolated
+from segbench.bench.runner import benchmark_model, run_case
+from segbench.bench.sweep import sweep
+from segbench.bench.table import check_specs, format_table, parse_sizes
 from segbench.errors import UserError
 
 QUICK = {"warmup": 1, "warmup_s": 0.0, "min_iters": 3, "max_iters": 30, "min_time_s": 0.01, "budget_s": 0.5}
@@ -114,7 +110,7 @@ def test_worker_main_writes_the_row(tmp_path):
     from segbench.bench.worker import main
 
     case_file, row_file = tmp_path / "case.json", tmp_path / "row.json"
-    case_file.write_text(json.dumps(make_case("nosuchnet")))
+    case_file.write_text(json.dumps(make_case("nosuchnet").to_dict()))
     assert main([str(case_file), str(row_file)]) == 0
     row = json.loads(row_file.read_text())
     assert row["model"] == "nosuchnet" and "unknown model" in row["error"]
@@ -183,6 +179,7 @@ def fake_backends(monkeypatch):
 
     mod.prepare = prepare
     monkeypatch.setitem(sys.modules, "segbench.bench.backends", mod)
+    monkeypatch.setattr(runner, "backends", mod)
     return mod
 
 

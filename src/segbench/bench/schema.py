@@ -1,0 +1,116 @@
+"""The result row of a benchmark, defined once: every column with its unit and meaning.
+
+:data:`MEASURED` are the columns :func:`segbench.bench.runner.benchmark_model` always returns (None where a
+step failed or does not apply); :data:`OPTIONAL` appear only when they apply; :data:`CASE_RUN` are added by
+:func:`segbench.bench.runner.run_case` and :func:`segbench.bench.isolate.run_isolated`. Column lists
+elsewhere (the CSV of a report, the plain-text table) are derived from :data:`FIELDS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CASE_RUN", "FIELDS", "MEASURED", "OPTIONAL", "RESULT_KEYS", "Field", "describe", "empty_row"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a result row.
+
+    Attributes:
+        name: the key in the row (units live in the name: ``_ms``, ``_mib``, ``_mb``, ``_s``).
+        unit: the unit of the value ("" for names, flags and counts).
+        meaning: one line on what the value is.
+    """
+
+    name: str
+    unit: str
+    meaning: str
+
+
+MEASURED = (
+    Field("backend", "", "how the network runs (segbench.bench.backends.BACKENDS)"),
+    Field("backend_notes", "", "what the backend did: precision, threads, export and calibration"),
+    Field("params", "count", "parameters of the network"),
+    Field("params_m", "millions", "parameters / 1e6"),
+    Field("size_mb", "MB (10**6 bytes)", "safetensors size of the fp32 weights"),
+    Field("size_mb_fp16", "MB (10**6 bytes)", "safetensors size of the fp16 weights"),
+    Field("gflops", "GFLOP per image", "FLOPs at input_size, batch 1 (1 multiply-add = 2 FLOPs)"),
+    Field("gmacs", "GMAC per image", "multiply-adds at input_size, batch 1"),
+    Field("latency_ms_p50", "ms per batch", "median latency of one call"),
+    Field("latency_ms_p90", "ms per batch", "90th percentile latency"),
+    Field("latency_ms_mean", "ms per batch", "mean latency"),
+    Field("latency_ms_std", "ms per batch", "standard deviation of the latency"),
+    Field("latency_ms_ci_low", "ms per batch", "lower end of the median's 95% interval"),
+    Field("latency_ms_ci_high", "ms per batch", "upper end of the median's 95% interval"),
+    Field("ci_rel", "fraction", "half-width of the median's 95% interval relative to the median"),
+    Field("converged", "", "whether the interval got within rel_ci before the budget ran out"),
+    Field("throughput_img_s", "images/s", "batch / median latency"),
+    Field("iters", "count", "timed calls"),
+    Field("timer", "", "how calls were timed (perf_counter or cuda_events)"),
+    Field("batch", "images", "batch size"),
+    Field("input_size", "px", "[H, W] of the input"),
+    Field("device", "", "device the case ran on"),
+    Field("memory_mib", "MiB (2**20 bytes)", "peak memory of one forward (see memory_kind)"),
+    Field("memory_reserved_mib", "MiB (2**20 bytes)", "peak CUDA memory reserved by the caching allocator"),
+    Field("memory_kind", "", "what memory_mib measures (segbench.engine.memory.MEMORY_KINDS)"),
+    Field("achieved_gflop_s", "GFLOP/s", "gflops x batch / median latency in s"),
+    Field("peak_gflop_s", "GFLOP/s", "fp32 peak of the device"),
+    Field("peak_fraction", "fraction", "achieved_gflop_s / peak_gflop_s"),
+    Field("peak_kind", "", "theoretical or measured matmul peak"),
+    Field("peak_formula", "", "how peak_gflop_s was computed"),
+    Field("error", "", "None on success, else one line saying what failed (and during which stage)"),
+    Field("env", "", "the environment (segbench.bench.env.environment_info)"),
+)
+OPTIONAL = (
+    Field("error_kind", "", '"user" when error is a bad input (unknown backend, missing package)'),
+    Field("matmul_gflop_s", "GFLOP/s", "measured large fp32 matmul on CPU (measure_peak)"),
+)
+CASE_RUN = (
+    Field("model", "", "model name"),
+    Field("weights", "", "weights tag or file"),
+    Field("num_classes", "count", "classes the model predicts"),
+    Field("rss_before_model_mib", "MiB (2**20 bytes)", "RSS of the worker before the model was loaded"),
+    Field("cpu_busy_before_pct", "%", "how busy other processes kept the CPU in the 0.5 s before timing"),
+    Field("sample_miou", "fraction", "mIoU on the end-to-end images when their classes are the model's"),
+    Field("e2e_data", "", "images of the end-to-end time"),
+    Field("e2e_ms_p50", "ms per image", "median end-to-end time: decode, preprocess, model, postprocess"),
+    Field("e2e_decode_ms", "ms per image", "median time to read and decode the file"),
+    Field("e2e_preprocess_ms", "ms per image", "median time to resize, normalise and move to the device"),
+    Field("e2e_model_ms", "ms per image", "median time of the model"),
+    Field("e2e_postprocess_ms", "ms per image", "median time of argmax, resize back and copy to the host"),
+    Field("e2e_images", "count", "timed images"),
+    Field("e2e_input_size", "px", "[h, w] the model ran at end to end"),
+    Field("e2e_error", "", "why the end-to-end time is missing"),
+    Field("peak_rss_mib", "MiB (2**20 bytes)", "peak RSS of the measuring process after the measurements"),
+    Field("train_memory_mib", "MiB (2**20 bytes)", "peak memory of one training step"),
+    Field("train_memory_reserved_mib", "MiB (2**20 bytes)", "peak CUDA memory reserved during the step"),
+    Field("train_memory_kind", "", "what train_memory_mib measures (MEMORY_KINDS)"),
+    Field("train_batch", "images", "batch of the training step (at least 2)"),
+    Field("train_error", "", "why the training-step memory is missing"),
+    Field("peak_rss_mib_total", "MiB (2**20 bytes)", "peak RSS of the worker over its whole life"),
+    Field("peak_rss_kind", "", "set when not isolated: the RSS includes earlier cases"),
+    Field("worker_exit", "", "exit code of the worker subprocess"),
+    Field("worker_s", "s", "wall time of the worker subprocess"),
+)
+FIELDS = MEASURED + OPTIONAL + CASE_RUN
+"""Every column a benchmark row can hold, in order."""
+
+RESULT_KEYS = tuple(f.name for f in MEASURED)
+"""The columns of :func:`segbench.bench.runner.benchmark_model`'s row, in order."""
+
+_BY_NAME = {f.name: f for f in FIELDS}
+
+
+def describe(name: str) -> Field:
+    """The :class:`Field` of a column.
+
+    Raises:
+        KeyError: ``name`` is not a column of the schema.
+    """
+    return _BY_NAME[name]
+
+
+def empty_row() -> dict:
+    """A :func:`~segbench.bench.runner.benchmark_model` row with every measured column None."""
+    return dict.fromkeys(RESULT_KEYS)
