@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_curves(args) -> int:
-    from segbench.curves import plot_curves
+    from segbench.report import plot_curves
 
     summary = plot_curves(args.runs, args.output, overwrite=args.overwrite)
     for label, counts in summary.items():

@@ -21,7 +21,6 @@ import torch
 from segbench.bench import benchmark_model, environment_info
 from segbench.bench.backends import check_backend, prepare
 from segbench.bench.env import busy_warning
-from segbench.bench.report import display_name, write_report
 from segbench.bench.runner import make_case, run_isolated
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
@@ -33,6 +32,7 @@ from segbench.export import sample_calibration
 from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
+from segbench.report import display_name, write_report
 
 
 def zoo_models() -> list[str]:
