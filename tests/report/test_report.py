@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from segbench.report import pareto_front, write_report
-from segbench.report.grid import colorize_labels
 
 CLASSES = ["sky", "road", "car"]
 H, W = 24, 32
@@ -188,14 +187,6 @@ def test_pareto_front():
     assert pareto_front([]) == []
     assert pareto_front([(1.0, 1.0), (1.0, 1.0)]) == [0, 1]  # identical points do not dominate each other
     assert pareto_front([(3.0, 1.0), (1.0, 0.5)]) == [1, 0]  # sorted by latency
-
-
-def test_colorize_ignore_black():
-    lab = np.array([[0, 1], [255, 7]])
-    rgb = colorize_labels(lab, [(10, 20, 30), (40, 50, 60)])
-    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
-    assert tuple(rgb[0, 1]) == (40, 50, 60)
-    assert not rgb[1].any()  # 255 and out-of-range values are black
 
 
 def test_report_has_no_tta_section_without_variants(tmp_path):

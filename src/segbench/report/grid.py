@@ -2,13 +2,12 @@
 
 One row per example; columns image | ground truth (when any example has one) | one per model. Tiles are
 shrunk to fit :data:`MAX_TILE_W` x :data:`MAX_TILE_H` px, or enlarged by an integer factor (crisp
-nearest-neighbour pixels) when small. Label maps are coloured by class; "ignore" (255, negative values
-and, when class names are given, values ``>= len(class_names)``) is drawn black.
+nearest-neighbour pixels) when small. Label maps are coloured by :func:`segbench.classes.colorize`;
+"ignore" (255, negative values and, when class names are given, values ``>= len(class_names)``) is black.
 """
 
 from __future__ import annotations
 
-import colorsys
 import io
 import math
 from collections.abc import Sequence
@@ -18,65 +17,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from segbench.classes import IGNORE_INDEX
+from segbench.classes import IGNORE_INDEX, colorize, palette_array
 
 MAX_TILE_W = 320  # px: widest an example tile gets in grid.png
 MAX_TILE_H = 400  # px: tallest an example tile gets (tall images)
 MARGIN, GAP = 10, 8  # px: around the canvas, between columns and rows
 HEAD_H, CAP_H = 26, 18  # px: column headings, caption above each tile
 SWATCH, LEGEND_ROW_H = 14, 20  # px: legend colour square, legend line
-
-
-def _fallback_palette(n: int) -> list[tuple[int, int, int]]:
-    """Deterministic, well-spread RGB colours for ``n`` classes (never pure black, which means
-    "ignore"): hues walk the golden angle, saturation and value cycle through three levels."""
-    colours = []
-    for i in range(n):
-        hue = (0.03 + i * 0.618033988749895) % 1.0
-        sat = (0.75, 0.95, 0.55)[i % 3]
-        val = (0.95, 0.70, 0.85)[(i // 3) % 3]
-        r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
-        colours.append((round(r * 255), round(g * 255), round(b * 255)))
-    return colours
-
-
-def _palette_array(palette: Sequence[Sequence[int]] | None, n: int) -> np.ndarray:
-    """``(max(n, len(palette)), 3)`` uint8 colour table; missing entries come from the fallback."""
-    given = [tuple(int(c) for c in rgb[:3]) for rgb in (palette or [])]
-    if len(given) < n:
-        given += _fallback_palette(n)[len(given) :]
-    if not given:
-        return np.zeros((0, 3), np.uint8)
-    return np.clip(np.asarray(given, dtype=np.int64), 0, 255).astype(np.uint8)
-
-
-def colorize_labels(
-    label: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]], num_classes: int | None = None
-) -> np.ndarray:
-    """Colour a label map.
-
-    Args:
-        label: ``(H, W)`` integer class indices.
-        palette: ``(K, 3)`` RGB colours, index i -> colour of class i.
-        num_classes: Values ``>= num_classes`` (default ``K``), negative values and 255 are
-            "ignore" and drawn black.
-
-    Returns:
-        ``(H, W, 3)`` uint8 RGB image.
-
-    Raises:
-        ValueError: If ``label`` is not 2-D.
-    """
-    label = np.asarray(label)
-    if label.ndim != 2:
-        raise ValueError(f"label map must be (H, W), got shape {label.shape}")
-    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
-    n = len(pal) if num_classes is None else min(int(num_classes), len(pal))
-    lab = label.astype(np.int64, copy=False)
-    valid = (lab >= 0) & (lab < n) & (lab != IGNORE_INDEX)
-    out = np.zeros(label.shape + (3,), np.uint8)
-    out[valid] = pal[lab[valid]]
-    return out
 
 
 def _font(size: int, bold: bool = False) -> ImageFont.ImageFont:
@@ -172,7 +119,7 @@ def _prepare_row(ex: dict, models: list[str], has_gt: bool, pal: np.ndarray, n_c
     tw, th = _tile_size(h, w)
 
     def tile(label: np.ndarray) -> Image.Image:
-        return Image.fromarray(colorize_labels(label, pal, n_cls)).resize((tw, th), Image.NEAREST)
+        return Image.fromarray(colorize(label, pal, n_cls)).resize((tw, th), Image.NEAREST)
 
     tiles = [Image.fromarray(img).resize((tw, th), Image.LANCZOS if tw < w else Image.NEAREST)]
     captions = [str(ex.get("name", ""))]
@@ -252,7 +199,7 @@ def _grid_image(grid: list[dict], model_order: list[str], classes: list[str], cl
     has_gt = any(ex.get("target") is not None for ex in grid)
     columns = ["image"] + (["ground truth"] if has_gt else []) + models
     n_cls = _num_colours(grid, classes, class_names_given)
-    pal = _palette_array(palette, n_cls)
+    pal = palette_array(palette, n_cls)
     rows = [_prepare_row(ex, models, has_gt, pal, n_cls) for ex in grid]
 
     col_w = max(160, max(r.w for r in rows))
