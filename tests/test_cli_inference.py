@@ -293,15 +293,3 @@ def test_cli_compare_with_tta_shows_with_and_without(cli, tmp_path, camvid_root,
         and f"{row['variants'][1]['extra_ms_per_image']:+.1f}" in section
     )
     assert "tta: mIoU" in out
-
-
-def test_report_has_no_tta_section_without_variants(tmp_path):
-    from segbench.bench.report import write_report
-
-    rows = [{"model": "m", "miou": 0.5, "variants": [{"name": "plain", "miou": 0.5, "ms_per_image": 3.0}]}]
-    files = write_report(tmp_path / "r", rows=rows, class_names=None, palette=None, grid=None, env={}, settings={})
-    assert "Test-time augmentation" not in files["report_md"].read_text()
-    rows[0]["variants"].append({"name": "crf", "miou": 0.55, "ms_per_image": 10.0, "extra_ms_per_image": 7.0})
-    files = write_report(tmp_path / "r2", rows=rows, class_names=None, palette=None, grid=None, env={}, settings={})
-    section = files["report_md"].read_text().split("## Test-time augmentation and CRF")[1].split("\n## ")[0]
-    assert "| m | crf | 55.0 | +5.0 |" in section and "+7.0" in section

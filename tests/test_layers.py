@@ -22,7 +22,7 @@ LAYERS = [
     {"models", "data", "metrics", "losses", "scoring"},
     {"engine", "export"},
     {"bench"},
-    {"report", "curves"},
+    {"report"},
     {"compare"},
     {"cli", "__main__"},
 ]
@@ -36,7 +36,7 @@ KNOWN_CYCLES = {
     frozenset({"models", "models.deeplabv3", "models.deeplabv3plus", "models.fcn_vgg", "models.lraspp",
                "models.mobilenet_v3", "models.unet", "models.weights"}),  # fmt: skip
 }
-KNOWN_MATPLOTLIB = {"bench.report", "curves"}
+KNOWN_MATPLOTLIB = set()
 KNOWN_MODELS_LOADS = set()  # what `import segbench.models` loads beyond models and the leaves
 
 

@@ -1,12 +1,20 @@
-"""Class names and colour palettes of the standard datasets.
+"""Class names and colour palettes of the standard datasets, segbench's palette rule and its colouriser.
 
 Label convention (everywhere in segbench): int64 class indices ``0..num_classes-1``; pixels equal to the
 ``ignore_index`` (255 by default) are void and are excluded from the loss and from every metric.
+
+Colours: a class set's own palette where it has one; any class without a colour of its own gets colour i
+of :func:`default_palette`, which is never black, because black is void in every coloured label map
+(:func:`colorize`, used by the report's grid and by ``segbench predict``).
 """
 
 from __future__ import annotations
 
+import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 IGNORE_INDEX = 255
 
@@ -75,5 +83,64 @@ CLASS_SETS = {c.name: c for c in (CAMVID, VOC, CITYSCAPES)}
 
 
 def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """A deterministic palette for ``num_classes`` classes (VOC's bit pattern)."""
-    return [_voc_colour(i) for i in range(num_classes)]
+    """Deterministic, well-spread RGB colours for ``num_classes`` classes, never pure black (void).
+
+    Hues walk the golden angle from 0.03; saturation cycles through 0.75, 0.95, 0.55 and value, every
+    three classes, through 0.95, 0.70, 0.85. Colour i does not depend on ``num_classes``.
+    """
+    colours = []
+    for i in range(num_classes):
+        hue = (0.03 + i * 0.618033988749895) % 1.0
+        sat = (0.75, 0.95, 0.55)[i % 3]
+        val = (0.95, 0.70, 0.85)[(i // 3) % 3]
+        r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
+    return colours
+
+
+def palette_array(palette: Sequence[Sequence[int]] | None, num_classes: int) -> np.ndarray:
+    """The colour table of ``num_classes`` classes: ``palette`` first, :func:`default_palette` for the rest.
+
+    Args:
+        palette: RGB colours, index i = class i (extra channels ignored, values clipped to 0..255); None
+            or too short -> the missing classes get their :func:`default_palette` colour.
+        num_classes: How many classes need a colour.
+
+    Returns:
+        ``(max(num_classes, len(palette)), 3)`` uint8.
+    """
+    given = [tuple(int(c) for c in rgb[:3]) for rgb in (palette or [])]
+    if len(given) < num_classes:
+        given += default_palette(num_classes)[len(given) :]
+    if not given:
+        return np.zeros((0, 3), np.uint8)
+    return np.clip(np.asarray(given, dtype=np.int64), 0, 255).astype(np.uint8)
+
+
+def colorize(
+    label: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]], num_classes: int | None = None
+) -> np.ndarray:
+    """Colour a label map: class i gets ``palette[i]``, void is black.
+
+    Args:
+        label: ``(H, W)`` integer class indices.
+        palette: ``(K, 3)`` RGB colours, index i -> colour of class i (see :func:`palette_array`).
+        num_classes: Values ``>= num_classes`` (default ``K``), negative values and 255
+            (:data:`IGNORE_INDEX`) are void and drawn black (0, 0, 0).
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB image.
+
+    Raises:
+        ValueError: If ``label`` is not 2-D.
+    """
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label map must be (H, W), got shape {label.shape}")
+    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    n = len(pal) if num_classes is None else min(int(num_classes), len(pal))
+    lab = label.astype(np.int64, copy=False)
+    valid = (lab >= 0) & (lab < n) & (lab != IGNORE_INDEX)
+    out = np.zeros(label.shape + (3,), np.uint8)
+    out[valid] = pal[lab[valid]]
+    return out

@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_curves(args) -> int:
-    from segbench.curves import plot_curves
+    from segbench.report import plot_curves
 
     summary = plot_curves(args.runs, args.output, overwrite=args.overwrite)
     for label, counts in summary.items():
@@ -228,9 +228,10 @@ def cmd_predict(args) -> int:
     import torch
     from PIL import Image
 
+    from segbench.classes import colorize
     from segbench.compare import check_device
     from segbench.data.datasets import images as image_dataset
-    from segbench.data.io import colorize, save_png, write_bytes_atomic
+    from segbench.data.io import label_image, save_png, write_bytes_atomic
     from segbench.engine.crf import dense_crf
     from segbench.engine.inference import predict_label, predict_probs
     from segbench.models import load_model
@@ -273,9 +274,8 @@ def cmd_predict(args) -> int:
             probs = torch.from_numpy(dense_crf(image, probs, crf)).unsqueeze(0)
             conf, mask = (t[0].cpu().numpy() for t in probs.max(1))
             del probs
-        label = colorize(mask, info.palette)
-        save_png(paths["label.png"], label)
-        overlay = Image.blend(Image.fromarray(image), label.convert("RGB"), args.alpha)
+        save_png(paths["label.png"], label_image(mask, info.palette))
+        overlay = Image.blend(Image.fromarray(image), Image.fromarray(colorize(mask, info.palette)), args.alpha)
         save_png(paths["overlay.png"], overlay)
         del overlay
         if args.confidence:

@@ -23,7 +23,6 @@ from segbench.bench.backends import check_backend, prepare
 from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
-from segbench.bench.report import display_name, write_report
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
@@ -34,6 +33,7 @@ from segbench.export import sample_calibration
 from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
+from segbench.report import display_name, write_report
 
 
 def zoo_models() -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from segbench.classes import IGNORE_INDEX
+from segbench.classes import IGNORE_INDEX, colorize
 from segbench.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}  # GIF: first frame
@@ -172,11 +172,15 @@ def save_png(path: str | Path, img: Image.Image) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def colorize(mask: np.ndarray, palette) -> Image.Image:
-    """A palette-mode PNG image of an integer label map; ignore pixels (255) are black."""
-    img = Image.fromarray(np.where(mask == IGNORE_INDEX, 255, mask).astype(np.uint8))
-    flat = [0] * 768
-    for i, c in enumerate(palette):
-        flat[3 * i : 3 * i + 3] = list(c)
-    img.putpalette(flat)
+def label_image(mask: np.ndarray, palette) -> Image.Image:
+    """A palette-mode ("P") image of a label map, to save as an indexed PNG: the pixel values are the
+    class indices, and the attached colour table is :func:`segbench.classes.colorize`'s (``palette[i]``
+    for class i, black for void 255 and for indices without a colour).
+
+    Args:
+        mask: ``(H, W)`` integer class indices in 0..255.
+        palette: RGB colours, index i = class i.
+    """
+    img = Image.fromarray(np.asarray(mask).astype(np.uint8))
+    img.putpalette(colorize(np.arange(256)[None, :], palette)[0].ravel().tolist())
     return img

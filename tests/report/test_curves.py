@@ -3,7 +3,7 @@
 from PIL import Image
 
 from segbench.cli import main
-from segbench.curves import plot_curves, read_metrics
+from segbench.report import plot_curves, read_metrics
 
 
 def _run(folder, rows, header="iter,epoch,loss,lr,miou,pixel_accuracy,mean_accuracy,elapsed_s,img_s"):

@@ -1,4 +1,4 @@
-"""Tests for segbench.bench.report: the folder written by ``segbench compare``."""
+"""Tests for segbench.report: the folder written by ``segbench compare``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segbench.bench.report import colorize_labels, pareto_front, write_report
+from segbench.report import pareto_front, write_report
 
 CLASSES = ["sky", "road", "car"]
 H, W = 24, 32
@@ -189,9 +189,11 @@ def test_pareto_front():
     assert pareto_front([(3.0, 1.0), (1.0, 0.5)]) == [1, 0]  # sorted by latency
 
 
-def test_colorize_ignore_black():
-    lab = np.array([[0, 1], [255, 7]])
-    rgb = colorize_labels(lab, [(10, 20, 30), (40, 50, 60)])
-    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
-    assert tuple(rgb[0, 1]) == (40, 50, 60)
-    assert not rgb[1].any()  # 255 and out-of-range values are black
+def test_report_has_no_tta_section_without_variants(tmp_path):
+    rows = [{"model": "m", "miou": 0.5, "variants": [{"name": "plain", "miou": 0.5, "ms_per_image": 3.0}]}]
+    files = write_report(tmp_path / "r", rows=rows, class_names=None, palette=None, grid=None, env={}, settings={})
+    assert "Test-time augmentation" not in files["report_md"].read_text()
+    rows[0]["variants"].append({"name": "crf", "miou": 0.55, "ms_per_image": 10.0, "extra_ms_per_image": 7.0})
+    files = write_report(tmp_path / "r2", rows=rows, class_names=None, palette=None, grid=None, env={}, settings={})
+    section = files["report_md"].read_text().split("## Test-time augmentation and CRF")[1].split("\n## ")[0]
+    assert "| m | crf | 55.0 | +5.0 |" in section and "+7.0" in section
