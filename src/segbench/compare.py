@@ -7,12 +7,16 @@ agreement with the first backend's label maps), then size, GFLOPs, latency, thro
 (model, backend) (:func:`segbench.bench.runner.run_isolated`, as ``segbench benchmark`` does, so one model's
 memory and caches do not shift the next one's figures); the masks of a few images side by side. A model or backend that fails
 to load or run becomes a row holding its error, and the others go on.
+
+Stages: :func:`plan` (data, backends, grid images, input size) -> per model :func:`_compare_model`
+(evaluate, then benchmark, each backend) -> :func:`report`. Settings: :class:`CompareOptions`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,38 +76,21 @@ def _agreement(preds: dict[str, np.ndarray], reference: dict[str, np.ndarray], n
 _CASE_KEYS = ("model", "weights", "num_classes", "error_kind")
 
 
-def compare(
-    models: list[str],
-    data: str | Path,
-    out_dir: str | Path,
-    *,
-    split: str = "val",
-    weights: str | None = None,
-    input_size: tuple[int, int] | None = None,
-    batch: int = 1,
-    device: str = "cpu",
-    threads: int | None = None,
-    max_images: int = 0,
-    grid_images: int = 4,
-    min_time_s: float = 2.0,
-    progress: bool = True,
-    inference: InferenceConfig | None = None,
-    crf: CRFConfig | None = None,
-    backends: Sequence[str] = ("eager",),
-    calibration: str | Path | None = None,
-    isolate: bool = True,
-) -> dict:
-    """Compare ``models`` on ``data`` and write the report folder ``out_dir``.
+@dataclass
+class CompareOptions:
+    """Every setting of :func:`compare` but the models, the data and the output folder.
 
-    Args:
-        models: model specs (``fast_scnn.camvid``, ``ARCH`` with ``weights``, or checkpoint paths).
-        data: a dataset folder (CamVid layout, images/ + masks/) or a folder / file of unlabelled images.
+    Attributes:
+        split: the dataset split evaluated.
         weights: weights for bare ``ARCH`` specs (a tag, a path or ``none``).
-        input_size: benchmark input (H, W); default the first image's size.
+        input_size: benchmark input ``(H, W)`` in pixels; None: the first image's size.
         batch: benchmark batch size.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: torch CPU threads (None: torch's default).
         max_images: evaluate on the first N images only (0 = all).
         grid_images: how many images to show side by side.
         min_time_s: minimum timed seconds per latency measurement.
+        progress: progress bars.
         inference: sliding window / TTA settings for the accuracy pass (None: whole image, no TTA); the
             window is resolved per model (its training crop size when known). With TTA or ``crf``, each row
             also holds ``variants`` (plain, +TTA, +CRF: mIoU and ms per image) and ``miou`` is the last one's.
@@ -113,151 +100,260 @@ def compare(
             of a model also holds ``agreement_miou``: the mIoU of its predictions scored against the first
             backend's (1.0 = the same label maps), so a faster backend that segments differently shows even
             without labels.
-        calibration: folder of images calibrating the int8 backends (default: the shipped CamVid sample).
-        isolate: time each (model, backend) in a fresh ``python -m segbench.bench.worker`` subprocess
-            (default; its row then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the
-            memory of one training step); False: in this process, after the accuracy pass (faster to start,
-            but the figures can depend on what ran before).
+        calibration: folder of images calibrating the int8 backends (None: the shipped CamVid sample).
+        isolate: time each (model, backend) in a fresh ``python -m segbench.bench.worker`` subprocess (its row
+            then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the memory of one
+            training step); False: in this process, after the accuracy pass (faster to start, but the figures
+            can depend on what ran before).
+    """
+
+    split: str = "val"
+    weights: str | None = None
+    input_size: tuple[int, int] | None = None
+    batch: int = 1
+    device: str = "cpu"
+    threads: int | None = None
+    max_images: int = 0
+    grid_images: int = 4
+    min_time_s: float = 2.0
+    progress: bool = True
+    inference: InferenceConfig | None = None
+    crf: CRFConfig | None = None
+    backends: Sequence[str] = ("eager",)
+    calibration: str | Path | None = None
+    isolate: bool = True
+
+
+@dataclass
+class _Plan:
+    """What every model is compared on: the images, the grid's images, the benchmark input and the backends.
+    ``several``: row labels name the backend (more than eager runs), and the grid's columns follow them."""
+
+    dataset: object
+    n_images: int
+    grid_names: list[str]
+    input_size: tuple[int, int]
+    backends: list[str]
+    several: bool
+    palette: list | None = None
+    class_names: list[str] | None = None
+
+
+@dataclass
+class _Results:
+    """What the models produce: result rows, the grid's label maps by image and row label, skipped files."""
+
+    rows: list[dict] = field(default_factory=list)
+    grid_preds: dict[str, dict] = field(default_factory=dict)
+    skipped: list[dict] | None = None
+
+
+def _first_image(plan: _Plan) -> dict | None:
+    return next((plan.dataset[i] for i in range(plan.n_images) if "error" not in plan.dataset[i]), None)
+
+
+def plan(data: str | Path, opts: CompareOptions) -> _Plan:
+    """Open the data and fix the backends, the grid's images and the benchmark input size.
+
+    Raises:
+        UserError: a bad device, backend or data path.
+    """
+    check_device(opts.device)
+    several = len(set(opts.backends)) > 1 or any(b != "eager" for b in opts.backends)
+    backends = list(dict.fromkeys(opts.backends)) or ["eager"]
+    for b in backends:
+        check_backend(b)
+    dataset = open_dataset(data, opts.split)
+    n_images = len(dataset) if not opts.max_images else min(opts.max_images, len(dataset))
+    grid_names = [dataset.pairs[i][0].stem for i in range(min(opts.grid_images, n_images))]
+    result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several)
+    if opts.input_size is None:
+        first = _first_image(result)
+        result.input_size = first["image"].shape[:2] if first else (360, 480)
+    if dataset.labelled:
+        result.palette, result.class_names = list(dataset.class_set.palette), list(dataset.class_set.names)
+    return result
+
+
+def _runner(loaded, backend: str, p: _Plan, opts: CompareOptions):
+    """``(runner, calibration batch or None)``: the model itself for eager, else a prepared backend predictor."""
+    if backend == "eager":
+        return loaded.model, None
+    info = loaded.info
+    calib = sample_calibration(info.mean, info.std, folder=opts.calibration) if backend.endswith("_int8") else None
+    first = _first_image(p)
+    example = preprocess(first["image"], info.mean, info.std) if first is not None else torch.randn(1, 3, *p.input_size)
+    return prepare(loaded.model, backend, example, opts.device, calib), calib
+
+
+def _accuracy(brow: dict, res, info, p: _Plan) -> None:
+    """Accuracy columns of ``brow`` from an evaluation result (or a note why there are none)."""
+    brow["num_images"] = res.num_images
+    if res.metrics is not None:
+        m = res.metrics.to_dict(list(info.class_names))
+        brow.update(pixel_accuracy=m["pixel_accuracy"], mean_accuracy=m["mean_accuracy"], miou=m["miou"], iou=m["iou"])
+    elif p.dataset.labelled:
+        brow["note"] = (f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: "
+                        "accuracy not measured")  # fmt: skip
+
+
+def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str):
+    """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend)."""
+    info = loaded.info
+    model_inference = (opts.inference or InferenceConfig()).for_model(info)
+    runner, calib = _runner(loaded, backend, p, opts)
+    same_classes = p.dataset.labelled and list(p.dataset.class_set.names) == list(info.class_names)
+    keep = set(p.grid_names) if len(p.backends) == 1 else {p.dataset.pairs[i][0].stem for i in range(p.n_images)}
+    res = evaluate(
+        runner, p.dataset, info.num_classes, info.mean, info.std, opts.device,
+        max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
+        with_metrics=same_classes, inference=model_inference, crf=opts.crf,
+    )  # fmt: skip
+    notes = getattr(runner, "notes", None) if backend != "eager" else None
+    return res, model_inference, calib, notes
+
+
+def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOptions) -> dict:
+    """Size, GFLOPs, latency and memory of one (model, backend): in a fresh worker or in this process."""
+    if opts.isolate:
+        case = make_case(
+            spec, backend=backend, batch=opts.batch, input_size=tuple(p.input_size), device=opts.device,
+            threads=opts.threads, weights=opts.weights, latency={"min_time_s": opts.min_time_s},
+            data=None if opts.calibration is None else str(opts.calibration), e2e=False,
+            train_step=opts.device.startswith("cuda"),
+        )  # fmt: skip
+        return {k: v for k, v in run_isolated(case).items() if k not in _CASE_KEYS}
+    return benchmark_model(
+        loaded.model, input_size=tuple(p.input_size), batch=opts.batch, device=opts.device, threads=opts.threads,
+        min_time_s=opts.min_time_s, backend=backend, calibration=calib,
+    )
+
+
+def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> None:
+    """The rows of one model, one per backend: accuracy (and agreement with the first backend), then speed."""
+    row: dict = {"model": spec, "weights": opts.weights}
+    t0 = time.perf_counter()
+    try:
+        loaded = load_model(spec, weights=opts.weights)
+    except UserError as exc:
+        out.rows.append({**row, "error": str(exc)})
+        return
+    info = loaded.info
+    row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
+    if p.palette is None:
+        p.palette, p.class_names = list(info.palette), list(info.class_names)
+    reference: dict[str, np.ndarray] | None = None
+    for b_index, backend in enumerate(p.backends):
+        brow = {**row, "backend": backend}
+        label = display_name(info.name, backend, p.several)
+        tb = time.perf_counter()
+        try:
+            res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label)
+        except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
+            out.rows.append({**brow, "error": f"{backend}: {first_line(exc)}"})
+            continue
+        if notes is not None:
+            brow["backend_notes"] = notes
+        out.skipped = res.skipped if out.skipped is None else out.skipped
+        _accuracy(brow, res, info, p)
+        if len(p.backends) > 1:
+            if reference is None:
+                small = np.uint8 if info.num_classes <= 256 else np.int32
+                reference = {k: np.asarray(v).astype(small) for k, v in res.predictions.items()}
+                brow["agreement_reference"] = backend
+            else:
+                brow.update(_agreement(res.predictions, reference, info.num_classes))
+                brow["agreement_reference"] = p.backends[0] if b_index else backend
+        brow["eval_s"] = time.perf_counter() - tb + ((tb - t0) if b_index == 0 else 0.0)  # the first: + loading
+        if len(res.variants) > 1:
+            brow["variants"] = res.variants_dicts(list(info.class_names) if res.metrics is not None else None)
+            brow["inference"] = model_inference.describe()
+        for name, pred in res.predictions.items():
+            if name in p.grid_names:
+                out.grid_preds.setdefault(name, {})[label] = pred
+        del res
+        bench = _benchmark(spec, loaded, backend, calib, p, opts)
+        env = bench.pop("env", None)
+        brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
+        brow["env"] = env
+        out.rows.append(brow)
+
+
+def _settings(data: str | Path, p: _Plan, opts: CompareOptions, rows: list[dict]) -> dict:
+    """The report's settings table: data, images, input, device and threads, backends, inference, warnings."""
+    settings = {
+        "data": str(data),
+        "split": opts.split if p.dataset.labelled else "(unlabelled images)",
+        "images": p.n_images,
+        "input_size": list(p.input_size),
+        "batch": opts.batch,
+        "device": opts.device,
+        "threads": opts.threads or torch.get_num_threads(),
+    }
+    if p.several:
+        settings["backends"] = ", ".join(p.backends)
+        if len(p.backends) > 1:
+            settings["agreement"] = (f"agreement mIoU: each backend's label maps scored against {p.backends[0]}'s "
+                                     "(100 = identical)")  # fmt: skip
+    inference = opts.inference
+    if inference is not None and (inference.mode != "whole" or inference.tta):
+        settings["inference"] = inference.describe()
+    if opts.crf is not None:
+        settings["crf"] = opts.crf.describe()
+    busy = busy_warning(rows)
+    if busy:
+        settings["warning"] = busy.removeprefix("warning: ")
+    if p.dataset.labelled and not any(r.get("miou") is not None for r in rows):
+        settings["accuracy_note"] = "Accuracy not measured: no model predicts the data's classes."
+    return settings
+
+
+def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+    """Write the report folder; returns ``{"rows", "skipped", "files"}``."""
+    grid = []
+    for i in range(min(opts.grid_images, p.n_images)):
+        item = p.dataset[i]
+        if "error" in item:
+            continue
+        grid.append({"name": item["name"], "image": item["image"], "target": item["mask"],
+                     "preds": results.grid_preds.get(item["name"], {})})  # fmt: skip
+    rows = results.rows
+    env = next((r["env"] for r in rows if r.get("env")), None) or environment_info(opts.device)
+    for r in rows:
+        r.pop("env", None)
+    files = write_report(
+        out_dir, rows=rows, class_names=p.class_names, palette=p.palette, grid=grid, env=env,
+        settings=_settings(data, p, opts, rows), skipped=results.skipped or [],
+    )  # fmt: skip
+    return {"rows": rows, "skipped": results.skipped or [], "files": files}
+
+
+def compare(models: list[str], data: str | Path, out_dir: str | Path, options: CompareOptions | None = None,
+            **settings) -> dict:  # fmt: skip
+    """Compare ``models`` on ``data`` and write the report folder ``out_dir``: plan, then per model evaluate
+    and benchmark every backend, then report.
+
+    Args:
+        models: model specs (``fast_scnn.camvid``, ``ARCH`` with ``weights``, or checkpoint paths).
+        data: a dataset folder (CamVid layout, images/ + masks/) or a folder / file of unlabelled images.
+        out_dir: the report folder.
+        options: the settings (:class:`CompareOptions`); default its defaults.
+        **settings: fields of :class:`CompareOptions` given by name (``device="cuda"``), over ``options``.
 
     Returns:
         ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
 
     Raises:
-        UserError: bad data path or device. Model failures become rows with an ``error``.
+        TypeError: a keyword that is not a field of :class:`CompareOptions`.
+        UserError: bad data path, device or backend. Model failures become rows with an ``error``.
     """
-    check_device(device)
-    # Row labels name the backend when more than eager runs (and the grid's columns follow the labels).
-    several = len(set(backends)) > 1 or any(b != "eager" for b in backends)
-    backends = list(dict.fromkeys(backends)) or ["eager"]
-    for b in backends:
-        check_backend(b)
-    dataset = open_dataset(data, split)
-    n_images = len(dataset) if not max_images else min(max_images, len(dataset))
-    grid_names = [dataset.pairs[i][0].stem for i in range(min(grid_images, n_images))]
-    if input_size is None:
-        first = next((dataset[i] for i in range(n_images) if "error" not in dataset[i]), None)
-        input_size = first["image"].shape[:2] if first else (360, 480)
-    rows, grid_preds, skipped, palette, class_names = [], {}, None, None, None
-    if dataset.labelled:
-        palette, class_names = list(dataset.class_set.palette), list(dataset.class_set.names)
+    unknown = sorted(set(settings) - {f.name for f in fields(CompareOptions)})
+    if unknown:
+        raise TypeError(f"compare() got unexpected keyword arguments {unknown}; "
+                        f"expected fields of CompareOptions: {', '.join(f.name for f in fields(CompareOptions))}")  # fmt: skip
+    opts = replace(options or CompareOptions(), **settings)
+    p = plan(data, opts)
+    results = _Results()
     for spec in models:
-        row: dict = {"model": spec, "weights": weights}
-        t0 = time.perf_counter()
-        try:
-            loaded = load_model(spec, weights=weights)
-        except UserError as exc:
-            rows.append({**row, "error": str(exc)})
-            continue
-        info = loaded.info
-        row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
-        if palette is None:
-            palette, class_names = list(info.palette), list(info.class_names)
-        same_classes = dataset.labelled and list(dataset.class_set.names) == list(info.class_names)
-        reference: dict[str, np.ndarray] | None = None
-        for b_index, backend in enumerate(backends):
-            brow = {**row, "backend": backend}
-            label = display_name(info.name, backend, several)
-            tb = time.perf_counter()
-            try:
-                model_inference = (inference or InferenceConfig()).for_model(info)
-                runner = loaded.model
-                calib = None
-                if backend != "eager":
-                    if backend.endswith("_int8"):
-                        calib = sample_calibration(info.mean, info.std, folder=calibration)
-                    first = next((dataset[i] for i in range(n_images) if "error" not in dataset[i]), None)
-                    example = (preprocess(first["image"], info.mean, info.std) if first is not None
-                               else torch.randn(1, 3, *input_size))
-                    runner = prepare(loaded.model, backend, example, device, calib)
-                    brow["backend_notes"] = runner.notes
-                keep = set(grid_names) if len(backends) == 1 else {dataset.pairs[i][0].stem for i in range(n_images)}
-                res = evaluate(
-                    runner, dataset, info.num_classes, info.mean, info.std, device,
-                    max_images=max_images, keep=keep, progress=progress, desc=label,
-                    with_metrics=same_classes, inference=model_inference, crf=crf,
-                )
-                del runner
-            except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
-                brow["error"] = f"{backend}: {first_line(exc)}"
-                rows.append(brow)
-                continue
-            skipped = res.skipped if skipped is None else skipped
-            brow["num_images"] = res.num_images
-            if res.metrics is not None:
-                m = res.metrics.to_dict(list(info.class_names))
-                brow.update(pixel_accuracy=m["pixel_accuracy"], mean_accuracy=m["mean_accuracy"], miou=m["miou"],
-                            iou=m["iou"])
-            elif dataset.labelled:
-                brow["note"] = (f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: "
-                                "accuracy not measured")
-            if len(backends) > 1:
-                if reference is None:
-                    small = np.uint8 if info.num_classes <= 256 else np.int32
-                    reference = {k: np.asarray(v).astype(small) for k, v in res.predictions.items()}
-                    brow["agreement_reference"] = backend
-                else:
-                    brow.update(_agreement(res.predictions, reference, info.num_classes))
-                    brow["agreement_reference"] = backends[0] if b_index else backend
-            brow["eval_s"] = time.perf_counter() - tb + ((tb - t0) if b_index == 0 else 0.0)  # the first: + loading
-            if len(res.variants) > 1:
-                brow["variants"] = res.variants_dicts(list(info.class_names) if res.metrics is not None else None)
-                brow["inference"] = model_inference.describe()
-            for name, pred in res.predictions.items():
-                if name in grid_names:
-                    grid_preds.setdefault(name, {})[label] = pred
-            del res
-            if isolate:
-                case = make_case(
-                    spec, backend=backend, batch=batch, input_size=tuple(input_size), device=device,
-                    threads=threads, weights=weights, latency={"min_time_s": min_time_s},
-                    data=None if calibration is None else str(calibration), e2e=False,
-                    train_step=device.startswith("cuda"),
-                )
-                bench = {k: v for k, v in run_isolated(case).items() if k not in _CASE_KEYS}
-            else:
-                bench = benchmark_model(
-                    loaded.model, input_size=tuple(input_size), batch=batch, device=device, threads=threads,
-                    min_time_s=min_time_s, backend=backend, calibration=calib,
-                )
-            env = bench.pop("env", None)
-            brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
-            brow["env"] = env
-            rows.append(brow)
-        del loaded
-    grid = []
-    for i in range(min(grid_images, n_images)):
-        item = dataset[i]
-        if "error" in item:
-            continue
-        grid.append({"name": item["name"], "image": item["image"], "target": item["mask"], "preds": grid_preds.get(item["name"], {})})
-    env = next((r["env"] for r in rows if r.get("env")), None) or environment_info(device)
-    for r in rows:
-        r.pop("env", None)
-    settings = {
-        "data": str(data),
-        "split": split if dataset.labelled else "(unlabelled images)",
-        "images": n_images,
-        "input_size": list(input_size),
-        "batch": batch,
-        "device": device,
-        "threads": threads or torch.get_num_threads(),
-    }
-    if several:
-        settings["backends"] = ", ".join(backends)
-        if len(backends) > 1:
-            settings["agreement"] = (f"agreement mIoU: each backend's label maps scored against {backends[0]}'s "
-                                     "(100 = identical)")
-    if inference is not None and (inference.mode != "whole" or inference.tta):
-        settings["inference"] = inference.describe()
-    if crf is not None:
-        settings["crf"] = crf.describe()
-    busy = busy_warning(rows)
-    if busy:
-        settings["warning"] = busy.removeprefix("warning: ")
-    if dataset.labelled and not any(r.get("miou") is not None for r in rows):
-        settings["accuracy_note"] = "Accuracy not measured: no model predicts the data's classes."
-    files = write_report(
-        out_dir, rows=rows, class_names=class_names, palette=palette, grid=grid, env=env,
-        settings=settings, skipped=skipped or [],
-    )
-    return {"rows": rows, "skipped": skipped or [], "files": files}
+        _compare_model(spec, p, opts, results)
+    return report(data, out_dir, p, opts, results)

@@ -87,6 +87,51 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: InferenceConfig, crf: CRFConfig | None,
+                   device, variants: list[Variant]) -> list[torch.Tensor]:  # fmt: skip
+    """Label maps ``(1, H, W)`` of one image for each variant (plain [, tta] [, crf]), adding each step's
+    seconds to its variant."""
+    plain_cfg = cfg.plain
+    whole = plain_cfg.mode == "whole"  # plain whole-image: the argmax of the logits, as predict_logits
+    preds: list[torch.Tensor] = []
+    t0 = time.perf_counter()
+    if whole:
+        out = predict_logits(model, image, mean, std, device)
+    else:
+        out = predict_probs(model, image, mean, std, plain_cfg, device)
+    preds.append(labels(out))
+    _sync(device)
+    variants[0]._seconds += time.perf_counter() - t0
+    probs = None
+    if cfg.tta:
+        t0 = time.perf_counter()
+        probs = predict_probs(model, image, mean, std, cfg, device)
+        preds.append(labels(probs))
+        _sync(device)
+        variants[1]._seconds += time.perf_counter() - t0
+    if crf is not None:
+        if probs is None:
+            probs = torch.softmax(out, 1) if whole else out
+        t0 = time.perf_counter()
+        q = dense_crf(image, probs, crf)
+        preds.append(torch.from_numpy(q.argmax(0)).unsqueeze(0).to(device))
+        variants[-1]._seconds += time.perf_counter() - t0
+    return preds
+
+
+def _finish(variants: list[Variant], num_images: int) -> None:
+    """Milliseconds per image (a CRF step's including the step before it) and metrics of each variant."""
+    for k, v in enumerate(variants):
+        if num_images:
+            ms = 1000 * v._seconds / num_images
+            if v.name.endswith("crf"):  # the CRF step's time includes producing its input
+                ms += variants[k - 1].ms_per_image
+            v.ms_per_image = ms
+        if v._cm is not None:
+            v.metrics = v._cm.compute()
+        v._cm = None
+
+
 def evaluate(
     model: nn.Module,
     dataset: SegmentationDataset,
@@ -134,8 +179,6 @@ def evaluate(
     labelled = dataset.labelled and with_metrics
     names = ["plain"] + (["tta"] if cfg.tta else []) + ([("tta+crf" if cfg.tta else "crf")] if crf is not None else [])
     variants = [Variant(n, _cm=ConfusionMatrix(num_classes, device=device) if labelled else None) for n in names]
-    plain_cfg = cfg.plain
-    plain_is_legacy = plain_cfg.mode == "whole"
     n = len(dataset) if not max_images else min(max_images, len(dataset))
     result = EvalResult(None, 0, variants=variants)
     # The next images are read and decoded on a background thread while the model runs on this one.
@@ -143,31 +186,7 @@ def evaluate(
         if "error" in item:
             result.skipped.append({"file": item["path"], "reason": item["error"]})
             continue
-        image = item["image"]
-        preds: list[torch.Tensor] = []
-        t0 = time.perf_counter()
-        if plain_is_legacy:  # exactly the historical path: argmax of whole-image logits
-            out = predict_logits(model, image, mean, std, device)
-        else:
-            out = predict_probs(model, image, mean, std, plain_cfg, device)
-        preds.append(labels(out))
-        _sync(device)
-        variants[0]._seconds += time.perf_counter() - t0
-        probs = None
-        if cfg.tta:
-            t0 = time.perf_counter()
-            probs = predict_probs(model, image, mean, std, cfg, device)
-            preds.append(labels(probs))
-            _sync(device)
-            variants[1]._seconds += time.perf_counter() - t0
-        if crf is not None:
-            if probs is None:
-                probs = torch.softmax(out, 1) if plain_is_legacy else out
-            t0 = time.perf_counter()
-            q = dense_crf(image, probs, crf)
-            preds.append(torch.from_numpy(q.argmax(0)).unsqueeze(0).to(device))
-            variants[-1]._seconds += time.perf_counter() - t0
-        del out, probs
+        preds = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants)
         if labelled:
             target = torch.from_numpy(item["mask"]).unsqueeze(0).to(device)
             for v, pred in zip(variants, preds):
@@ -175,15 +194,7 @@ def evaluate(
         if keep is not None and item["name"] in keep:
             result.predictions[item["name"]] = preds[-1][0].cpu().numpy()
         result.num_images += 1
-    for k, v in enumerate(variants):
-        if result.num_images:
-            ms = 1000 * v._seconds / result.num_images
-            if v.name.endswith("crf"):  # the CRF step's time includes producing its input
-                ms += variants[k - 1].ms_per_image
-            v.ms_per_image = ms
-        if v._cm is not None:
-            v.metrics = v._cm.compute()
-        v._cm = None
+    _finish(variants, result.num_images)
     if labelled:
         result.metrics = variants[-1].metrics
     return result

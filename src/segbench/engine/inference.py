@@ -31,6 +31,8 @@ Gaussian weighting follows nnU-Net's sliding-window inference (Isensee et al., "
 method for deep learning-based biomedical image segmentation", arXiv 1809.10486): a Gaussian with a standard
 deviation of 1/8 of the window side (the value in nnU-Net's code) per axis, peak 1.
 
+The windows themselves (positions, Gaussian weights, summing) are in :mod:`segbench.engine.sliding`.
+
 Shape conventions: images ``(H, W, 3)`` uint8 RGB; logits and probabilities ``(1, C, H, W)`` float32 on
 ``device``.
 """
@@ -48,10 +50,18 @@ from PIL import Image
 from torch import nn
 
 from segbench.data.transforms import preprocess
+from segbench.engine.sliding import (
+    GAUSSIAN_SIGMA_SCALE,
+    gaussian_weights,
+    slide_label_streaming,
+    slide_logits,
+    window_positions,
+)
 from segbench.errors import UserError
 
 __all__ = [
     "DEFAULT_WINDOW",
+    "GAUSSIAN_SIGMA_SCALE",
     "MODES",
     "InferenceConfig",
     "choose_mode",
@@ -68,8 +78,6 @@ __all__ = [
 MODES = ("whole", "slide", "auto")
 DEFAULT_WINDOW = (512, 512)
 """Window ``(H, W)`` in pixels when neither the config nor the model's recipe gives one."""
-GAUSSIAN_SIGMA_SCALE = 1 / 8
-"""Standard deviation of the Gaussian window weights as a fraction of the window side (nnU-Net's value)."""
 
 
 @dataclass(frozen=True)
@@ -206,93 +214,10 @@ def training_size(info_or_meta) -> tuple[int, int] | None:
     return (h, w) if h > 0 and w > 0 else None
 
 
-def window_positions(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets along one axis of length ``size`` for windows of ``window`` pixels every ``stride``.
-
-    The last window is shifted to end at the border, so every pixel is covered and no window leaves the
-    image; when ``size <= window`` there is one window at 0 (the image is padded to it).
-    """
-    if size <= window:
-        return [0]
-    starts = list(range(0, size - window, stride))
-    starts.append(size - window)
-    return starts
-
-
-_GAUSSIAN_CACHE: dict[tuple, torch.Tensor] = {}
-
-
-def gaussian_weights(window: tuple[int, int], device: str | torch.device = "cpu") -> torch.Tensor:
-    """Gaussian importance weights ``(1, 1, h, w)`` float32 for one window: peak 1 at the centre, standard
-    deviation :data:`GAUSSIAN_SIGMA_SCALE` times the window side per axis (nnU-Net, arXiv 1809.10486)."""
-    key = (tuple(window), str(device))
-    if key not in _GAUSSIAN_CACHE:
-        axes = []
-        for n in window:
-            x = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
-            sigma = max(n * GAUSSIAN_SIGMA_SCALE, 1e-3)
-            axes.append(torch.exp(-0.5 * (x / sigma) ** 2))
-        w = (axes[0][:, None] * axes[1][None, :]).float()
-        _GAUSSIAN_CACHE[key] = (w / w.max()).view(1, 1, *window).to(device)
-    return _GAUSSIAN_CACHE[key]
-
-
 @torch.inference_mode()
 def whole_logits(model: nn.Module, image: np.ndarray, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
     """Logits ``(1, C, H, W)`` of one forward pass over the whole ``(H, W, 3)`` uint8 image."""
     return model(preprocess(image, mean, std, device))
-
-
-@torch.inference_mode()
-def slide_logits(
-    model: nn.Module,
-    image: np.ndarray,
-    mean,
-    std,
-    window: tuple[int, int],
-    stride: tuple[int, int],
-    gaussian: bool = False,
-    device: str | torch.device = "cpu",
-) -> torch.Tensor:
-    """Sliding-window logits ``(1, C, H, W)`` for one ``(H, W, 3)`` uint8 RGB image.
-
-    Each window is normalised and run on its own (batch 1), so the whole image is never held as float;
-    windows that overhang a small image are padded with 0 (the mean colour) and cropped back. Overlapping
-    logits are averaged per pixel, weighted by :func:`gaussian_weights` when ``gaussian``.
-
-    Args:
-        window: ``(h, w)`` pixels.
-        stride: ``(h, w)`` pixels, at most ``window``.
-
-    Raises:
-        ValueError: the stride exceeds the window.
-    """
-    (wh, ww), (sh, sw) = window, stride
-    if sh > wh or sw > ww or min(wh, ww, sh, sw) < 1:
-        raise ValueError(f"stride {stride} must be positive and at most the window {window}")
-    H, W = image.shape[:2]
-    acc: torch.Tensor | None = None
-    weight = torch.zeros(1, 1, H, W, device=device)
-    g = gaussian_weights((wh, ww), device) if gaussian else None
-    for y in window_positions(H, wh, sh):
-        for x in window_positions(W, ww, sw):
-            crop = image[y : y + wh, x : x + ww]
-            ch, cw = crop.shape[:2]
-            t = preprocess(crop, mean, std, device)
-            if (ch, cw) != (wh, ww):
-                t = F.pad(t, (0, ww - cw, 0, wh - ch))  # 0 = the mean colour after normalisation
-            logits = model(t)[:, :, :ch, :cw]
-            if acc is None:
-                acc = torch.zeros(1, logits.shape[1], H, W, device=device, dtype=logits.dtype)
-            if g is not None:
-                gw = g[:, :, :ch, :cw]
-                acc[:, :, y : y + ch, x : x + cw] += logits * gw
-                weight[:, :, y : y + ch, x : x + cw] += gw
-            else:
-                acc[:, :, y : y + ch, x : x + cw] += logits
-                weight[:, :, y : y + ch, x : x + cw] += 1
-    assert acc is not None
-    return acc.div_(weight)
 
 
 # Measured peak MiB of one window-sized forward, per model, device and window (see estimate_whole_memory_mib).
@@ -421,72 +346,6 @@ def predict_probs(
     return acc.div_(n) if n > 1 else acc
 
 
-def _label_and_confidence(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(1, C, h, W)`` logits -> label ``(h, W)`` and max softmax ``(h, W)`` = 1 / sum_c exp(l_c - max_c l)."""
-    top, label = logits.max(1)
-    conf = 1.0 / (logits - top.unsqueeze(1)).exp_().sum(1)
-    return label[0], conf[0]
-
-
-@torch.inference_mode()
-def _slide_label_streaming(
-    model: nn.Module, image: np.ndarray, mean, std, window, stride, gaussian: bool, device
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sliding-window label map and confidence, finishing the output one row of windows at a time.
-
-    The logits of a row of windows are summed into a band of ``window height`` rows; once the next row
-    of windows starts below a pixel row, no later window covers it, so its label and confidence are
-    final and the band moves on. Memory: one window's forward pass plus ``(C, window height, W)`` float32,
-    instead of ``(C, H, W)``. Same windows, order of summation and arithmetic as :func:`slide_logits`.
-    """
-    (wh, ww), (sh, sw) = window, stride
-    if sh > wh or sw > ww or min(wh, ww, sh, sw) < 1:
-        raise ValueError(f"stride {stride} must be positive and at most the window {window}")
-    H, W = image.shape[:2]
-    ys, xs = window_positions(H, wh, sh), window_positions(W, ww, sw)
-    g = gaussian_weights((wh, ww), device) if gaussian else None
-    label: np.ndarray | None = None
-    conf = np.empty((H, W), np.float32)
-    acc: torch.Tensor | None = None  # rows [base, base + acc height) of the summed logits
-    weight: torch.Tensor | None = None
-    base = 0
-    for k, y in enumerate(ys):
-        rows_end = min(y + wh, H)
-        if acc is not None:  # drop finished rows, add zero rows below
-            keep = base + acc.shape[2] - y
-            new_acc = torch.zeros(1, acc.shape[1], rows_end - y, W, device=device, dtype=acc.dtype)
-            new_w = torch.zeros(1, 1, rows_end - y, W, device=device)
-            if keep > 0:
-                new_acc[:, :, :keep] = acc[:, :, y - base :]
-                new_w[:, :, :keep] = weight[:, :, y - base :]
-            acc, weight = new_acc, new_w
-        base = y
-        for x in xs:
-            crop = image[y : y + wh, x : x + ww]
-            ch, cw = crop.shape[:2]
-            t = preprocess(crop, mean, std, device)
-            if (ch, cw) != (wh, ww):
-                t = F.pad(t, (0, ww - cw, 0, wh - ch))
-            logits = model(t)[:, :, :ch, :cw]
-            if acc is None:
-                acc = torch.zeros(1, logits.shape[1], rows_end - y, W, device=device, dtype=logits.dtype)
-                weight = torch.zeros(1, 1, rows_end - y, W, device=device)
-                n_classes = logits.shape[1]
-                label = np.empty((H, W), np.uint8 if n_classes <= 255 else np.int32)
-            if g is not None:
-                gw = g[:, :, :ch, :cw]
-                acc[:, :, :ch, x : x + cw] += logits * gw
-                weight[:, :, :ch, x : x + cw] += gw
-            else:
-                acc[:, :, :ch, x : x + cw] += logits
-                weight[:, :, :ch, x : x + cw] += 1
-        done = (ys[k + 1] if k + 1 < len(ys) else H) - y  # rows no later window touches
-        lab, cf = _label_and_confidence(acc[:, :, :done] / weight[:, :, :done])
-        label[y : y + done] = lab.cpu().numpy()
-        conf[y : y + done] = cf.cpu().numpy()
-    return label, conf
-
-
 @torch.inference_mode()
 def predict_label(
     model: nn.Module,
@@ -517,7 +376,7 @@ def predict_label(
         raise ValueError(f"image must be (H, W, 3) uint8 with H, W >= 1, got shape {image.shape}")
     cfg = cfg or InferenceConfig()
     if not cfg.tta and choose_mode(model, image.shape[:2], cfg, device) == "slide":
-        return _slide_label_streaming(
+        return slide_label_streaming(
             model, image, mean, std, cfg.resolved_window(), cfg.resolved_stride(), cfg.gaussian, device
         )
     probs = predict_probs(model, image, mean, std, cfg, device)

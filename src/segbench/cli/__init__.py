@@ -1,0 +1,43 @@
+"""segbench: build, train, evaluate and compare semantic segmentation networks.
+
+Commands: models, train, curves, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
+input (one line naming the file or option and what was expected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segbench.cli import benchmark, compare, curves, evaluate, export, models, predict, train
+from segbench.errors import UserError
+
+SUBCOMMANDS = (models, train, curves, evaluate, predict, benchmark, compare, export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``segbench`` parser: one subparser per module of :data:`SUBCOMMANDS`, each setting ``func``."""
+    p = argparse.ArgumentParser(prog="segbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in SUBCOMMANDS:
+        command.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``segbench`` command line; returns the exit code (0, 2 on a user error, 130 when interrupted)."""
+    args = build_parser().parse_args(argv)
+    for opt in ("batch", "threads", "max_images"):
+        v = getattr(args, opt, None)
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None and x < (0 if opt == "max_images" else 1):
+                print(f"segbench: error: --{opt.replace('_', '-')} must be a positive number, got {x}", file=sys.stderr)
+                return 2
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"segbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("segbench: interrupted", file=sys.stderr)
+        return 130

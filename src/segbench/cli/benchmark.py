@@ -1,0 +1,136 @@
+"""``segbench benchmark``: latency, throughput, memory, size, GFLOPs and end-to-end time of a sweep of cases
+(models x backends x batches x sizes), each in a fresh subprocess by default."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from segbench.cli.common import add_model_args, fmt, json_safe, print_busy_warning
+from segbench.errors import UserError
+
+
+def add_parser(sub) -> None:
+    """The ``benchmark`` subcommand and its options."""
+    b = sub.add_parser("benchmark", help="latency, throughput, memory, size, GFLOPs and end-to-end time; sweeps")
+    b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
+    b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
+                   help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
+                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8")
+    b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
+                   help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
+    b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
+    b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    b.add_argument("--min-time", type=float, default=1.0, help="minimum timed seconds per case (default 1)")
+    b.add_argument("--warmup-time", type=float, default=1.0, help="minimum untimed seconds per case (default 1)")
+    b.add_argument("--budget", type=float, default=30.0,
+                   help="maximum timed seconds per case if the median is not yet stable (default 30)")
+    b.add_argument("--rel-ci", type=float, default=0.02,
+                   help="stop when the 95%% interval of the median is within this fraction of it (default 0.02)")
+    b.add_argument("--timeout", type=float, default=900.0, help="seconds before a case's subprocess is killed (default 900)")
+    b.add_argument("--no-isolate", action="store_true",
+                   help="run every case in this process (faster start; later models can be affected by earlier ones)")
+    b.add_argument("--data", help="images for the end-to-end time and calibration (default: the CamVid sample)")
+    b.add_argument("--no-e2e", action="store_true", help="skip the end-to-end time per image")
+    b.add_argument("--no-train-step", action="store_true", help="skip the memory of one training step")
+    b.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark (recorded either way)")
+    b.add_argument("--measure-peak", action="store_true", help="also measure a large fp32 matmul on CPU")
+    b.add_argument("--output", help="folder for benchmark.json")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing benchmark.json")
+    b.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_model_args(b, "weights for bare ARCH names (default 'none': random initialisation, stated in the output)")
+    b.set_defaults(func=run)
+
+
+def _check_args(args) -> tuple[Path | None, dict[str, str]]:
+    """``(benchmark.json path or None, {spec: error} of the models that cannot be benchmarked)``.
+
+    Raises:
+        UserError: an unknown backend, a bad number, an existing output, missing --data, or no usable model.
+    """
+    from segbench.bench.backends import BACKENDS
+    from segbench.bench.table import check_specs
+
+    known = BACKENDS
+    for b in args.backend:
+        if b not in known:
+            raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(known)}")
+    for opt in ("min_time", "budget", "rel_ci", "timeout"):
+        if getattr(args, opt) <= 0:
+            raise UserError(f"--{opt.replace('_', '-')} must be a positive number, got {getattr(args, opt)}")
+    out_file = Path(args.output) / "benchmark.json" if args.output else None
+    if out_file is not None and out_file.exists() and not args.overwrite:
+        raise UserError(f"{out_file}: exists; choose another --output or pass --overwrite")
+    if args.data and not Path(args.data).exists():
+        raise UserError(f"--data {args.data}: no such file or folder")
+    bad = check_specs(args.models)
+    if len(bad) == len(args.models):
+        raise UserError(next(iter(bad.values())))
+    if args.warmup_time < 0:
+        raise UserError(f"--warmup-time must be >= 0, got {args.warmup_time}")
+    return out_file, bad
+
+
+def run(args) -> int:
+    from segbench.bench.sweep import sweep
+    from segbench.bench.table import format_table, parse_sizes
+    from segbench.compare import check_device
+    from segbench.data.io import write_bytes_atomic
+
+    device = check_device(args.device)
+    sizes = parse_sizes(args.size)
+    out_file, bad = _check_args(args)
+    models = [m for m in args.models if m not in bad]
+    latency = {"min_time_s": args.min_time, "budget_s": args.budget, "rel_ci": args.rel_ci, "warmup_s": args.warmup_time}
+    rows = [{"model": m, "error": e, "error_kind": "user"} for m, e in bad.items()]
+
+    def on_row(row, i, total):
+        if out_file is not None:  # partial results survive an interrupted sweep
+            write_bytes_atomic(out_file, json.dumps(json_safe(rows + [row]), indent=2, default=str).encode())
+        rows.append(row)
+        if not args.quiet:
+            what = f"{row.get('model')} {row.get('backend')} batch {row.get('batch')} {'x'.join(map(str, row.get('input_size') or []))}"
+            result = f"error: {row['error']}" if row.get("error") else f"p50 {row['latency_ms_p50']:.2f} ms"
+            took = f" ({row['worker_s']:.1f} s)" if row.get("worker_s") is not None else ""
+            print(f"[{i + 1}/{total}] {what}: {result}{took}", file=sys.stderr, flush=True)
+
+    sweep(
+        models, backends=args.backend, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
+        timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
+        latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
+        cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak,
+    )  # fmt: skip
+    if rows and all(r.get("error_kind") == "user" for r in rows) and len(rows) == 1:
+        raise UserError(rows[0]["error"])
+    print(f"device {device}; " + ("each case in a fresh subprocess" if not args.no_isolate else "all cases in this process"))
+    print(format_table(rows))
+    _print_legend(args, rows, device)
+    if out_file is not None:
+        write_bytes_atomic(out_file, json.dumps(json_safe(rows), indent=2, default=str).encode())
+        print(f"wrote {out_file}")
+    return 0
+
+
+def _print_legend(args, rows: list[dict], device: str) -> None:
+    """What the table's columns mean and how they were measured, from the first row without an error."""
+    ok = [r for r in rows if not r.get("error")]
+    if ok:
+        r0, env = ok[0], ok[0].get("env") or {}
+        where = env.get("cuda_device") if str(device).startswith("cuda") else env.get("cpu")
+        print(f"p50/p90: median/90th percentile ms per batch; CI%: half-width of the 95% interval of the median "
+              f"(order statistics) relative to it, * = not within --rel-ci {args.rel_ci:g} when the budget of "
+              f"{args.budget:g} s ran out")
+        print(f"GFLOP/s: FLOPs (torch.utils.flop_counter, 1 multiply-add = 2 FLOPs) x batch / p50; %peak against "
+              f"the fp32 peak, {r0.get('peak_kind')}: {r0.get('peak_formula')}")
+        base = r0.get("rss_before_model_mib")
+        print(f"mem: {r0.get('memory_kind')} during one forward; RSS: peak resident set of the measuring process "
+              f"(ru_maxrss) before the training step, {fmt(base, '.0f')} MiB of it before the model was loaded "
+              f"(Python, torch, segbench); train: {r0.get('train_memory_kind') or '-'} of one training step "
+              f"(forward, cross-entropy, backward, SGD) at batch max(batch, 2), eager only")
+        print(f"e2e: decode + preprocess + model + postprocess per image (batch-1 cases), on "
+              f"{args.data or 'the CamVid sample'}; mIoU on those images when their classes are the model's")
+        print(f"torch {env.get('torch')}, {env.get('threads')} threads, cudnn.benchmark {env.get('cudnn_benchmark')}, {where}")
+    if any(r.get("weights") == "none" for r in rows):
+        print("weights 'none': random initialisation (speed, size and memory do not depend on the weight values)")
+    print_busy_warning(rows)

@@ -1,0 +1,176 @@
+"""What several subcommands share: option groups, the configs they build, output checks and printing."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from segbench.errors import UserError
+
+
+def fmt(v, spec=".2f") -> str:
+    """``v`` formatted with ``spec``, or ``-`` for None."""
+    return "-" if v is None else format(v, spec)
+
+
+def pct(v) -> str:
+    """A fraction as a percentage with two decimals, or ``-`` for None."""
+    return "-" if v is None else f"{v * 100:.2f}"
+
+
+def check_new_dir(path: Path, overwrite: bool) -> None:
+    """Raise a :class:`UserError` naming --output unless ``path`` is missing, empty, or ``overwrite``."""
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise UserError(f"{path}: folder exists and is not empty; choose another --output or pass --overwrite")
+
+
+def inference_config(args, info=None):
+    """InferenceConfig from --mode/--window/--stride/--gaussian/--tta-scales/--tta-flip/--memory-budget, with
+    the window resolved for the model (its training crop size when known)."""
+    from segbench.engine.inference import InferenceConfig
+
+    cfg = InferenceConfig(
+        mode=args.mode, window=tuple(args.window) if args.window else None,
+        stride=tuple(args.stride) if args.stride else None, gaussian=args.gaussian,
+        scales=tuple(args.tta_scales) if args.tta_scales else (1.0,), flip=args.tta_flip,
+        memory_budget_mib=args.memory_budget,
+    )
+    return cfg.for_model(info) if info is not None else cfg
+
+
+def crf_config(args):
+    """CRFConfig from --crf/--crf-iterations/--crf-param, or None without --crf.
+
+    Raises:
+        UserError: --crf-* options without --crf, bad values, or pydensecrf2 missing.
+    """
+    from segbench.engine.crf import CRFConfig, require_crf
+
+    if not args.crf:
+        if args.crf_param or args.crf_iterations is not None:
+            raise UserError("--crf-param/--crf-iterations: given without --crf")
+        return None
+    cfg = CRFConfig.from_overrides(args.crf_param, args.crf_iterations)
+    require_crf()
+    return cfg
+
+
+def backend_runner(args, loaded, device: str, image=None):
+    """The model itself for ``--backend eager``, else a :class:`segbench.bench.backends.Predictor` running it
+    with ``--backend`` (prepared on ``image``, an ``(H, W, 3)`` uint8 array, or a 360 x 480 random input;
+    the int8 backends calibrated on ``--calibration`` images, default the shipped sample).
+
+    Raises:
+        UserError: unknown backend; BackendUnavailable (missing package, device); ExportError.
+    """
+    if args.backend == "eager":
+        return loaded.model
+    import torch
+
+    from segbench.bench.backends import prepare
+    from segbench.data.transforms import preprocess
+    from segbench.export import sample_calibration
+
+    info = loaded.info
+    example = preprocess(image, info.mean, info.std) if image is not None else torch.randn(1, 3, 360, 480)
+    calibration = None
+    if args.backend.endswith("_int8"):
+        calibration = sample_calibration(info.mean, info.std, folder=args.calibration)
+    runner = prepare(loaded.model, args.backend, example, device, calibration)
+    print(f"backend {args.backend}: {runner.notes}", file=sys.stderr)
+    return runner
+
+
+def check_backend_args(args) -> None:
+    from segbench.bench.backends import check_backend
+
+    backends = args.backend if isinstance(args.backend, list) else [args.backend]
+    for b in backends:
+        check_backend(b)
+    if args.calibration and not any(b.endswith("_int8") for b in backends):
+        raise UserError("--calibration: only with an int8 --backend (onnxruntime_int8, openvino_int8)")
+
+
+def print_skipped(skipped: list[dict]) -> None:
+    """One ``skipped FILE: reason`` line per skipped file, on stderr."""
+    for s in skipped:
+        reason = s["reason"] if s["reason"].startswith(s["file"]) else f"{s['file']}: {s['reason']}"
+        print(f"skipped {reason}", file=sys.stderr)
+
+
+def print_busy_warning(rows: list[dict]) -> None:
+    """The busy-CPU warning of benchmark rows, on stderr, when there is one."""
+    from segbench.bench.env import busy_warning
+
+    line = busy_warning(rows)
+    if line:
+        print(line, file=sys.stderr)
+
+
+def json_safe(value):
+    """NaN and infinities -> None, recursively, so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def scales(text: str) -> list[float]:
+    """argparse type of --tta-scales: ``0.5,1.0,1.5`` -> ``[0.5, 1.0, 1.5]``."""
+    try:
+        values = [float(v) for v in text.replace(" ", ",").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1.0,1.5, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one scale")
+    return values
+
+
+def add_model_args(sp, weights_help="a tag, a weights file, or 'none' (random initialisation)") -> None:
+    """--weights and --device."""
+    sp.add_argument("--weights", help=weights_help)
+    sp.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+BACKEND_NAMES = ("eager, channels_last, bf16, compile, onnxruntime, onnxruntime_int8, openvino, openvino_bf16, "
+                 "openvino_int8")
+
+def add_backend_args(sp, several: bool = False) -> None:
+    """--backend (one, or several with ``several``) and --calibration."""
+    g = sp.add_argument_group("backend (how the network runs; see segbench.bench.backends)")
+    if several:
+        g.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
+                       help=f"one row per (model, backend), each with its accuracy beside its speed, and the "
+                            f"agreement with the first backend's predictions; from: {BACKEND_NAMES} "
+                            "(default eager)")
+    else:
+        g.add_argument("--backend", default="eager", metavar="B", help=f"one of {BACKEND_NAMES} (default eager)")
+    g.add_argument("--calibration", metavar="DIR",
+                   help="images calibrating the int8 backends (default: the CamVid val sample shipped with segbench)")
+
+def add_inference_args(sp) -> None:
+    """--mode, --window, --stride, --gaussian, --memory-budget, --tta-*, --crf*."""
+    g = sp.add_argument_group("inference (sliding window, test-time augmentation, dense CRF)")
+    g.add_argument("--mode", choices=["whole", "slide", "auto"], default="whole",
+                   help="whole image (default), sliding window, or auto: slide when the image exceeds 2x the "
+                        "window per side or whole-image inference would need more than --memory-budget")
+    g.add_argument("--window", nargs=2, type=int, metavar=("H", "W"),
+                   help="sliding-window size in pixels (default: the model's training crop size, else 512 512)")
+    g.add_argument("--stride", nargs=2, type=int, metavar=("H", "W"),
+                   help="step between windows in pixels, at most the window (default: 2/3 of the window)")
+    g.add_argument("--gaussian", action="store_true", help="Gaussian-weighted averaging of overlapping windows")
+    g.add_argument("--memory-budget", type=float, default=2048.0, metavar="MiB",
+                   help="auto mode: slide when whole-image inference is predicted to exceed this (default 2048)")
+    g.add_argument("--tta-scales", type=scales, metavar="S[,S...]",
+                   help="test-time augmentation scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (probabilities averaged)")
+    g.add_argument("--tta-flip", action="store_true", help="test-time augmentation with left-right flips")
+    g.add_argument("--crf", action="store_true",
+                   help="dense CRF post-processing (arXiv 1210.5644; needs: pip install 'segbench[crf]')")
+    g.add_argument("--crf-iterations", type=int, metavar="N", help="mean-field iterations (default 10)")
+    g.add_argument("--crf-param", action="append", metavar="NAME=VALUE",
+                   help="CRF parameter: smooth_weight, smooth_sxy, appearance_weight, appearance_sxy, "
+                        "appearance_srgb (defaults: DeepLab's 3, 1, 4, 67, 3)")

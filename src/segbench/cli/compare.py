@@ -1,0 +1,81 @@
+"""``segbench compare``: models side by side on the same images, one report (:func:`segbench.compare.compare`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from segbench.cli.common import (
+    add_backend_args,
+    add_inference_args,
+    add_model_args,
+    check_backend_args,
+    check_new_dir,
+    crf_config,
+    fmt,
+    inference_config,
+    pct,
+    print_busy_warning,
+    print_skipped,
+)
+from segbench.errors import UserError
+
+
+def add_parser(sub) -> None:
+    """The ``compare`` subcommand and its options."""
+    c = sub.add_parser("compare", help="the main job: models side by side on the same images, one report")
+    c.add_argument("models", nargs="*", help="models to compare (default: every model shipped in segbench's zoo)")
+    c.add_argument("--data", help="dataset folder or folder of images (default: the CamVid sample shipped with segbench)")
+    c.add_argument("--split", default="val")
+    c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
+    c.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
+    c.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="benchmark input size (default: the first image's)")
+    c.add_argument("--batch", type=int, default=1, help="benchmark batch size")
+    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    c.add_argument("--max-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
+    c.add_argument("--grid", type=int, default=4, help="images shown side by side (default 4)")
+    c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
+    c.add_argument("--in-process", action="store_true",
+                   help="time the models in this process instead of a fresh subprocess per (model, backend)")
+    c.add_argument("--quiet", action="store_true")
+    add_inference_args(c)
+    add_backend_args(c, several=True)
+    add_model_args(c, "weights for bare ARCH names: a tag, a file, or 'none'")
+    c.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from segbench.compare import compare, zoo_models
+    from segbench.data.datasets import sample_dir
+
+    models = args.models or zoo_models()
+    if not models:
+        raise UserError("no models given and no shipped models found in segbench/zoo")
+    data = args.data or sample_dir()
+    check_backend_args(args)
+    inference, crf = inference_config(args), crf_config(args)
+    out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
+    check_new_dir(out, args.overwrite)
+    print(f"comparing {', '.join(models)} on {data}")
+    result = compare(
+        models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
+        batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
+        grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
+        backends=args.backend, calibration=args.calibration, isolate=not args.in_process,
+    )
+    several = args.backend != ["eager"]
+    for r in result["rows"]:
+        name = r["model"] + (f" ({r['backend']})" if several and r.get("backend") else "")
+        if r.get("error"):
+            print(f"{name:34s} error: {r['error']}")
+        else:
+            agree = "" if r.get("agreement_miou") is None else f"  agreement mIoU {pct(r['agreement_miou'])}"
+            print(f"{name:34s} mIoU {pct(r.get('miou')):>6s}  p50 {fmt(r.get('latency_ms_p50')):>8s} ms  "
+                  f"{fmt(r.get('params_m'))} M params  {fmt(r.get('gflops'))} GFLOPs{agree}")
+            for v in r.get("variants", [])[1:]:
+                print(f"{'':34s}   {v['name']}: mIoU {pct(v.get('miou'))} (plain {pct(r['variants'][0].get('miou'))}), "
+                      f"{fmt(v.get('extra_ms_per_image'), '+.1f')} ms/image")
+    print_skipped(result["skipped"])
+    print_busy_warning(result["rows"])
+    print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
+    return 0

@@ -1,0 +1,142 @@
+"""``segbench evaluate``: pixel accuracy, per-class IoU and mIoU of one model on a labelled split."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from segbench.cli.common import (
+    add_backend_args,
+    add_inference_args,
+    add_model_args,
+    backend_runner,
+    check_backend_args,
+    check_new_dir,
+    crf_config,
+    fmt,
+    inference_config,
+    pct,
+    print_skipped,
+)
+from segbench.errors import UserError
+
+
+def add_parser(sub) -> None:
+    """The ``evaluate`` subcommand and its options."""
+    e = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU and mIoU on a labelled split")
+    e.add_argument("model", help="ARCH.TAG (e.g. fast_scnn.camvid), ARCH with --weights, or a checkpoint path")
+    e.add_argument("--data", required=True, help="dataset folder (CamVid layout or images/ + masks/)")
+    e.add_argument("--split", default="val")
+    e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
+    e.add_argument("--output", help="folder for metrics.json and confusion_matrix.csv")
+    e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_inference_args(e)
+    add_backend_args(e)
+    add_model_args(e)
+    e.set_defaults(func=run)
+
+
+def _open(args):
+    """The dataset and the loaded model, checked against each other, before any work.
+
+    Raises:
+        UserError: an unlabelled split, an existing --output, or a model predicting other classes.
+    """
+    from segbench.data.datasets import open_dataset
+    from segbench.models import load_model
+
+    dataset = open_dataset(args.data, args.split)
+    if not dataset.labelled:
+        raise UserError(f"{args.data}: split {args.split!r} has no labels to evaluate against")
+    if args.output:
+        check_new_dir(Path(args.output), args.overwrite)
+    loaded = load_model(args.model, weights=args.weights)
+    info = loaded.info
+    if list(info.class_names) != list(dataset.class_set.names):
+        raise UserError(
+            f"{args.model}: predicts {info.num_classes} classes ({', '.join(info.class_names[:3])}, ...) but "
+            f"{args.data} has {dataset.class_set.num_classes} ({', '.join(dataset.class_set.names[:3])}, ...)"
+        )
+    return dataset, loaded
+
+
+def run(args) -> int:
+    from segbench.compare import check_device
+    from segbench.engine.evaluate import evaluate
+
+    device = check_device(args.device)
+    inference_config(args)  # bad options fail before any work
+    check_backend_args(args)
+    crf = crf_config(args)
+    dataset, loaded = _open(args)
+    info = loaded.info
+    inference = inference_config(args, info)
+    first = next((dataset[i] for i in range(len(dataset)) if "error" not in dataset[i]), None)
+    runner = backend_runner(args, loaded, device, first["image"] if first else None)
+    t0 = time.perf_counter()
+    res = evaluate(runner, dataset, info.num_classes, info.mean, info.std, device,
+                   max_images=args.max_images, progress=not args.quiet, desc=info.name,
+                   inference=inference, crf=crf)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    print_skipped(res.skipped)
+    if res.metrics is None or res.num_images == 0:
+        raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
+    m = res.metrics.to_dict(list(info.class_names))
+    out = {
+        "model": info.name, "weights": info.weights, "backend": args.backend,
+        "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "split": args.split,
+        "num_images": res.num_images, "seconds": seconds, "throughput_img_s": res.num_images / seconds,
+        **m, "skipped": res.skipped,
+        "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
+        "variants": res.variants_dicts(list(info.class_names)),
+    }  # fmt: skip
+    if args.output:
+        _write_files(Path(args.output), out, list(info.class_names), m["confusion"])
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    _print_metrics(args, info, m, res.num_images, seconds)
+    _print_variants(out["variants"], inference, crf)
+    if args.output:
+        print(f"wrote {Path(args.output) / 'metrics.json'} and confusion_matrix.csv")
+    return 0
+
+
+def _write_files(folder: Path, out: dict, class_names: list[str], confusion: list[list[int]]) -> None:
+    """``metrics.json`` and ``confusion_matrix.csv`` (rows: target class, columns: predicted class)."""
+    from segbench.data.io import write_bytes_atomic
+
+    write_bytes_atomic(folder / "metrics.json", json.dumps(out, indent=2).encode())
+    header = "target\\pred," + ",".join(class_names) + "\n"
+    body = "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(class_names, confusion))
+    write_bytes_atomic(folder / "confusion_matrix.csv", (header + body).encode())
+
+
+def _print_metrics(args, info, m: dict, num_images: int, seconds: float) -> None:
+    """The per-class IoU and accuracy table, mIoU, pixel and mean class accuracy."""
+    print(f"{info.name}{'' if args.backend == 'eager' else f' ({args.backend})'} on {args.data} "
+          f"({args.split}, {num_images} images, {seconds:.1f} s, "
+          f"{num_images / seconds:.1f} img/s with image loading overlapped)")  # fmt: skip
+    print(f"{'class':16s} {'IoU %':>7s} {'acc %':>7s}")
+    for name in info.class_names:
+        print(f"{name:16s} {pct(m['iou'][name]):>7s} {pct(m['accuracy'][name]):>7s}")
+    print(f"{'mIoU':16s} {pct(m['miou']):>7s}")
+    print(f"pixel accuracy {pct(m['pixel_accuracy'])} %, mean class accuracy {pct(m['mean_accuracy'])} %")
+    print("IoU is NaN ('-') for a class absent from both labels and predictions; such classes are left out of mIoU.")
+
+
+def _print_variants(variants: list[dict], inference, crf) -> None:
+    """The plain -> +TTA -> +CRF table of evaluate: mIoU and milliseconds per image of each step."""
+    print(f"inference: {inference.describe()}" + (f"; {crf.describe()}" if crf else ""))
+    if len(variants) < 2:
+        return
+    print(f"{'step':10s} {'mIoU %':>7s} {'ms/img':>9s} {'extra ms':>9s}")
+    for v in variants:
+        extra = v.get("extra_ms_per_image")
+        print(f"{v['name']:10s} {pct(v.get('miou')):>7s} {fmt(v.get('ms_per_image'), '.1f'):>9s} "
+              f"{'-' if v['name'] == 'plain' else fmt(extra, '+.1f'):>9s}")
+    print("ms/img: wall-clock time per image to produce that label map (model, TTA, CRF; not decoding); "
+          "extra ms: over plain.")

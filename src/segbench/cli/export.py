@@ -1,0 +1,80 @@
+"""``segbench export``: a model as a small safetensors file, or as ONNX checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segbench.errors import UserError
+
+
+def add_parser(sub) -> None:
+    """The ``export`` subcommand and its options."""
+    x = sub.add_parser(
+        "export", help="write a model as a small safetensors file, or as ONNX checked against PyTorch",
+        description="--format safetensors (default): the weights and metadata, fp16 or fp32. --format onnx: an "
+        "ONNX model with dynamic batch, height and width, written only after its logits and mIoU were checked "
+        "against PyTorch's on sample images (numbers printed and stored in the file's metadata_props); "
+        "needs pip install 'segbench[onnx]'.",
+    )
+    x.add_argument("model", help="checkpoint path, ARCH.TAG, or ARCH with --weights")
+    x.add_argument("--output", required=True, help="output file (.safetensors, or .onnx with --format onnx)")
+    x.add_argument("--format", choices=["safetensors", "onnx"], default="safetensors",
+                   help="file format (default safetensors)")
+    x.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16", help="safetensors weights dtype")
+    g = x.add_argument_group("ONNX (--format onnx)")
+    g.add_argument("--int8", action="store_true",
+                   help="write an int8 model (ONNX Runtime static quantisation, QDQ, per-channel weights)")
+    g.add_argument("--calibration", metavar="DIR",
+                   help="images calibrating the int8 ranges (default: the CamVid val sample shipped with segbench)")
+    g.add_argument("--data", help="dataset or image folder the check runs on (default: the shipped CamVid val sample)")
+    g.add_argument("--split", default="val", help="split of --data (default val)")
+    g.add_argument("--max-images", type=int, default=8, help="images checked (default 8)")
+    g.add_argument("--atol", type=float, default=1e-3,
+                   help="largest allowed |logits difference| of the fp32 model (default 1e-3)")
+    g.add_argument("--max-miou-drop", type=float, metavar="POINTS",
+                   help="largest allowed mIoU drop in points (default 0.05 for fp32, 0.5 for --int8)")
+    g.add_argument("--exporter", choices=["dynamo", "torchscript"],
+                   help="torch.onnx exporter (default dynamo; torchscript is deprecated by PyTorch)")
+    g.add_argument("--opset", type=int, help="ONNX opset, 17 or newer (default 18 for dynamo, 17 for torchscript)")
+    x.add_argument("--keep-aux", action="store_true", help="keep the auxiliary head (dropped by default)")
+    x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--weights", help="weights for a bare ARCH")
+    x.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from segbench.engine.checkpoint import save_safetensors
+    from segbench.models import load_model
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out}: exists; pass --overwrite to replace it")
+    if args.format != "onnx":
+        onnx_only = [f"--{k.replace('_', '-')}" for k in ("int8", "calibration", "data", "exporter", "opset")
+                     if getattr(args, k) not in (None, False)]
+        if onnx_only:
+            raise UserError(f"{', '.join(onnx_only)}: only with --format onnx")
+    loaded = load_model(args.model, weights=args.weights)
+    info = loaded.info
+    model = loaded.model
+    if not args.keep_aux and getattr(model, "aux_head", None) is not None:
+        model.aux_head = None  # inference-only file: the auxiliary head is a training aid
+    if args.format == "onnx":
+        from segbench.export import export_checked
+
+        export_checked(
+            model, info, out, int8=args.int8, data=args.data, split=args.split, max_images=args.max_images,
+            calibration=args.calibration, exporter=args.exporter or "dynamo", opset=args.opset, atol=args.atol,
+            max_miou_drop=args.max_miou_drop, overwrite=args.overwrite,
+        )
+        return 0
+    meta = {"arch": info.arch, "num_classes": info.num_classes, "class_names": info.class_names,
+            "palette": [list(c) for c in info.palette], "mean": list(info.mean), "std": list(info.std)}
+    for key in ("iteration", "val", "config"):
+        if key in info.meta:
+            meta[key] = info.meta[key]
+    size = save_safetensors(model, meta, out, torch.float16 if args.dtype == "fp16" else torch.float32)
+    print(f"wrote {out} ({size / 1e6:.2f} MB, {args.dtype})")
+    return 0

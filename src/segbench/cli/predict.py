@@ -1,0 +1,90 @@
+"""``segbench predict``: a label PNG, an overlay PNG (and optionally a confidence PNG) for each image, with
+:func:`segbench.engine.predict.predict_images`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segbench.cli.common import (
+    add_backend_args,
+    add_inference_args,
+    add_model_args,
+    backend_runner,
+    check_backend_args,
+    crf_config,
+    inference_config,
+    print_skipped,
+)
+from segbench.errors import UserError
+
+
+def add_parser(sub) -> None:
+    """The ``predict`` subcommand and its options."""
+    pr = sub.add_parser("predict", help="label PNG and overlay PNG for each image")
+    pr.add_argument("model", help="ARCH.TAG, ARCH with --weights, or a checkpoint path")
+    pr.add_argument("images", nargs="+", help="image files and/or folders")
+    pr.add_argument("--output", default="predictions", help="output folder (default ./predictions)")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pr.add_argument("--alpha", type=float, default=0.5, help="mask opacity in the overlay (0..1)")
+    pr.add_argument("--confidence", action="store_true",
+                    help="also write STEM_confidence.png: the max softmax probability per pixel (0..255 = 0..1)")
+    pr.add_argument("--quiet", action="store_true")
+    add_inference_args(pr)
+    add_backend_args(pr)
+    add_model_args(pr)
+    pr.set_defaults(func=run)
+
+
+def _targets(args, dataset, out: Path) -> list[dict[str, Path]]:
+    """The output files of every image.
+
+    Raises:
+        UserError: two images would write the same files, or files exist without --overwrite.
+    """
+    from segbench.engine.predict import output_paths
+
+    by_stem: dict[str, Path] = {}
+    for p, _ in dataset.pairs:
+        if p.stem in by_stem:
+            raise UserError(f"{p} and {by_stem[p.stem]} would write the same outputs ({p.stem}_label.png); rename one")
+        by_stem[p.stem] = p
+    targets = output_paths(out, [p.stem for p, _ in dataset.pairs], args.confidence)
+    existing = [str(t) for paths in targets for t in paths.values() if t.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]}: exists (and {len(existing) - 1} more); pass --overwrite to replace them")
+    return targets
+
+
+def run(args) -> int:
+    from segbench.compare import check_device
+    from segbench.data.datasets import images as image_dataset
+    from segbench.engine.predict import predict_images
+    from segbench.models import load_model
+
+    device = check_device(args.device)
+    inference_config(args)  # bad options fail before any work
+    check_backend_args(args)
+    crf = crf_config(args)
+    dataset = image_dataset(args.images)
+    if not len(dataset):
+        raise UserError(f"{' '.join(args.images)}: no images found")
+    out = Path(args.output)
+    targets = _targets(args, dataset, out)
+    loaded = load_model(args.model, weights=args.weights)
+    info = loaded.info
+    inference = inference_config(args, info)
+    loaded.model.eval().to(device)
+    first = next((dataset[i] for i in range(len(dataset)) if "error" not in dataset[i]), None)
+    runner = backend_runner(args, loaded, device, first["image"] if first else None)
+
+    def report(item, paths, top):
+        if not args.quiet:
+            print(f"{item['path']} -> {', '.join(p.name for p in paths.values())} ({', '.join(top)})")
+
+    result = predict_images(runner, dataset, info, out, targets, inference=inference, crf=crf, device=device,
+                            alpha=args.alpha, backend=args.backend, on_image=report)  # fmt: skip
+    skipped = result.skipped
+    print_skipped(skipped)
+    print(f"{result.done} images segmented into {out}" + (f", {len(skipped)} skipped" if skipped else "")
+          + f" ({inference.describe()}" + (f"; {crf.describe()})" if crf else ")"))  # fmt: skip
+    return 0
