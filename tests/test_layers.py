@@ -31,11 +31,7 @@ RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 KNOWN_VIOLATIONS = {
     ("engine.inference", "bench.memory"),
 }
-KNOWN_CYCLES = {
-    # models/__init__ <-> models.weights, and models.unet <-> models.weights, join every architecture
-    frozenset({"models", "models.deeplabv3", "models.deeplabv3plus", "models.fcn_vgg", "models.lraspp",
-               "models.mobilenet_v3", "models.unet", "models.weights"}),  # fmt: skip
-}
+KNOWN_CYCLES = set()
 KNOWN_MATPLOTLIB = {"bench.report", "curves"}
 KNOWN_MODELS_LOADS = set()  # what `import segbench.models` loads beyond models and the leaves
 
