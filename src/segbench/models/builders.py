@@ -1,4 +1,5 @@
-"""The registry of network builders: ``list_models()`` and ``build_model(name, **kw)``."""
+"""The registry of network builders (``list_models()``, ``build_model(name, **kw)``) and of their trained
+weights (:data:`WEIGHTS`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from segbench.models import fast_scnn as _fast_scnn
 from segbench.models import fcn as _fcn
 from segbench.models import lraspp as _lraspp
 from segbench.models import unet as _unet
+from segbench.models.pretrained import Weights
 from segbench.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -37,6 +39,12 @@ for _fn in (  # registration is explicit: this list is every network segbench ha
     _fcn.fcn8s_vgg16,
 ):
     MODELS.register()(_fn)
+
+#: Every network's trained weights, by architecture and tag, as the architecture modules declare them.
+WEIGHTS: dict[str, dict[str, Weights]] = {}
+for _spec in (*_fcn.WEIGHTS, *_deeplabv3.WEIGHTS, *_deeplabv3plus.WEIGHTS, *_lraspp.WEIGHTS, *_fast_scnn.WEIGHTS,
+              *_unet.WEIGHTS):  # fmt: skip
+    WEIGHTS.setdefault(_spec.arch, {})[_spec.tag] = _spec
 
 
 def list_models() -> list[str]:

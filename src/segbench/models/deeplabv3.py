@@ -43,12 +43,15 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import segmentation as tvseg
 
 from segbench.errors import UserError
 from segbench.models.base import SegmentationModel
+from segbench.models.convert import convert_torchvision_mobilenet_v3_state, convert_torchvision_state
 from segbench.models.encoders import check_output_stride, get_encoder
 from segbench.models.fcn import FCNHead
 from segbench.models.layers import AdaptiveAvgPool2d, ConvBNAct
+from segbench.models.pretrained import torchvision_coco_voc, zoo_camvid
 
 __all__ = [
     "ASPP",
@@ -248,3 +251,23 @@ def deeplabv3_mobilenet_v3_large(
 
 deeplabv3_resnet50.__doc__ = _DEEPLAB_DOC.format(depth=50)
 deeplabv3_resnet101.__doc__ = _DEEPLAB_DOC.format(depth=101)
+
+
+#: Trained weights of the networks of this module.
+WEIGHTS = (
+    *(
+        torchvision_coco_voc(f"deeplabv3_resnet{depth}", weights, convert_torchvision_state, "classifier.weight", aux=True)
+        for depth, weights in (
+            (50, tvseg.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1),
+            (101, tvseg.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1),
+        )
+    ),
+    torchvision_coco_voc(
+        "deeplabv3_mobilenet_v3_large",
+        tvseg.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+        convert_torchvision_mobilenet_v3_state,
+        "classifier.weight",
+        aux=True,
+    ),
+    zoo_camvid("deeplabv3_mobilenet_v3_large", 11_022_907, "classifier.weight"),
+)

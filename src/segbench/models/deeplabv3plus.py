@@ -46,6 +46,7 @@ from segbench.models.deeplabv3 import ASPP
 from segbench.models.encoders import check_output_stride, get_encoder
 from segbench.models.fcn import FCNHead
 from segbench.models.layers import ConvBNAct, SeparableConv
+from segbench.models.pretrained import zoo_camvid
 
 __all__ = [
     "DeepLabV3PlusDecoder",
@@ -375,3 +376,7 @@ def deeplabv3plus_xception65(
         raise UserError(f"deeplabv3plus_xception65: weights_backbone must be None, got {weights_backbone!r}")
     encoder = get_encoder("xception65", output_stride=output_stride)
     return _model(encoder, num_classes, output_stride, separable, separable_aspp, None)
+
+
+#: Trained weights of the networks of this module.
+WEIGHTS = (zoo_camvid("deeplabv3plus_mobilenet_v3_large", 10_584_363, "classifier.weight"),)

@@ -24,6 +24,7 @@ from torch import nn
 
 from segbench.models.base import SegmentationModel
 from segbench.models.layers import ConvBNAct, InvertedResidual, SeparableConv, adaptive_avg_pool2d
+from segbench.models.pretrained import zoo_camvid
 
 
 class PyramidPooling(nn.Module):
@@ -105,3 +106,7 @@ def fast_scnn(*, num_classes: int = 19, aux_loss: bool = False) -> SegmentationM
     if aux_loss:
         aux = nn.Sequential(ConvBNAct(128, 32, 3), nn.Dropout(0.1), nn.Conv2d(32, num_classes, 1))
     return SegmentationModel(FastSCNNEncoder(), FeatureFusion(), FastSCNNClassifier(128, num_classes), aux_head=aux)
+
+
+#: Trained weights of the network of this module.
+WEIGHTS = (zoo_camvid("fast_scnn", 1_136_763, "classifier.3.weight"),)

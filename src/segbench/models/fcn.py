@@ -53,11 +53,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import segmentation as tvseg
 
 from segbench.errors import UserError
 from segbench.models.base import SegmentationModel, match_size
+from segbench.models.convert import convert_torchvision_state
 from segbench.models.encoders import check_output_stride, get_encoder
 from segbench.models.layers import ConvBNAct
+from segbench.models.pretrained import torchvision_coco_voc
 
 __all__ = [
     "FCNHead",
@@ -287,4 +290,14 @@ fcn16s_vgg16.__doc__ = _VGG_DOC.format(
 )
 fcn8s_vgg16.__doc__ = _VGG_DOC.format(
     stride=8, skips="with pool4 and pool3 skips", fused="fused ", decoder="fusing fc7, pool4 and pool3 scores"
+)
+
+
+#: Trained weights of the networks of this module.
+WEIGHTS = tuple(
+    torchvision_coco_voc(f"fcn_resnet{depth}", weights, convert_torchvision_state, "classifier.weight", aux=True)
+    for depth, weights in (
+        (50, tvseg.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1),
+        (101, tvseg.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1),
+    )
 )

@@ -34,11 +34,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import segmentation as tvseg
 
 from segbench.errors import UserError
 from segbench.models.base import SegmentationModel
+from segbench.models.convert import convert_torchvision_lraspp_state
 from segbench.models.encoders import check_output_stride, get_encoder
 from segbench.models.layers import AdaptiveAvgPool2d, ConvBNAct
+from segbench.models.pretrained import torchvision_coco_voc, zoo_camvid
 
 __all__ = ["LRASPPClassifier", "LRASPPDecoder", "lraspp_mobilenet_v3_large"]
 
@@ -132,3 +135,16 @@ def lraspp_mobilenet_v3_large(
     decoder = LRASPPDecoder(encoder.out_channels[1], encoder.out_channels[-1])
     classifier = LRASPPClassifier(decoder.channels, encoder.out_channels[1], num_classes)
     return SegmentationModel(encoder, decoder, classifier)
+
+
+#: Trained weights of the network of this module.
+WEIGHTS = (
+    torchvision_coco_voc(
+        "lraspp_mobilenet_v3_large",
+        tvseg.LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+        convert_torchvision_lraspp_state,
+        "classifier.low_classifier.weight",
+        aux=False,
+    ),
+    zoo_camvid("lraspp_mobilenet_v3_large", 3_219_838, "classifier.low_classifier.weight"),
+)

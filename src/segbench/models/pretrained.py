@@ -1,6 +1,9 @@
 """Reading weights files and loading them strictly: torchvision checkpoints through torch's hub cache,
 segbench ``.safetensors`` and ``.pt`` files, and the ImageNet weights of the encoders.
 
+Trained weights of the networks are data too: each architecture module lists its :class:`Weights` (the
+``coco_voc`` torchvision checkpoints, the CamVid models of ``segbench/zoo``) beside its builders.
+
 Every encoder that has ImageNet weights names them with an :class:`ImagenetWeights` (torchvision's weights
 enum and the function that maps its state_dict to the encoder's keys); :func:`load_imagenet` is the one
 place that fetches, converts and loads them.
@@ -22,17 +25,23 @@ from safetensors.torch import load_file, safe_open
 from torch import nn
 from torchvision.models import WeightsEnum
 
+from segbench.classes import CAMVID, VOC, ClassSet
 from segbench.errors import UserError, first_line
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "ImagenetWeights",
+    "Weights",
     "check_weights_backbone",
     "drop_prefixes",
     "imagenet_state_dict",
     "load_imagenet",
     "load_state_strict",
     "read_checkpoint",
+    "torchvision_coco_voc",
     "torchvision_file",
+    "zoo_camvid",
 ]
 
 _NUMPY_ARRAY_GLOBALS = [
@@ -214,3 +223,70 @@ def load_imagenet(build: Callable[[], nn.Module], spec: ImagenetWeights | None, 
     encoder = build()
     load_state_strict(encoder, state, f"{spec.name} ImageNet weights")
     return encoder
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Trained weights of a network, as data: the ``ARCH.TAG`` it answers to, where the file comes from, and
+    what the network needs around it (as torchvision's ``Weights`` enums).
+
+    Exactly one of ``torchvision`` (a checkpoint downloaded into torch's hub cache, URL with the sha256 prefix
+    in its file name) and ``file`` (a file shipped in ``segbench/zoo``) is set.
+
+    Attributes:
+        arch: the registered network (``lraspp_mobilenet_v3_large``).
+        tag: the weights tag (``coco_voc``, ``camvid``).
+        classes: the class set the weights predict (names and palette).
+        num_params: parameters of the network these weights fill (tested against the builder).
+        aux: whether the checkpoint holds the auxiliary head (built with ``aux_loss=True``).
+        classifier: key of the final classifier's weight, in segbench's layout (its dim 0 is ``num_classes``).
+        torchvision: torchvision's weights enum member, for its checkpoints.
+        file: the zoo file name (``ARCH.TAG.safetensors``), for segbench's own weights.
+        convert: maps the checkpoint's state_dict to segbench's module names (None: already segbench's).
+        mean: input normalisation mean (RGB, for inputs in [0, 1]).
+        std: input normalisation standard deviation.
+    """
+
+    arch: str
+    tag: str
+    classes: ClassSet
+    num_params: int
+    aux: bool
+    classifier: str
+    torchvision: WeightsEnum | None = None
+    file: str | None = None
+    convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if (self.torchvision is None) == (self.file is None):
+            raise ValueError(f"{self.arch}.{self.tag}: give exactly one of torchvision= and file=")
+
+    @property
+    def name(self) -> str:
+        """``ARCH.TAG``."""
+        return f"{self.arch}.{self.tag}"
+
+    @property
+    def url(self) -> str | None:
+        """The download URL (torchvision checkpoints), None for zoo files."""
+        return self.torchvision.url if self.torchvision is not None else None
+
+
+def torchvision_coco_voc(arch: str, weights: WeightsEnum, convert: Callable, classifier: str, aux: bool) -> Weights:
+    """The :class:`Weights` of a torchvision COCO-with-VOC-labels checkpoint (the ``coco_voc`` tag): 21 VOC
+    classes, ImageNet normalisation, torchvision's published ``num_params``."""
+    return Weights(
+        arch, "coco_voc", VOC, int(weights.meta["num_params"]), aux, classifier, torchvision=weights, convert=convert
+    )
+
+
+def zoo_camvid(arch: str, num_params: int, classifier: str) -> Weights:
+    """The :class:`Weights` of a segbench CamVid model shipped as ``zoo/ARCH.camvid.safetensors`` (11 classes,
+    ImageNet normalisation, no auxiliary head)."""
+    return Weights(arch, "camvid", CAMVID, num_params, False, classifier, file=f"{arch}.camvid.safetensors")

@@ -40,6 +40,7 @@ from segbench.errors import UserError
 from segbench.models.base import SegmentationModel, match_size
 from segbench.models.encoders import get_encoder
 from segbench.models.layers import ConvBNAct
+from segbench.models.pretrained import zoo_camvid
 
 __all__ = ["unet", "unet_resnet18", "unet_resnet34"]
 
@@ -186,8 +187,7 @@ def _unet_resnet(depth: int, num_classes: int, aux_loss: bool, weights_backbone:
     return SegmentationModel(encoder, decoder, nn.Conv2d(decoder.out_channels, num_classes, 1))
 
 
-def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_backbone: str | None = None) -> SegmentationModel:
-    """U-Net with a ResNet-18 encoder (torchvision's, optionally ImageNet-pretrained).
+_RESNET_DOC = """U-Net with a ResNet-{depth} encoder (torchvision's, optionally ImageNet-pretrained).
 
     Reference: Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
     arXiv 1505.04597; He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
@@ -196,7 +196,7 @@ def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_back
         num_classes: output classes.
         aux_loss: must be False; there is no auxiliary head.
         weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
-            ``ResNet18_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
+            ``ResNet{depth}_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
 
     Returns:
         A :class:`SegmentationModel`; decoder stages of 256, 128, 64, 32, 16 channels; 1x1 classifier.
@@ -208,33 +208,21 @@ def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_back
     Raises:
         UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable
-            (the message says where to place ``resnet18-f37072fd.pth``) or not fitting.
+            (the message says where to place ``{file}``) or not fitting.
     """
+
+
+def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_backbone: str | None = None) -> SegmentationModel:
     return _unet_resnet(18, num_classes, aux_loss, weights_backbone)
 
 
 def unet_resnet34(*, num_classes: int = 21, aux_loss: bool = False, weights_backbone: str | None = None) -> SegmentationModel:
-    """U-Net with a ResNet-34 encoder (torchvision's, optionally ImageNet-pretrained).
-
-    Reference: Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
-    arXiv 1505.04597; He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
-
-    Args:
-        num_classes: output classes.
-        aux_loss: must be False; there is no auxiliary head.
-        weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
-            ``ResNet34_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
-
-    Returns:
-        A :class:`SegmentationModel`; decoder stages of 256, 128, 64, 32, 16 channels; 1x1 classifier.
-
-    Shape:
-        input ``(N, 3, H, W)``, any H and W; encoder features at strides 2, 4, 8, 16, 32; logits
-        ``(N, num_classes, H, W)``.
-
-    Raises:
-        UserError: ``aux_loss=True`` (there is no auxiliary head).
-        UserError: ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable
-            (the message says where to place ``resnet34-b627a593.pth``) or not fitting.
-    """
     return _unet_resnet(34, num_classes, aux_loss, weights_backbone)
+
+
+unet_resnet18.__doc__ = _RESNET_DOC.format(depth=18, file="resnet18-f37072fd.pth")
+unet_resnet34.__doc__ = _RESNET_DOC.format(depth=34, file="resnet34-b627a593.pth")
+
+
+#: Trained weights of the networks of this module.
+WEIGHTS = (zoo_camvid("unet_resnet18", 14_328_251, "classifier.weight"),)

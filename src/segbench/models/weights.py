@@ -22,29 +22,25 @@ from importlib import resources
 from pathlib import Path
 
 from torch import nn
-from torchvision.models import segmentation as tvseg
 
 from segbench.classes import VOC, ClassSet, default_palette
 from segbench.errors import UserError
-from segbench.models import convert
-from segbench.models.builders import MODELS, build_model
-from segbench.models.pretrained import load_state_strict, read_checkpoint, torchvision_file
+from segbench.models.builders import MODELS, WEIGHTS, build_model
+from segbench.models.convert import is_torchvision_state
+from segbench.models.pretrained import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Weights,
+    load_state_strict,
+    read_checkpoint,
+    torchvision_file,
+)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-FORMAT_VERSION = "1"
-
-# torchvision's weights enums for its COCO-with-VOC-labels checkpoints (the ``coco_voc`` tag), by segbench model
-# name. The checkpoints are in torchvision's layout (``backbone.*``, ``classifier.*``, ``aux_classifier.*``) and
-# converted on loading (:func:`to_segbench_layout`); their ``meta`` holds torchvision's published
+# torchvision's weights enums of its COCO-with-VOC-labels checkpoints (the ``coco_voc`` tag), by model name: a
+# view of the specs in :data:`~segbench.models.builders.WEIGHTS`. Their ``meta`` holds torchvision's published
 # ``num_params`` and ``_ops`` (multiply-adds at 520 x 520, in G).
 TORCHVISION_WEIGHTS = {
-    "fcn_resnet50": tvseg.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
-    "fcn_resnet101": tvseg.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
-    "deeplabv3_resnet50": tvseg.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
-    "deeplabv3_resnet101": tvseg.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
-    "deeplabv3_mobilenet_v3_large": tvseg.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
-    "lraspp_mobilenet_v3_large": tvseg.LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+    arch: spec.torchvision for arch, tags in WEIGHTS.items() for spec in tags.values() if spec.torchvision is not None
 }
 
 
@@ -98,11 +94,10 @@ def zoo_tags() -> dict[str, dict[str, Path]]:
 
 
 def available_weights(arch: str) -> list[str]:
-    """Weights tags available for ``arch`` (shipped zoo tags and torchvision's ``coco_voc``)."""
-    tags = sorted(zoo_tags().get(arch, {}))
-    if arch in TORCHVISION_WEIGHTS:
-        tags.append("coco_voc")
-    return tags
+    """Weights tags available for ``arch``: the zoo files present (sorted), then torchvision's checkpoints
+    (``coco_voc``), which download on first use."""
+    downloadable = [tag for tag, spec in WEIGHTS.get(arch, {}).items() if spec.torchvision is not None]
+    return sorted(zoo_tags().get(arch, {})) + downloadable
 
 
 def _build(arch: str, num_classes: int, aux: bool) -> nn.Module:
@@ -113,11 +108,12 @@ def _build(arch: str, num_classes: int, aux: bool) -> nn.Module:
 
 
 def _has_aux(state: dict) -> bool:
-    return any(k.startswith(("aux_classifier.", "aux_head.")) for k in state)
+    return any(k.startswith("aux_head.") for k in state)
 
 
-def _num_classes_from_state(state: dict) -> int | None:
-    for key in ("classifier.4.weight", "classifier.3.weight", "classifier.low_classifier.weight", "classifier.weight"):
+def _num_classes_from_state(arch: str, state: dict) -> int | None:
+    declared = [spec.classifier for spec in WEIGHTS.get(arch, {}).values()]
+    for key in (*declared, "classifier.weight", "classifier.3.weight", "classifier.low_classifier.weight"):
         if key in state:
             return int(state[key].shape[0])
     return None
@@ -126,24 +122,17 @@ def _num_classes_from_state(state: dict) -> int | None:
 def to_segbench_layout(arch: str, state: dict) -> dict:
     """Convert a state_dict in torchvision's layout (``backbone.*``) to segbench's module names.
 
-    Applies to the networks torchvision publishes checkpoints for (the keys of ``TORCHVISION_WEIGHTS``),
+    Applies to the networks whose weights specs name a converter (torchvision's ``coco_voc`` checkpoints),
     which segbench implements itself with other module names; any other state_dict, or one already in
     segbench's layout, is returned unchanged.
 
     Args:
         arch: the registered model name.
-        state: a state_dict (torchvision's ``.pth``, or a segbench file from before the conversion existed).
+        state: a state_dict, in torchvision's layout (its ``.pth``) or already in segbench's.
     """
-    converters = {
-        "fcn_resnet50": convert.convert_torchvision_state,
-        "fcn_resnet101": convert.convert_torchvision_state,
-        "deeplabv3_resnet50": convert.convert_torchvision_state,
-        "deeplabv3_resnet101": convert.convert_torchvision_state,
-        "deeplabv3_mobilenet_v3_large": convert.convert_torchvision_mobilenet_v3_state,
-        "lraspp_mobilenet_v3_large": convert.convert_torchvision_lraspp_state,
-    }
-    if arch in converters and convert.is_torchvision_state(state):
-        return converters[arch](state)
+    converters = [spec.convert for spec in WEIGHTS.get(arch, {}).values() if spec.convert is not None]
+    if converters and is_torchvision_state(state):
+        return converters[0](state)
     return state
 
 
@@ -159,7 +148,7 @@ def load_weights_file(path: str | Path, arch: str | None = None, label: str | No
     if not arch:
         raise UserError(f"{path}: the file does not say its architecture; give it: MODEL --weights {path}")
     state = to_segbench_layout(arch, state)
-    num_classes = int(meta.get("num_classes") or _num_classes_from_state(state) or 21)
+    num_classes = int(meta.get("num_classes") or _num_classes_from_state(arch, state) or 21)
     model = _build(arch, num_classes, _has_aux(state))
     load_state_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, str(path))
     names = meta.get("class_names") or (list(VOC.names) if num_classes == 21 else [str(i) for i in range(num_classes)])
@@ -213,11 +202,28 @@ def load_model(spec: str, weights: str | None = None, num_classes: int | None = 
     zoo = zoo_tags().get(arch, {})
     if weights in zoo:
         return load_weights_file(zoo[weights], label=f"{arch}.{weights}")
-    if weights == "coco_voc" and arch in TORCHVISION_WEIGHTS:
-        return load_weights_file(
-            torchvision_file(TORCHVISION_WEIGHTS[arch], f"{arch}.coco_voc"), arch, label=f"{arch}.coco_voc"
-        )
+    spec = WEIGHTS.get(arch, {}).get(weights)
+    if spec is not None:
+        return load_weights_file(_weights_path(spec), arch, label=spec.name)
     raise UserError(f"{arch}: unknown weights {weights!r}; available: {', '.join(available_weights(arch)) or 'none'}")
+
+
+def _weights_path(spec: Weights) -> Path:
+    """The local file of ``spec``: torchvision's checkpoint (downloaded once), or the zoo file.
+
+    Raises:
+        UserError: the file cannot be downloaded, or the zoo file is missing; the message says how to
+            supply it.
+    """
+    if spec.torchvision is not None:
+        return torchvision_file(spec.torchvision, spec.name)
+    path = zoo_dir() / spec.file
+    if not path.is_file():
+        raise UserError(
+            f"{spec.name}: the weights file {spec.file} is missing from {zoo_dir()}; place it there, "
+            f"or pass a weights file: {spec.arch} --weights /path/to/{spec.file}"
+        )
+    return path
 
 
 def _default_num_classes(model: nn.Module) -> int:
