@@ -193,11 +193,6 @@ class ImagenetWeights:
     convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
     name: str
 
-    @property
-    def file_name(self) -> str:
-        """The checkpoint's file name in torch's hub cache (``resnet50-0676ba61.pth``)."""
-        return self.weights.url.rsplit("/", 1)[-1]
-
 
 def load_imagenet(build: Callable[[], nn.Module], spec: ImagenetWeights | None, weights_backbone: str | None) -> nn.Module:
     """Build an encoder and, with ``weights_backbone="imagenet"``, load its ImageNet weights strictly.
