@@ -14,7 +14,7 @@ from torchvision.models import segmentation as tvseg
 
 from segbench.bench import measure_latency
 from segbench.models import build_model
-from segbench.models.deeplabv3 import convert_torchvision_state
+from segbench.models.convert import convert_torchvision_state
 
 
 class TorchvisionOut(torch.nn.Module):

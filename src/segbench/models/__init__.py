@@ -7,68 +7,8 @@ Every model maps ``(N, 3, H, W)`` to logits ``(N, num_classes, H, W)``.
 
 from __future__ import annotations
 
-import inspect
-
-from torch import nn
-
-from segbench.errors import UserError
-from segbench.models import deeplabv3 as _deeplabv3
-from segbench.models import deeplabv3plus as _deeplabv3plus
-from segbench.models import fast_scnn as _fast_scnn
-from segbench.models import fcn_vgg as _fcn_vgg
-from segbench.models import lraspp as _lraspp
-from segbench.models import unet as _unet
 from segbench.models.base import SegmentationModel
-from segbench.registry import Registry
-
-MODELS: Registry = Registry("model")
-for _fn in (
-    _deeplabv3.fcn_resnet50,
-    _deeplabv3.fcn_resnet101,
-    _deeplabv3.deeplabv3_resnet50,
-    _deeplabv3.deeplabv3_resnet101,
-    _deeplabv3.deeplabv3_mobilenet_v3_large,
-    _deeplabv3plus.deeplabv3plus_resnet50,
-    _deeplabv3plus.deeplabv3plus_resnet101,
-    _deeplabv3plus.deeplabv3plus_mobilenet_v2,
-    _deeplabv3plus.deeplabv3plus_mobilenet_v3_large,
-    _deeplabv3plus.deeplabv3plus_xception65,
-    _lraspp.lraspp_mobilenet_v3_large,
-    _fast_scnn.fast_scnn,
-    _unet.unet,
-    _unet.unet_resnet18,
-    _unet.unet_resnet34,
-    _fcn_vgg.fcn32s_vgg16,
-    _fcn_vgg.fcn16s_vgg16,
-    _fcn_vgg.fcn8s_vgg16,
-):
-    MODELS.register()(_fn)
-
-
-def list_models() -> list[str]:
-    """Names of all registered networks, sorted."""
-    return MODELS.names()
-
-
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build network ``name`` with random weights.
-
-    Args:
-        name: a registered name (see :func:`list_models`).
-        **kwargs: the builder's keyword arguments (``num_classes``, ``aux_loss``, ...).
-
-    Raises:
-        UserError: unknown name (close names suggested) or a keyword the builder does not accept
-            (the accepted ones listed).
-    """
-    fn = MODELS.get(name)
-    accepted = inspect.signature(fn).parameters
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise UserError(f"model {name!r} does not accept {', '.join(unknown)}; accepted: {', '.join(accepted)}")
-    return fn(**kwargs)
-
-
+from segbench.models.builders import MODELS, build_model, list_models
 from segbench.models.weights import LoadedModel, ModelInfo, available_weights, load_model
 
 __all__ = [

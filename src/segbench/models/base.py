@@ -19,6 +19,16 @@ def upsample_to(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> tor
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
+def match_size(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Crop (or zero-pad) ``x`` at the bottom/right to the spatial size of ``ref``; top-left stays aligned."""
+    h, w = ref.shape[-2:]
+    x = x[..., :h, :w]
+    dh, dw = h - x.shape[-2], w - x.shape[-1]
+    if dh or dw:
+        x = F.pad(x, (0, dw, 0, dh))
+    return x
+
+
 class SegmentationModel(nn.Module):
     """encoder -> decoder -> classifier, plus an optional auxiliary head for training.
 

@@ -18,8 +18,8 @@ Module names (permanent once weights exist)::
     encoder.{conv1,bn1,layer1..layer4}.*      # ResNet: torchvision's names
     encoder.features.{0..17}.*                # MobileNetV2: torchvision's names (features.18 dropped)
     encoder.features.{0..16}.*                # MobileNetV3-Large: torchvision's names
-    encoder.{stem,entry_flow,middle_flow,exit_flow}.*   # Xception-65 (segbench.models.xception)
-    decoder.aspp.branches.{0..3}.*            # 1x1 and atrous branches (ConvBNReLU, or separable)
+    encoder.{stem,entry_flow,middle_flow,exit_flow}.*   # Xception-65 (segbench.models.encoders.xception)
+    decoder.aspp.branches.{0..3}.*            # 1x1 and atrous branches (ConvBNAct, or separable)
     decoder.aspp.branches.4.conv.{0,1}.*      # image pooling
     decoder.aspp.project.{0,1}.*
     decoder.low_level.{0,1}.*                 # 1x1 Conv-BN-ReLU to 48 channels
@@ -38,51 +38,25 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from segbench.errors import UserError
 from segbench.models.base import SegmentationModel
-from segbench.models.deeplabv3 import ASPP, FCNHead
-from segbench.models.deeplabv3 import _encoder as _resnet_encoder
-from segbench.models.layers import ConvBNReLU
-from segbench.models.mobilenet_v3 import mobilenet_v3_large_encoder
-from segbench.models.unet import check_weights_backbone, imagenet_state_dict, load_backbone_state
-from segbench.models.xception import XceptionEncoder
+from segbench.models.deeplabv3 import ASPP
+from segbench.models.encoders import check_output_stride, get_encoder
+from segbench.models.fcn import FCNHead
+from segbench.models.layers import ConvBNAct, SeparableConv
+from segbench.models.pretrained import zoo_camvid
 
 __all__ = [
     "DeepLabV3PlusDecoder",
-    "MobileNetV2Encoder",
     "SeparableASPP",
-    "SeparableConvBNReLU",
     "deeplabv3plus_mobilenet_v2",
     "deeplabv3plus_mobilenet_v3_large",
     "deeplabv3plus_resnet50",
     "deeplabv3plus_resnet101",
     "deeplabv3plus_xception65",
 ]
-
-
-class SeparableConvBNReLU(nn.Sequential):
-    """Depthwise separable convolution: depthwise k x k (dilated) -> BN -> ReLU -> pointwise 1x1 -> BN -> ReLU.
-
-    Reference: Chen et al., arXiv 1802.02611, section 3.1 (atrous separable convolution).
-
-    Args:
-        in_ch: input channels (also the depthwise conv's groups).
-        out_ch: output channels.
-        kernel_size: the depthwise kernel size.
-        dilation: the depthwise conv's dilation (padding keeps the size).
-
-    Shape:
-        ``(N, in_ch, h, w)`` -> ``(N, out_ch, h, w)``.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, dilation: int = 1) -> None:
-        super().__init__(
-            ConvBNReLU(in_ch, in_ch, kernel_size, dilation=dilation, groups=in_ch),
-            ConvBNReLU(in_ch, out_ch, 1),
-        )
 
 
 class SeparableASPP(ASPP):
@@ -102,7 +76,7 @@ class SeparableASPP(ASPP):
     def __init__(self, in_ch: int, out_ch: int = 256, rates: Sequence[int] = (6, 12, 18)) -> None:
         super().__init__(in_ch, out_ch, rates)
         for i, rate in enumerate(self.rates, start=1):
-            self.branches[i] = SeparableConvBNReLU(in_ch, out_ch, 3, dilation=rate)
+            self.branches[i] = SeparableConv(in_ch, out_ch, 3, dilation=rate)
 
 
 class DeepLabV3PlusDecoder(nn.Module):
@@ -141,8 +115,8 @@ class DeepLabV3PlusDecoder(nn.Module):
     ) -> None:
         super().__init__()
         self.aspp = (SeparableASPP if separable_aspp else ASPP)(in_ch, channels, rates)
-        self.low_level = ConvBNReLU(low_ch, low_level_channels, 1)
-        block = SeparableConvBNReLU if separable else ConvBNReLU
+        self.low_level = ConvBNAct(low_ch, low_level_channels, 1)
+        block = SeparableConv if separable else ConvBNAct
         self.refine = nn.Sequential(block(channels + low_level_channels, channels, 3), block(channels, channels, 3))
         self.out_channels = channels
 
@@ -152,77 +126,8 @@ class DeepLabV3PlusDecoder(nn.Module):
         return self.refine(torch.cat([high, low], dim=1))
 
 
-class MobileNetV2Encoder(nn.Module):
-    """torchvision's MobileNetV2 ``features`` without the final 1x1 conv to 1280, dilated to an output stride.
-
-    Returns the stride-4 map (after ``features[:4]``, 24 channels) and the last inverted-residual block's
-    map (``features[:-1]``, 320 channels). The 1280-channel 1x1 conv (``features.18``) is dropped: as in
-    the DeepLabv3+ paper's MobileNetV2 variant, ASPP reads the 320-channel map, which saves that conv's
-    410 k parameters and ASPP's cost on 1280 input channels.
-
-    For output stride 16 or 8, the depthwise conv of each block that would exceed it gets stride 1 instead
-    of 2, and from then on blocks use dilation (2, then 4 at output stride 8); the block that lost its stride
-    keeps the rate before it (as DeepLab's reference code, and as torchvision's
-    ``replace_stride_with_dilation`` for ResNets). Padding equals dilation, so sizes are kept.
-
-    Module names are torchvision's (``features.0`` ... ``features.17``), so ImageNet weights load unchanged
-    (less ``features.18.*`` and ``classifier.*``).
-
-    Reference: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", arXiv 1801.04381;
-    dilation as in Chen et al., arXiv 1802.02611.
-
-    Args:
-        output_stride: 8, 16 or 32 (no dilation).
-
-    Shape:
-        input ``(N, 3, H, W)``; output a list of two maps ``(N, 24, ceil(H / 4), ceil(W / 4))`` and
-        ``(N, 320, ceil(H / s), ceil(W / s))`` (to within rounding), :attr:`out_channels` ``(24, 320)`` and
-        :attr:`reductions` ``(4, s)`` with ``s = output_stride``.
-
-    Raises:
-        UserError: ``output_stride`` not 8/16/32.
-    """
-
-    LOW_LEVEL_END = 4  # features[:4] ends at stride 4
-
-    def __init__(self, output_stride: int = 16) -> None:
-        super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
-        self.features = nn.Sequential(*torchvision.models.mobilenet_v2(weights=None).features[:-1])
-        stride, rate = 2, 1  # features[0] is the stride-2 stem
-        for block in self.features[1:]:
-            dw = next(m for m in block.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
-            s = dw.stride[0]
-            block_rate = rate
-            if s > 1 and stride * s > output_stride:
-                dw.stride = (1, 1)
-                block.stride = 1
-                rate *= s
-            else:
-                stride *= s
-            dw.dilation = (block_rate, block_rate)
-            dw.padding = (block_rate, block_rate)
-        self.output_stride = output_stride
-        self.out_channels = (24, 320)
-        self.reductions = (4, output_stride)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        for block in self.features[: self.LOW_LEVEL_END]:
-            x = block(x)
-        low = x
-        for block in self.features[self.LOW_LEVEL_END :]:
-            x = block(x)
-        return [low, x]
-
-
 # ----------------------------------------------------------------------------------------------------------
 # builders
-
-
-def _check_output_stride(name: str, output_stride: int) -> None:
-    if output_stride not in (8, 16):
-        raise UserError(f"{name}: output_stride must be 8 or 16, got {output_stride!r}")
 
 
 def _rates(output_stride: int) -> tuple[int, int, int]:
@@ -258,8 +163,11 @@ def _resnet(
     separable_aspp: bool,
     weights_backbone: str | None,
 ) -> SegmentationModel:
-    _check_output_stride(f"deeplabv3plus_resnet{depth}", output_stride)
-    encoder = _resnet_encoder(depth, output_stride, weights_backbone, out_indices=(0, 2, 3) if aux_loss else (0, 3))
+    check_output_stride(output_stride, (8, 16), f"deeplabv3plus_resnet{depth}")
+    encoder = get_encoder(
+        f"resnet{depth}", output_stride=output_stride, weights_backbone=weights_backbone,
+        out_indices=(0, 2, 3) if aux_loss else (0, 3),
+    )
     aux = FCNHead(encoder.out_channels[2], num_classes) if aux_loss else None
     return _model(encoder, num_classes, output_stride, separable, separable_aspp, aux, aux_index=2)
 
@@ -348,7 +256,7 @@ def deeplabv3plus_mobilenet_v2(
             ``MobileNet_V2_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
 
     Returns:
-        A :class:`SegmentationModel`: ``encoder`` :class:`MobileNetV2Encoder`; ``decoder`` ASPP (256
+        A :class:`SegmentationModel`: ``encoder`` :class:`~segbench.models.encoders.mobilenet_v2.MobileNetV2Encoder`; ``decoder`` ASPP (256
         channels) on the 320-channel map, the 24-channel stride-4 map projected to 48 channels, two 3x3
         convs (256); ``classifier`` 1x1 conv 256 -> classes at stride 4.
 
@@ -361,17 +269,10 @@ def deeplabv3plus_mobilenet_v2(
             ImageNet weights absent and not downloadable (the message says where to place the file) or not
             fitting.
     """
-    _check_output_stride("deeplabv3plus_mobilenet_v2", output_stride)
+    check_output_stride(output_stride, (8, 16), "deeplabv3plus_mobilenet_v2")
     if aux_loss:
         raise UserError("deeplabv3plus_mobilenet_v2 has no auxiliary head; use aux_loss=False")
-    check_weights_backbone(weights_backbone)
-    state = None
-    if weights_backbone == "imagenet":  # fail before building
-        state = imagenet_state_dict(torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1)
-    encoder = MobileNetV2Encoder(output_stride)
-    if state is not None:
-        state = {k: v for k, v in state.items() if k.startswith("features.") and not k.startswith("features.18.")}
-        load_backbone_state(encoder, state, "mobilenet_v2 ImageNet weights")
+    encoder = get_encoder("mobilenet_v2", output_stride=output_stride, weights_backbone=weights_backbone)
     return _model(encoder, num_classes, output_stride, separable, separable_aspp, None)
 
 
@@ -402,7 +303,7 @@ def deeplabv3plus_mobilenet_v3_large(
             ``MobileNet_V3_Large_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
 
     Returns:
-        A :class:`SegmentationModel`: ``encoder`` :class:`~segbench.models.mobilenet_v3.MobileNetV3LargeEncoder`;
+        A :class:`SegmentationModel`: ``encoder`` :class:`~segbench.models.encoders.mobilenet_v3.MobileNetV3LargeEncoder`;
         ``decoder`` ASPP (256 channels) on the 960-channel map, the 24-channel stride-4 map projected to 48
         channels, two 3x3 convs (256); ``classifier`` 1x1 conv 256 -> classes at stride 4. Parameters at 21
         classes (measured, tested): 10,586,933 (encoder 2,971,952; ASPP's three 3x3 branches on 960
@@ -417,8 +318,8 @@ def deeplabv3plus_mobilenet_v3_large(
         UserError: ``output_stride`` not 8/16; ``weights_backbone`` not None/"imagenet"; ImageNet weights
             absent and not downloadable (the message says where to place the file) or not fitting.
     """
-    _check_output_stride("deeplabv3plus_mobilenet_v3_large", output_stride)
-    encoder = mobilenet_v3_large_encoder(output_stride, weights_backbone)
+    check_output_stride(output_stride, (8, 16), "deeplabv3plus_mobilenet_v3_large")
+    encoder = get_encoder("mobilenet_v3_large", output_stride=output_stride, weights_backbone=weights_backbone)
     aux = FCNHead(encoder.out_channels[1], num_classes) if aux_loss else None
     return _model(encoder, num_classes, output_stride, separable, separable_aspp, aux, aux_index=1)
 
@@ -432,7 +333,7 @@ def deeplabv3plus_xception65(
     separable_aspp: bool = True,
     weights_backbone: str | None = None,
 ) -> SegmentationModel:
-    """DeepLabv3+ on the paper's modified aligned Xception-65 (:class:`~segbench.models.xception.XceptionEncoder`).
+    """DeepLabv3+ on the paper's modified aligned Xception-65 (:class:`~segbench.models.encoders.xception.XceptionEncoder`).
 
     Reference: Chen, Zhu, Papandreou, Schroff, Adam, "Encoder-Decoder with Atrous Separable Convolution for
     Semantic Image Segmentation", arXiv 1802.02611 (https://arxiv.org/abs/1802.02611), sections 3.2-3.3.
@@ -463,7 +364,7 @@ def deeplabv3plus_xception65(
         UserError: ``aux_loss=True``; ``output_stride`` not 8/16; ``weights_backbone`` not None (``"imagenet"``
             included: no such weights exist in torchvision).
     """
-    _check_output_stride("deeplabv3plus_xception65", output_stride)
+    check_output_stride(output_stride, (8, 16), "deeplabv3plus_xception65")
     if aux_loss:
         raise UserError("deeplabv3plus_xception65 has no auxiliary head; use aux_loss=False")
     if weights_backbone == "imagenet":
@@ -473,5 +374,9 @@ def deeplabv3plus_xception65(
         )
     if weights_backbone is not None:
         raise UserError(f"deeplabv3plus_xception65: weights_backbone must be None, got {weights_backbone!r}")
-    encoder = XceptionEncoder(output_stride)
+    encoder = get_encoder("xception65", output_stride=output_stride)
     return _model(encoder, num_classes, output_stride, separable, separable_aspp, None)
+
+
+#: Trained weights of the networks of this module.
+WEIGHTS = (zoo_camvid("deeplabv3plus_mobilenet_v3_large", 10_584_363, "classifier.weight"),)

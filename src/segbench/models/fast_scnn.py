@@ -3,10 +3,10 @@
 Reference: Poudel, Liwicki, Cipolla, "Fast-SCNN: Fast Semantic Segmentation Network", arXiv 1902.04502
 (https://arxiv.org/abs/1902.04502), Table 1.
 
-Learning to downsample (conv 32, DSConv 48, DSConv 64, each stride 2) gives 1/8-resolution features; the
+Learning to downsample (conv 32, depthwise separable conv 48 and 64, each stride 2) gives 1/8-resolution features; the
 global feature extractor (inverted-residual bottlenecks, expansion 6: 64 x3 stride 2, 96 x3 stride 2,
 128 x3 stride 1, then pyramid pooling to 128) gives 1/32-resolution features; feature fusion adds the two
-at 1/8; the classifier is two DSConv 128 and a 1x1 convolution to the classes.
+at 1/8; the classifier is two depthwise separable convs 128 and a 1x1 convolution to the classes.
 
 Parameters at 19 classes: 1,137,795 (no auxiliary heads), of which 23,680 are BatchNorm scales and
 shifts; the 1,114,115 others are within 1% of the paper's 1.11 M, which appears to leave BatchNorm out.
@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from segbench.models.base import SegmentationModel
-from segbench.models.layers import ConvBNReLU, DSConv, InvertedResidual
+from segbench.models.layers import ConvBNAct, InvertedResidual, SeparableConv, adaptive_avg_pool2d
+from segbench.models.pretrained import zoo_camvid
 
 
 class PyramidPooling(nn.Module):
@@ -32,13 +33,13 @@ class PyramidPooling(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
         super().__init__()
         self.bins = bins
-        self.stages = nn.ModuleList(ConvBNReLU(in_ch, in_ch // 4, 1) for _ in bins)
-        self.project = ConvBNReLU(in_ch + len(bins) * (in_ch // 4), out_ch, 1)
+        self.stages = nn.ModuleList(ConvBNAct(in_ch, in_ch // 4, 1) for _ in bins)
+        self.project = ConvBNAct(in_ch + len(bins) * (in_ch // 4), out_ch, 1)
 
     def forward(self, x):
         size = x.shape[-2:]
         pooled = [
-            F.interpolate(stage(F.adaptive_avg_pool2d(x, b)), size=size, mode="bilinear", align_corners=False)
+            F.interpolate(stage(adaptive_avg_pool2d(x, b)), size=size, mode="bilinear", align_corners=False)
             for b, stage in zip(self.bins, self.stages)
         ]
         return self.project(torch.cat([x, *pooled], dim=1))
@@ -56,7 +57,9 @@ class FastSCNNEncoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.downsample = nn.Sequential(ConvBNReLU(3, 32, 3, 2), DSConv(32, 48, 2), DSConv(48, 64, 2))
+        self.downsample = nn.Sequential(
+            ConvBNAct(3, 32, 3, 2), SeparableConv(32, 48, stride=2), SeparableConv(48, 64, stride=2)
+        )
         self.global_features = nn.Sequential(
             *_stack(64, 64, 3, 2), *_stack(64, 96, 3, 2), *_stack(96, 128, 3, 1), PyramidPooling(128, 128)
         )
@@ -71,11 +74,8 @@ class FeatureFusion(nn.Module):
 
     def __init__(self, high_ch: int = 64, low_ch: int = 128, out_ch: int = 128) -> None:
         super().__init__()
-        self.low = nn.Sequential(
-            ConvBNReLU(low_ch, low_ch, 3, dilation=4, groups=low_ch),
-            ConvBNReLU(low_ch, out_ch, 1, relu=False),
-        )
-        self.high = ConvBNReLU(high_ch, out_ch, 1, relu=False)
+        self.low = SeparableConv(low_ch, out_ch, 3, dilation=4, pointwise_act=None)
+        self.high = ConvBNAct(high_ch, out_ch, 1, act=None)
 
     def forward(self, features):
         high, low = features
@@ -84,10 +84,12 @@ class FeatureFusion(nn.Module):
 
 
 class FastSCNNClassifier(nn.Sequential):
-    """Two DSConv 128 -> dropout -> 1x1 conv to ``num_classes``."""
+    """Two depthwise separable convs 128 -> dropout -> 1x1 conv to ``num_classes``."""
 
     def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.1) -> None:
-        super().__init__(DSConv(in_ch, in_ch), DSConv(in_ch, in_ch), nn.Dropout(dropout), nn.Conv2d(in_ch, num_classes, 1))
+        super().__init__(
+            SeparableConv(in_ch, in_ch), SeparableConv(in_ch, in_ch), nn.Dropout(dropout), nn.Conv2d(in_ch, num_classes, 1)
+        )
 
 
 def fast_scnn(*, num_classes: int = 19, aux_loss: bool = False) -> SegmentationModel:
@@ -102,5 +104,9 @@ def fast_scnn(*, num_classes: int = 19, aux_loss: bool = False) -> SegmentationM
     """
     aux = None
     if aux_loss:
-        aux = nn.Sequential(ConvBNReLU(128, 32, 3), nn.Dropout(0.1), nn.Conv2d(32, num_classes, 1))
+        aux = nn.Sequential(ConvBNAct(128, 32, 3), nn.Dropout(0.1), nn.Conv2d(32, num_classes, 1))
     return SegmentationModel(FastSCNNEncoder(), FeatureFusion(), FastSCNNClassifier(128, num_classes), aux_head=aux)
+
+
+#: Trained weights of the network of this module.
+WEIGHTS = (zoo_camvid("fast_scnn", 1_136_763, "classifier.3.weight"),)

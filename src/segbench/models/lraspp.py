@@ -4,10 +4,10 @@ Reference: Howard et al., "Searching for MobileNetV3", arXiv 1905.02244 (https:/
 section 6.4 and figure 10.
 
 The head follows the paper's figure 10 as torchvision implements it (``torchvision.models.segmentation.lraspp``),
-so torchvision's checkpoints load after one key renaming (:func:`convert_torchvision_state`) and give the same
-outputs:
+so torchvision's checkpoints load after one key renaming
+(:func:`segbench.models.convert.convert_torchvision_lraspp_state`) and give the same outputs:
 
-- ``encoder``: :class:`~segbench.models.mobilenet_v3.MobileNetV3LargeEncoder`, output stride 16 (its last three
+- ``encoder``: :class:`~segbench.models.encoders.mobilenet_v3.MobileNetV3LargeEncoder`, output stride 16 (its last three
   bottlenecks dilated) or 8.
 - ``decoder``: on the last map (960 channels) a 1x1 Conv-BN-ReLU to 128 channels, multiplied by a gate
   (global average pooling, 1x1 conv, sigmoid; torchvision's global pooling in place of the paper's 49 x 49
@@ -34,12 +34,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import segmentation as tvseg
 
 from segbench.errors import UserError
 from segbench.models.base import SegmentationModel
-from segbench.models.mobilenet_v3 import mobilenet_v3_large_encoder
+from segbench.models.convert import convert_torchvision_lraspp_state
+from segbench.models.encoders import check_output_stride, get_encoder
+from segbench.models.layers import AdaptiveAvgPool2d, ConvBNAct
+from segbench.models.pretrained import torchvision_coco_voc, zoo_camvid
 
-__all__ = ["LRASPPClassifier", "LRASPPDecoder", "convert_torchvision_state", "lraspp_mobilenet_v3_large"]
+__all__ = ["LRASPPClassifier", "LRASPPDecoder", "lraspp_mobilenet_v3_large"]
 
 
 class LRASPPDecoder(nn.Module):
@@ -60,10 +64,8 @@ class LRASPPDecoder(nn.Module):
 
     def __init__(self, low_ch: int, high_ch: int, channels: int = 128) -> None:
         super().__init__()
-        self.cbr = nn.Sequential(
-            nn.Conv2d(high_ch, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
-        )
-        self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high_ch, channels, 1, bias=False), nn.Sigmoid())
+        self.cbr = ConvBNAct(high_ch, channels, 1)
+        self.scale = nn.Sequential(AdaptiveAvgPool2d(1), nn.Conv2d(high_ch, channels, 1, bias=False), nn.Sigmoid())
         self.channels = channels
         self.out_channels = channels + low_ch
 
@@ -128,40 +130,21 @@ def lraspp_mobilenet_v3_large(
     """
     if aux_loss:
         raise UserError("lraspp_mobilenet_v3_large has no auxiliary head; use aux_loss=False")
-    if output_stride not in (8, 16):
-        raise UserError(f"lraspp_mobilenet_v3_large: output_stride must be 8 or 16, got {output_stride!r}")
-    encoder = mobilenet_v3_large_encoder(output_stride, weights_backbone)
+    check_output_stride(output_stride, (8, 16), "lraspp_mobilenet_v3_large")
+    encoder = get_encoder("mobilenet_v3_large", output_stride=output_stride, weights_backbone=weights_backbone)
     decoder = LRASPPDecoder(encoder.out_channels[1], encoder.out_channels[-1])
     classifier = LRASPPClassifier(decoder.channels, encoder.out_channels[1], num_classes)
     return SegmentationModel(encoder, decoder, classifier)
 
 
-# (torchvision prefix, segbench prefix)
-_RULES = [
-    ("backbone.", "encoder.features."),
-    ("classifier.cbr.", "decoder.cbr."),
-    ("classifier.scale.", "decoder.scale."),
-]
-
-
-def convert_torchvision_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a torchvision ``lraspp_mobilenet_v3_large`` state_dict to segbench's module names.
-
-    ``backbone.*`` -> ``encoder.features.*``; ``classifier.cbr.*`` / ``classifier.scale.*`` -> ``decoder.*``;
-    ``classifier.{low,high}_classifier.*`` unchanged. Tensors are passed on unchanged (the same objects); a key
-    no rule covers keeps its name, so that a strict load reports it.
-
-    Args:
-        state: the state_dict of ``torchvision.models.segmentation.lraspp_mobilenet_v3_large``.
-
-    Returns:
-        A new state_dict that loads strictly into :func:`lraspp_mobilenet_v3_large`.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        for old, new in _RULES:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        out[key] = value
-    return out
+#: Trained weights of the network of this module.
+WEIGHTS = (
+    torchvision_coco_voc(
+        "lraspp_mobilenet_v3_large",
+        tvseg.LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+        convert_torchvision_lraspp_state,
+        "classifier.low_classifier.weight",
+        aux=False,
+    ),
+    zoo_camvid("lraspp_mobilenet_v3_large", 3_219_838, "classifier.low_classifier.weight"),
+)

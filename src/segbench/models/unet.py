@@ -14,8 +14,9 @@ or column larger (odd sizes) the extra bottom row / right column is cropped. Bot
 top-left pixel, so the crop keeps them aligned. (A smaller map, which this layout does not produce, would be
 zero-padded at the bottom/right.)
 
-``unet_resnet18`` / ``unet_resnet34`` replace the encoder with torchvision's ResNet (ImageNet weights
-optional) and use a light decoder: per stage, bilinear upsampling to the skip's size, concatenation and two
+``unet_resnet18`` / ``unet_resnet34`` replace the encoder with torchvision's ResNet
+(:class:`~segbench.models.encoders.resnet.ResNetEncoder` with its stem map; ImageNet weights optional) and
+use a light decoder: per stage, bilinear upsampling to the skip's size, concatenation and two
 3x3 Conv-BN-ReLU; a last stage upsamples x2 to full resolution without a skip.
 
 Shape:
@@ -33,81 +34,26 @@ import itertools
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
-from torchvision.models import WeightsEnum
 
 from segbench.errors import UserError
-from segbench.models.base import SegmentationModel
-from segbench.models.layers import ConvBNReLU
+from segbench.models.base import SegmentationModel, match_size
+from segbench.models.encoders import get_encoder
+from segbench.models.layers import ConvBNAct
+from segbench.models.pretrained import zoo_camvid
 
-__all__ = [
-    "check_weights_backbone",
-    "imagenet_state_dict",
-    "load_backbone_state",
-    "match_size",
-    "unet",
-    "unet_resnet18",
-    "unet_resnet34",
-]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# ImageNet backbone weights through torchvision's weights API (shared with fcn_vgg.py)
-
-
-def check_weights_backbone(weights_backbone: str | None) -> None:
-    """Raise :class:`UserError` unless ``weights_backbone`` is ``None`` or ``"imagenet"``."""
-    if weights_backbone not in (None, "imagenet"):
-        raise UserError(f"weights_backbone must be None (random initialisation) or 'imagenet', got {weights_backbone!r}")
-
-
-def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
-    """The state_dict of a torchvision ImageNet checkpoint, downloaded once into torch's hub cache.
-
-    Args:
-        weights: a torchvision weights enum, for example ``torchvision.models.ResNet18_Weights.IMAGENET1K_V1``.
-
-    Raises:
-        UserError: the file is absent and cannot be downloaded (the message names the file and where to
-            place it), or it cannot be read.
-    """
-    from segbench.models.weights import _read_checkpoint, torchvision_file
-
-    state, _ = _read_checkpoint(torchvision_file(weights, "the ImageNet backbone"))
-    return state
-
-
-def load_backbone_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``module`` strictly.
-
-    Raises:
-        UserError: missing or unexpected keys, or mismatched shapes (listed in the message).
-    """
-    from segbench.models.weights import _load_state_into
-
-    _load_state_into(module, state, source)
+__all__ = ["unet", "unet_resnet18", "unet_resnet34"]
 
 
 # ----------------------------------------------------------------------------------------------------------
 # building blocks
 
 
-def match_size(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Crop (or zero-pad) ``x`` at the bottom/right to the spatial size of ``ref``; top-left stays aligned."""
-    h, w = ref.shape[-2:]
-    x = x[..., :h, :w]
-    dh, dw = h - x.shape[-2], w - x.shape[-1]
-    if dh or dw:
-        x = F.pad(x, (0, dw, 0, dh))
-    return x
-
-
 class DoubleConv(nn.Sequential):
     """Two 3x3 Conv-BN-ReLU (padding 1): the U-Net block."""
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(ConvBNReLU(in_ch, out_ch, 3), ConvBNReLU(out_ch, out_ch, 3))
+        super().__init__(ConvBNAct(in_ch, out_ch, 3), ConvBNAct(out_ch, out_ch, 3))
 
 
 class UNetEncoder(nn.Module):
@@ -159,32 +105,6 @@ class UNetDecoder(nn.Module):
         for stage, skip in zip(self.stages, features[-2::-1]):
             x = stage(x, skip)
         return x
-
-
-class ResNetEncoder(nn.Module):
-    """torchvision's ResNet without ``avgpool`` and ``fc``; module names as torchvision's (``conv1``, ``layer1``...).
-
-    Returns features after ``relu`` (stride 2), ``layer1`` (4), ``layer2`` (8), ``layer3`` (16), ``layer4`` (32).
-
-    Args:
-        depth: 18 or 34.
-    """
-
-    reductions = (2, 4, 8, 16, 32)
-
-    def __init__(self, depth: int) -> None:
-        super().__init__()
-        net = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34}[depth](weights=None)
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.out_channels = (64, 64, 128, 256, 512)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        f1 = self.relu(self.bn1(self.conv1(x)))
-        f2 = self.layer1(self.maxpool(f1))
-        f3 = self.layer2(f2)
-        f4 = self.layer3(f3)
-        return [f1, f2, f3, f4, self.layer4(f4)]
 
 
 class DecoderBlock(nn.Module):
@@ -260,20 +180,14 @@ def unet(*, num_classes: int = 21, aux_loss: bool = False) -> SegmentationModel:
     return SegmentationModel(UNetEncoder(channels), UNetDecoder(channels), nn.Conv2d(channels[0], num_classes, 1))
 
 
-def _unet_resnet(depth: int, weights: WeightsEnum, num_classes: int, aux_loss: bool, weights_backbone: str | None):
+def _unet_resnet(depth: int, num_classes: int, aux_loss: bool, weights_backbone: str | None) -> SegmentationModel:
     _no_aux(f"unet_resnet{depth}", aux_loss)
-    check_weights_backbone(weights_backbone)
-    state = imagenet_state_dict(weights) if weights_backbone == "imagenet" else None  # fail before building
-    encoder = ResNetEncoder(depth)
-    if state is not None:
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        load_backbone_state(encoder, state, f"resnet{depth} ImageNet weights")
+    encoder = get_encoder(f"resnet{depth}", weights_backbone=weights_backbone, with_stem=True)
     decoder = ResNetUNetDecoder(encoder.out_channels)
     return SegmentationModel(encoder, decoder, nn.Conv2d(decoder.out_channels, num_classes, 1))
 
 
-def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_backbone: str | None = None) -> SegmentationModel:
-    """U-Net with a ResNet-18 encoder (torchvision's, optionally ImageNet-pretrained).
+_RESNET_DOC = """U-Net with a ResNet-{depth} encoder (torchvision's, optionally ImageNet-pretrained).
 
     Reference: Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
     arXiv 1505.04597; He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
@@ -282,7 +196,7 @@ def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_back
         num_classes: output classes.
         aux_loss: must be False; there is no auxiliary head.
         weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
-            ``ResNet18_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
+            ``ResNet{depth}_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
 
     Returns:
         A :class:`SegmentationModel`; decoder stages of 256, 128, 64, 32, 16 channels; 1x1 classifier.
@@ -294,35 +208,21 @@ def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_back
     Raises:
         UserError: ``aux_loss=True`` (there is no auxiliary head).
         UserError: ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable
-            (the message says where to place ``resnet18-f37072fd.pth``) or not fitting.
+            (the message says where to place ``{file}``) or not fitting.
     """
-    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-    return _unet_resnet(18, weights, num_classes, aux_loss, weights_backbone)
+
+
+def unet_resnet18(*, num_classes: int = 21, aux_loss: bool = False, weights_backbone: str | None = None) -> SegmentationModel:
+    return _unet_resnet(18, num_classes, aux_loss, weights_backbone)
 
 
 def unet_resnet34(*, num_classes: int = 21, aux_loss: bool = False, weights_backbone: str | None = None) -> SegmentationModel:
-    """U-Net with a ResNet-34 encoder (torchvision's, optionally ImageNet-pretrained).
+    return _unet_resnet(34, num_classes, aux_loss, weights_backbone)
 
-    Reference: Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
-    arXiv 1505.04597; He et al., "Deep Residual Learning for Image Recognition", arXiv 1512.03385.
 
-    Args:
-        num_classes: output classes.
-        aux_loss: must be False; there is no auxiliary head.
-        weights_backbone: ``None`` for random initialisation, ``"imagenet"`` for torchvision's
-            ``ResNet34_Weights.IMAGENET1K_V1`` in ``encoder`` (inputs ImageNet-normalised).
+unet_resnet18.__doc__ = _RESNET_DOC.format(depth=18, file="resnet18-f37072fd.pth")
+unet_resnet34.__doc__ = _RESNET_DOC.format(depth=34, file="resnet34-b627a593.pth")
 
-    Returns:
-        A :class:`SegmentationModel`; decoder stages of 256, 128, 64, 32, 16 channels; 1x1 classifier.
 
-    Shape:
-        input ``(N, 3, H, W)``, any H and W; encoder features at strides 2, 4, 8, 16, 32; logits
-        ``(N, num_classes, H, W)``.
-
-    Raises:
-        UserError: ``aux_loss=True`` (there is no auxiliary head).
-        UserError: ``weights_backbone`` not None/"imagenet"; ImageNet weights absent and not downloadable
-            (the message says where to place ``resnet34-b627a593.pth``) or not fitting.
-    """
-    weights = torchvision.models.ResNet34_Weights.IMAGENET1K_V1
-    return _unet_resnet(34, weights, num_classes, aux_loss, weights_backbone)
+#: Trained weights of the networks of this module.
+WEIGHTS = (zoo_camvid("unet_resnet18", 14_328_251, "classifier.weight"),)

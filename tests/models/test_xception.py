@@ -8,7 +8,7 @@ from torch import nn
 
 from segbench.errors import UserError
 from segbench.models import build_model
-from segbench.models.xception import XceptionBlock, XceptionEncoder, XceptionSeparableConv
+from segbench.models.encoders.xception import XceptionBlock, XceptionEncoder, XceptionSeparableConv
 
 NAME = "deeplabv3plus_xception65"
 

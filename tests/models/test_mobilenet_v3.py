@@ -12,9 +12,9 @@ from torchvision.models import segmentation as tvseg
 
 from segbench.errors import UserError
 from segbench.models import build_model, load_model
-from segbench.models.deeplabv3 import convert_torchvision_mobilenet_v3_state
-from segbench.models.lraspp import convert_torchvision_state as convert_lraspp
-from segbench.models.mobilenet_v3 import MobileNetV3LargeEncoder
+from segbench.models.convert import convert_torchvision_lraspp_state as convert_lraspp
+from segbench.models.convert import convert_torchvision_mobilenet_v3_state
+from segbench.models.encoders.mobilenet_v3 import MobileNetV3LargeEncoder
 from segbench.models.weights import TORCHVISION_WEIGHTS, to_segbench_layout, zoo_tags
 
 NUM_CLASSES = 5
@@ -290,7 +290,7 @@ def test_deeplabv3plus_mobilenet_v3_large_structure():
 )
 def test_parameter_count_snapshot(name, kwargs, count):
     # at 21 classes; output_stride does not change the count (torchvision's published figures:
-    # tests/test_torchvision_figures.py)
+    # tests/models/test_torchvision_figures.py)
     with torch.device("meta"):
         model = build_model(name, num_classes=21, **kwargs)
         os8 = build_model(name, num_classes=21, output_stride=8, **kwargs)

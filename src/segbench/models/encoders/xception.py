@@ -26,7 +26,8 @@ block it is followed by one instead (Xception's exit flow: separable conv, then 
 
 With the output stride at 16 (8), the blocks that would exceed it lose their stride (the exit flow's first
 block; at 8 also the entry flow's last) and every later conv is dilated by the strides given up (2, then 4);
-a block that lost its stride keeps the rate before it, as DeepLab's reference code does.
+a block that lost its stride keeps the rate before it, as DeepLab's reference code does
+(:func:`~segbench.models.encoders.dilation.stride_dilation`).
 
 No ImageNet weights for this network ship with torchvision, so it starts from random initialisation.
 
@@ -51,8 +52,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from segbench.errors import UserError
-from segbench.models.layers import ConvBNReLU
+from segbench.models.encoders.dilation import check_output_stride, stride_dilation
+from segbench.models.layers import ConvBNAct
 
 __all__ = ["XceptionBlock", "XceptionEncoder", "XceptionSeparableConv"]
 
@@ -80,8 +81,8 @@ class XceptionSeparableConv(nn.Module):
             raise ValueError(f"relu must be 'before' or 'after', got {relu!r}")
         # not in-place: the block's shortcut still needs the un-rectified input
         self.relu_in = nn.ReLU() if relu == "before" else nn.Identity()
-        self.depthwise = ConvBNReLU(in_ch, in_ch, 3, stride, dilation, groups=in_ch)
-        self.pointwise = ConvBNReLU(in_ch, out_ch, 1, relu=relu == "after")
+        self.depthwise = ConvBNAct(in_ch, in_ch, 3, stride, dilation, groups=in_ch)
+        self.pointwise = ConvBNAct(in_ch, out_ch, 1, act=nn.ReLU if relu == "after" else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(self.relu_in(x)))
@@ -113,7 +114,7 @@ class XceptionBlock(nn.Module):
             for k, (i, o) in enumerate(zip(ins, channels))
         )
         self.shortcut_type = shortcut
-        self.shortcut = ConvBNReLU(in_ch, channels[-1], 1, stride, relu=False) if shortcut == "conv" else None
+        self.shortcut = ConvBNAct(in_ch, channels[-1], 1, stride, act=None) if shortcut == "conv" else None
         if shortcut == "sum" and (stride != 1 or in_ch != channels[-1]):
             raise ValueError("an identity shortcut needs stride 1 and equal input and output channels")
 
@@ -152,31 +153,20 @@ class XceptionEncoder(nn.Module):
 
     def __init__(self, output_stride: int = 16, middle_blocks: int = 16) -> None:
         super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
-        self.stem = nn.Sequential(ConvBNReLU(3, 32, 3, stride=2), ConvBNReLU(32, 64, 3))
-        stride, rate = 2, 1
+        check_output_stride(output_stride)
+        self.stem = nn.Sequential(ConvBNAct(3, 32, 3, stride=2), ConvBNAct(32, 64, 3))
+        # (input channels, the three convs' channels, stride without dilation, shortcut) of each block
+        entry = [(64, (128, 128, 128), 2, "conv"), (128, (256, 256, 256), 2, "conv"), (256, (728, 728, 728), 2, "conv")]
+        middle = [(728, (728, 728, 728), 1, "sum")] * middle_blocks
+        exit_ = [(728, (728, 1024, 1024), 2, "conv"), (1024, (1536, 1536, 2048), 1, "none")]
+        plan = iter(stride_dilation([spec[2] for spec in entry + middle + exit_], output_stride))
 
-        def block(in_ch: int, channels: Sequence[int], block_stride: int, shortcut: str) -> XceptionBlock:
-            nonlocal stride, rate
-            block_rate = rate
-            if block_stride > 1 and stride * block_stride > output_stride:
-                rate *= block_stride
-                block_stride = 1
-            else:
-                stride *= block_stride
-            return XceptionBlock(in_ch, channels, block_stride, block_rate, shortcut)
+        def flow(specs: list) -> nn.Sequential:
+            return nn.Sequential(*(XceptionBlock(i, c, *next(plan), shortcut) for i, c, _, shortcut in specs))
 
-        self.entry_flow = nn.Sequential(
-            block(64, (128, 128, 128), 2, "conv"),
-            block(128, (256, 256, 256), 2, "conv"),
-            block(256, (728, 728, 728), 2, "conv"),
-        )
-        self.middle_flow = nn.Sequential(*(block(728, (728, 728, 728), 1, "sum") for _ in range(middle_blocks)))
-        self.exit_flow = nn.Sequential(
-            block(728, (728, 1024, 1024), 2, "conv"),
-            block(1024, (1536, 1536, 2048), 1, "none"),
-        )
+        self.entry_flow = flow(entry)
+        self.middle_flow = flow(middle)
+        self.exit_flow = flow(exit_)
         self.output_stride = output_stride
         self.out_channels = (256, 2048)
         self.reductions = (4, output_stride)

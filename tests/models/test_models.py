@@ -1,5 +1,5 @@
 """Every registered network: shapes at odd sizes, gradients, aux outputs, builder keywords and state_dict
-key snapshots. (Equivalence with torchvision: tests/test_deeplabv3.py and tests/test_mobilenet_v3.py.)"""
+key snapshots. (Equivalence with torchvision: tests/models/test_deeplabv3.py and tests/models/test_mobilenet_v3.py.)"""
 
 import inspect
 

@@ -12,7 +12,9 @@ from torchvision.models import segmentation as tvseg
 
 from segbench.errors import UserError
 from segbench.models import build_model, load_model
-from segbench.models.deeplabv3 import ASPP, ResNetEncoder, convert_torchvision_state
+from segbench.models.convert import convert_torchvision_state
+from segbench.models.deeplabv3 import ASPP
+from segbench.models.encoders.resnet import ResNetEncoder
 from segbench.models.weights import TORCHVISION_WEIGHTS
 
 NAMES = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101"]

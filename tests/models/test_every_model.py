@@ -4,7 +4,7 @@ feature maps the model computes.
 
 Shapes are checked on the meta device (no arithmetic: the large networks cost nothing); the mobile
 networks also run for real at 360 x 480. Real-valued outputs at 65 x 97 and gradients for every network:
-tests/test_models.py (and test_models_classic.py)."""
+tests/models/test_models.py (and test_models_classic.py)."""
 
 import inspect
 import math

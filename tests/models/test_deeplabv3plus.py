@@ -12,7 +12,8 @@ import torchvision
 from segbench.errors import UserError
 from segbench.models import build_model, list_models
 from segbench.models.deeplabv3 import ASPP
-from segbench.models.deeplabv3plus import MobileNetV2Encoder, SeparableASPP
+from segbench.models.deeplabv3plus import SeparableASPP
+from segbench.models.encoders.mobilenet_v2 import MobileNetV2Encoder
 
 NAMES = ["deeplabv3plus_mobilenet_v2", "deeplabv3plus_resnet50", "deeplabv3plus_resnet101"]
 NUM_CLASSES = 5
@@ -43,7 +44,7 @@ def test_resnet101_shape_on_meta():
     assert logits.shape == aux.shape == (1, NUM_CLASSES, 65, 97)
 
 
-# Gradients for deeplabv3plus_mobilenet_v2 and deeplabv3plus_resnet50 (with aux): tests/test_models.py.
+# Gradients for deeplabv3plus_mobilenet_v2 and deeplabv3plus_resnet50 (with aux): tests/models/test_models.py.
 
 
 def test_with_aux_shapes():

@@ -10,8 +10,8 @@ import torchvision
 
 from segbench.errors import UserError
 from segbench.models import build_model, list_models
-from segbench.models.fcn_vgg import bilinear_kernel
-from segbench.models.unet import match_size
+from segbench.models.base import match_size
+from segbench.models.fcn import bilinear_kernel
 
 NAMES = ["unet", "unet_resnet18", "unet_resnet34", "fcn32s_vgg16", "fcn16s_vgg16", "fcn8s_vgg16"]
 

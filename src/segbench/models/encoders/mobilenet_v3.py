@@ -19,16 +19,18 @@ Shape:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import torch
 import torchvision
 from torch import nn
 
-from segbench.errors import UserError
-from segbench.models.unet import check_weights_backbone, imagenet_state_dict, load_backbone_state
+from segbench.models.encoders.dilation import stride_dilation
+from segbench.models.layers import ConvBNAct
+from segbench.models.pretrained import ImagenetWeights
 
-__all__ = ["MobileNetV3Block", "MobileNetV3LargeEncoder", "SqueezeExcite", "mobilenet_v3_large_encoder"]
+__all__ = ["IMAGENET", "MobileNetV3Block", "MobileNetV3LargeEncoder", "SqueezeExcite"]
 
 _BN_EPS, _BN_MOMENTUM = 0.001, 0.01
 
@@ -43,32 +45,8 @@ def round_channels(channels: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * channels else rounded
 
 
-class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) -> BatchNorm2d (eps 0.001, momentum 0.01) -> activation (none when ``act`` is None).
-
-    Shape:
-        ``(N, in_ch, H, W)`` -> ``(N, out_ch, ceil(H / stride), ceil(W / stride))``; padding is
-        ``dilation * (kernel_size - 1) // 2``, so stride 1 keeps the size.
-    """
-
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        kernel_size: int = 1,
-        stride: int = 1,
-        dilation: int = 1,
-        groups: int = 1,
-        act: type[nn.Module] | None = nn.ReLU,
-    ) -> None:
-        padding = dilation * (kernel_size - 1) // 2
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=False),
-            nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM),
-        ]
-        if act is not None:
-            layers.append(act(inplace=True))
-        super().__init__(*layers)
+# segbench.models.layers.ConvBNAct with MobileNetV3's batch norm (eps 0.001, momentum 0.01), as torchvision's
+_conv_bn_act = partial(ConvBNAct, bn_eps=_BN_EPS, bn_momentum=_BN_MOMENTUM)
 
 
 class SqueezeExcite(nn.Module):
@@ -92,6 +70,15 @@ class SqueezeExcite(nn.Module):
         s = x.mean(dim=(2, 3), keepdim=True)
         s = nn.functional.hardsigmoid(self.fc2(nn.functional.relu(self.fc1(s))))
         return x * s
+
+
+#: torchvision's ``MobileNet_V3_Large_Weights.IMAGENET1K_V1`` (the weights its segmentation models start
+#: from), less ``classifier.*``.
+IMAGENET = ImagenetWeights(
+    torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+    lambda state: {k: v for k, v in state.items() if k.startswith("features.")},
+    "mobilenet_v3_large",
+)
 
 
 class _Layer(NamedTuple):
@@ -147,11 +134,11 @@ class MobileNetV3Block(nn.Module):
         hidden = layer.expansion
         layers: list[nn.Module] = []
         if hidden != in_ch:
-            layers.append(ConvBNAct(in_ch, hidden, 1, act=act))
-        layers.append(ConvBNAct(hidden, hidden, layer.kernel, stride, dilation, groups=hidden, act=act))
+            layers.append(_conv_bn_act(in_ch, hidden, 1, act=act))
+        layers.append(_conv_bn_act(hidden, hidden, layer.kernel, stride, dilation, groups=hidden, act=act))
         if layer.se:
             layers.append(SqueezeExcite(hidden, round_channels(hidden / 4)))
-        layers.append(ConvBNAct(hidden, layer.out, 1, act=None))
+        layers.append(_conv_bn_act(hidden, layer.out, 1, act=None))
         self.block = nn.Sequential(*layers)
         self.use_residual = stride == 1 and in_ch == layer.out
 
@@ -164,8 +151,9 @@ class MobileNetV3LargeEncoder(nn.Module):
     """MobileNetV3-Large (with its last 1x1 conv to 960 channels, without pooling and classifier), dilated.
 
     For output stride 16 or 8, each bottleneck whose stride would exceed it gets stride 1 instead of 2, and
-    from that bottleneck on the depthwise convs are dilated by the stride given up (2, then 4 at output stride
-    8). This is torchvision's ``mobilenet_v3_large(dilated=True)`` at output stride 16 (the last three
+    from that bottleneck on (itself included: ``dilate_first=True`` of
+    :func:`~segbench.models.encoders.dilation.stride_dilation`) the depthwise convs are dilated by the stride
+    given up (2, then 4 at output stride 8). This is torchvision's ``mobilenet_v3_large(dilated=True)`` at output stride 16 (the last three
     bottlenecks at rate 2), so its checkpoints give the same outputs.
 
     Reference: Howard et al., "Searching for MobileNetV3", arXiv 1905.02244 (table 1; section 6.4 applies
@@ -188,20 +176,13 @@ class MobileNetV3LargeEncoder(nn.Module):
 
     def __init__(self, output_stride: int = 16) -> None:
         super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
-        layers: list[nn.Module] = [ConvBNAct(3, 16, 3, stride=2, act=nn.Hardswish)]
-        in_ch, stride, rate = 16, 2, 1
-        for layer in LARGE_LAYERS:
-            s = layer.stride
-            if s > 1 and stride * s > output_stride:
-                rate *= s
-                s = 1
-            else:
-                stride *= s
-            layers.append(MobileNetV3Block(in_ch, layer, s, rate))
+        plan = stride_dilation([layer.stride for layer in LARGE_LAYERS], output_stride, dilate_first=True)
+        layers: list[nn.Module] = [_conv_bn_act(3, 16, 3, stride=2, act=nn.Hardswish)]
+        in_ch = 16
+        for layer, (stride, rate) in zip(LARGE_LAYERS, plan):
+            layers.append(MobileNetV3Block(in_ch, layer, stride, rate))
             in_ch = layer.out
-        layers.append(ConvBNAct(in_ch, 6 * in_ch, 1, act=nn.Hardswish))
+        layers.append(_conv_bn_act(in_ch, 6 * in_ch, 1, act=nn.Hardswish))
         self.features = nn.Sequential(*layers)
         for m in self.modules():  # as the reference implementations: He init (fan out), zero biases
             if isinstance(m, nn.Conv2d):
@@ -220,22 +201,3 @@ class MobileNetV3LargeEncoder(nn.Module):
                 out.append(x)
         out.append(x)
         return out
-
-
-def mobilenet_v3_large_encoder(output_stride: int, weights_backbone: str | None) -> MobileNetV3LargeEncoder:
-    """A :class:`MobileNetV3LargeEncoder`, with torchvision's ``MobileNet_V3_Large_Weights.IMAGENET1K_V1`` when
-    ``weights_backbone == "imagenet"`` (the weights torchvision's segmentation models start from).
-
-    Raises:
-        UserError: ``weights_backbone`` not None/"imagenet"; the ImageNet file absent and not downloadable (the
-            message says where to place it) or not fitting; ``output_stride`` not 8/16/32.
-    """
-    check_weights_backbone(weights_backbone)
-    state = None
-    if weights_backbone == "imagenet":  # fail before building
-        state = imagenet_state_dict(torchvision.models.MobileNet_V3_Large_Weights.IMAGENET1K_V1)
-    encoder = MobileNetV3LargeEncoder(output_stride)
-    if state is not None:
-        state = {k: v for k, v in state.items() if k.startswith("features.")}
-        load_backbone_state(encoder, state, "mobilenet_v3_large ImageNet weights")
-    return encoder
