@@ -28,12 +28,6 @@ LAYERS = [
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
-# Imports that break the rule today, each to be removed by the restructuring (issue 12). The test fails
-# when one is added and when one listed here is gone, so the list always says what is left.
-KNOWN_VIOLATIONS = set()
-KNOWN_CYCLES = set()
-KNOWN_MATPLOTLIB = set()
-KNOWN_MODELS_LOADS = set()  # what `import segbench.models` loads beyond models and the leaves
 
 
 def _module_name(path: Path) -> str:
@@ -83,9 +77,7 @@ def test_packages_import_only_from_lower_layers():
             assert a in RANK and b in RANK, f"segbench.{module} or segbench.{target} has no layer in LAYERS"
             if a != b and RANK[b] >= RANK[a]:
                 violations.add((module, target))
-    added, fixed = violations - KNOWN_VIOLATIONS, KNOWN_VIOLATIONS - violations
-    assert not added, f"imports against the layer rule: {sorted(added)}"
-    assert not fixed, f"no longer violated, remove from KNOWN_VIOLATIONS: {sorted(fixed)}"
+    assert not violations, f"imports against the layer rule: {sorted(violations)}"
 
 
 def _cycles(graph: dict[str, set[str]]) -> set[frozenset]:
@@ -140,15 +132,13 @@ def test_cycle_finder_on_a_known_graph():
 
 def test_no_import_cycles_between_modules():
     cycles = _cycles(_graph())
-    added, fixed = cycles - KNOWN_CYCLES, KNOWN_CYCLES - cycles
-    assert not added, f"import cycles: {[sorted(c) for c in added]}"
-    assert not fixed, f"no longer a cycle, remove from KNOWN_CYCLES: {[sorted(c) for c in fixed]}"
+    assert not cycles, f"import cycles: {[sorted(c) for c in cycles]}"
 
 
 def test_only_the_report_layer_imports_matplotlib():
     users = {m for m in _graph() if any(i.split(".")[0] == "matplotlib" for i in _imports(_path(m)))}
     outside = {m for m in users if _unit(m) != "report"}
-    assert outside == KNOWN_MATPLOTLIB, f"matplotlib imported outside report/: {sorted(outside)}"
+    assert not outside, f"matplotlib imported outside report/: {sorted(outside)}"
 
 
 def _path(module: str) -> Path:
@@ -163,5 +153,5 @@ def test_importing_models_loads_a_network_and_nothing_else():
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     units = {m.split(".")[1] for m in loaded if m.startswith("segbench.")}
-    assert units - {"models", "errors", "registry", "classes"} == KNOWN_MODELS_LOADS, loaded
+    assert units <= {"models", "errors", "files", "registry", "classes"}, loaded
     assert "matplotlib" not in loaded

@@ -253,11 +253,11 @@ def test_group_disjoint_validation_cut_from_one_split(shapes_root, tmp_path, cap
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"data__val_groups": ["1"]}, "'data.val_groups': needs data.split_by"),
-        ({"data__gamma_range": [1.2, 0.8]}, "'data.gamma_range': expected 2 ascending values above 0"),
-        ({"data__brightness_range": [0.0, 1.2]}, "'data.brightness_range': expected 2 ascending values above 0"),
-        ({"data__blur_prob": 1.5}, "'data.blur_prob': must be at least 0 and at most 1"),
-        ({"data__noise_std": -1.0}, "'data.noise_std': must be at least 0"),
+        ({"data__val_groups": ["1"]}, "data.val_groups: needs data.split_by"),
+        ({"data__gamma_range": [1.2, 0.8]}, "data.gamma_range: expected 2 ascending values above 0"),
+        ({"data__brightness_range": [0.0, 1.2]}, "data.brightness_range: expected 2 ascending values above 0"),
+        ({"data__blur_prob": 1.5}, "data.blur_prob: must be within 0..1"),
+        ({"data__noise_std": -1.0}, "data.noise_std: must be 0 or more"),
     ],
 )
 def test_augmentation_and_split_options_are_checked(shapes_root, tmp_path, overrides, message):

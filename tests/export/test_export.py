@@ -11,33 +11,11 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from segbench.classes import CAMVID
 from segbench.cli import main
-from segbench.export import adaptive_avg_pool2d_exportable, check_onnx, read_metadata
-from segbench.export.onnx import _exportable_pooling
+from segbench.export import check_onnx, read_metadata
 from segbench.models import load_model
-
-
-@pytest.mark.parametrize(
-    ("shape", "bins"),
-    [((2, 3, 7, 5), 3), ((1, 4, 65, 97), (6, 2)), ((1, 2, 4, 4), 6), ((1, 2, 9, 13), (None, 4)), ((3, 11, 6), 2)],
-)
-def test_exportable_pooling_equals_adaptive_avg_pool2d(shape, bins):
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(adaptive_avg_pool2d_exportable(x, bins), F.adaptive_avg_pool2d(x, bins))
-
-
-def test_pooling_patch_is_scoped_and_keeps_global_pooling():
-    original = F.adaptive_avg_pool2d
-    with pytest.raises(RuntimeError, match="boom"), _exportable_pooling():
-        assert F.adaptive_avg_pool2d is not original
-        x = torch.randn(1, 2, 5, 7)
-        torch.testing.assert_close(F.adaptive_avg_pool2d(x, 1), original(x, 1))
-        torch.testing.assert_close(torch.nn.AdaptiveAvgPool2d(3)(x), original(x, 3))
-        raise RuntimeError("boom")
-    assert F.adaptive_avg_pool2d is original
 
 
 @pytest.fixture(scope="module")

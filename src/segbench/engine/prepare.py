@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from segbench.classes import IGNORE_INDEX
-from segbench.config import TrainConfig, config_to_dict
+from segbench.config import TrainConfig, check_ranges, config_to_dict
 from segbench.data.datasets import SegmentationDataset, open_dataset, select_groups
 from segbench.data.loader import RankSampler, SeededSamples, collate_pairs
 from segbench.data.transforms import to_tensor_pair, train_transform
@@ -76,13 +76,8 @@ def validate(model: nn.Module, val_ds: SegmentationDataset, num_classes: int, cf
 
 
 def check_options(cfg: TrainConfig, dinfo) -> None:
-    """Raise a :class:`UserError` naming the key of the first option out of range."""
-    for key in ("iters", "batch_size", "val_every", "log_every"):
-        if getattr(cfg, key) < 1:
-            raise UserError(f"{key}: must be at least 1, got {getattr(cfg, key)}")
-    for key, value in (("ckpt_every", cfg.ckpt_every), ("data.num_workers", cfg.data.num_workers)):
-        if value < 0:
-            raise UserError(f"{key}: must be 0 or more, got {value}")
+    """Raise a :class:`UserError` naming the key of the first option out of range or that cannot work here."""
+    check_ranges(cfg)  # a config built in Python, not from a recipe, is checked here
     if cfg.class_weighting not in CLASS_WEIGHTING:
         raise UserError(
             f"class_weighting: expected one of {', '.join(map(repr, CLASS_WEIGHTING))}, got {cfg.class_weighting!r}"
@@ -97,24 +92,8 @@ def check_options(cfg: TrainConfig, dinfo) -> None:
         )
     if not cfg.data.root:
         raise UserError("data.root: set the dataset folder (in the recipe or with --set data.root=DIR)")
-    if cfg.data.val_groups and not cfg.data.split_by:
-        raise UserError("data.val_groups: needs data.split_by, the pattern that names each file's group")
-    check_range("data.brightness_range", cfg.data.brightness_range, low=0.0, size=2)
-    if cfg.data.gamma_range:
-        check_range("data.gamma_range", cfg.data.gamma_range, low=0.0, size=2)
-    if not 0.0 <= cfg.data.blur_prob <= 1.0:
-        raise UserError(f"data.blur_prob: must be within 0..1, got {cfg.data.blur_prob}")
-    if cfg.data.noise_std < 0:
-        raise UserError(f"data.noise_std: must be 0 or more, got {cfg.data.noise_std}")
 
 
-def check_range(key: str, values: list, low: float, size: int) -> None:
-    """Raise a :class:`UserError` naming ``key`` unless it holds ``size`` ascending values above ``low``."""
-    if len(values) != size or any(v <= low for v in values) or values != sorted(values):
-        raise UserError(f"{key}: expected {size} ascending values above {low:g}, got {values}")
-
-
-@dataclass
 @dataclass
 class TrainData:
     """The training images in memory (``(3, H, W)`` uint8 and ``(H, W)`` uint8 masks), their augmentation, the

@@ -20,14 +20,8 @@ import torch
 from torch import nn
 
 from segbench.errors import UserError, first_line
+from segbench.models.pretrained import load_pickle_safely
 
-# numpy's RNG state is ("MT19937", ndarray[uint32], int, int, float): the ndarray needs these four.
-NUMPY_RNG_GLOBALS = [
-    (getattr(np, "_core", None) or np.core).multiarray._reconstruct,
-    np.ndarray,
-    np.dtype,
-    type(np.dtype(np.uint32)),
-]
 REQUIRED_KEYS = ("model", "optimizer", "iteration", "best_miou", "rng")
 
 
@@ -67,8 +61,7 @@ def read_state(path: Path, device: torch.device) -> dict:
             allowlisted numpy RNG types, or missing a key of :data:`REQUIRED_KEYS`.
     """
     try:
-        with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
-            state = torch.load(path, map_location=device, weights_only=True)
+        state = load_pickle_safely(path, map_location=device)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt or crafted file
         raise UserError(f"{path}: cannot resume from this checkpoint ({first_line(exc)})") from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]

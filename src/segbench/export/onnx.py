@@ -5,10 +5,11 @@
 file serves any ``(N, 3, H, W)``.
 
 The ``torch.export``-based exporter (measured with torch 2.15, onnxscript 0.7.2) turns
-``adaptive_avg_pool2d`` with more than one output bin (Fast-SCNN's pyramid pooling) into a gather whose
+``F.adaptive_avg_pool2d`` with more than one output bin (Fast-SCNN's pyramid pooling) into a gather whose
 window length is fixed to the traced size; the file loads and runs at the traced size, but at 65 x 97 it
-fails and at other sizes it returns wrong numbers without an error. :func:`export_onnx` therefore traces
-with :func:`adaptive_avg_pool2d_exportable`, an exact rewrite with two matrix products.
+fails and at other sizes it returns wrong numbers without an error. segbench's networks therefore pool
+with :func:`segbench.models.layers.adaptive_avg_pool2d`, which computes the same values as two matrix
+products while exporting.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ import contextlib
 import copy
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segbench.errors import BackendUnavailable, UserError, first_line, require
@@ -32,7 +31,6 @@ __all__ = [
     "INPUT_NAME",
     "OUTPUT_NAME",
     "ExportError",
-    "adaptive_avg_pool2d_exportable",
     "cpu_module",
     "export_onnx",
     "onnx_session",
@@ -48,60 +46,6 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 class ExportError(UserError):
     """The export failed, or the exported model does not reproduce PyTorch's outputs."""
-
-
-# --------------------------------------------------------------------------- exportable adaptive pooling
-
-
-def _bin_matrix(length: int | torch.SymInt, bins: int, like: torch.Tensor) -> torch.Tensor:
-    """``(bins, length)`` averaging matrix of adaptive pooling along one axis: row ``i`` averages the
-    positions ``floor(i * L / bins) <= p < ceil((i + 1) * L / bins)``, PyTorch's window rule."""
-    i = torch.arange(bins, device=like.device)
-    start = (i * length) // bins
-    end = ((i + 1) * length + bins - 1) // bins
-    pos = torch.arange(length, device=like.device)
-    inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
-    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
-
-
-def adaptive_avg_pool2d_exportable(x: torch.Tensor, output_size) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d`` written as two matrix products, so that it exports to ONNX with dynamic
-    height and width (equal to PyTorch's within float rounding, tested).
-
-    Args:
-        x: ``(N, C, H, W)`` or ``(C, H, W)`` tensor.
-        output_size: ``int`` or ``(bins_h, bins_w)``; ``None`` entries keep that input size.
-
-    Returns:
-        ``(N, C, bins_h, bins_w)`` tensor (or ``(C, bins_h, bins_w)``).
-    """
-    if isinstance(output_size, int):
-        output_size = (output_size, output_size)
-    height, width = x.shape[-2:]
-    bins_h = height if output_size[0] is None else int(output_size[0])
-    bins_w = width if output_size[1] is None else int(output_size[1])
-    rows = _bin_matrix(height, bins_h, x)  # (bins_h, H)
-    cols = _bin_matrix(width, bins_w, x)  # (bins_w, W)
-    return torch.matmul(torch.matmul(rows, x), cols.transpose(0, 1))
-
-
-@contextlib.contextmanager
-def _exportable_pooling() -> Iterator[None]:
-    """While tracing: ``F.adaptive_avg_pool2d`` (also used by ``nn.AdaptiveAvgPool2d``) with more than one
-    output bin goes through :func:`adaptive_avg_pool2d_exportable`; global pooling (1 x 1) is unchanged."""
-    original = F.adaptive_avg_pool2d
-
-    def pooled(x, output_size):
-        size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-        if size == (1, 1):
-            return original(x, output_size)
-        return adaptive_avg_pool2d_exportable(x, output_size)
-
-    F.adaptive_avg_pool2d = pooled
-    try:
-        yield
-    finally:
-        F.adaptive_avg_pool2d = original
 
 
 # --------------------------------------------------------------------------- export
@@ -149,7 +93,7 @@ def export_onnx(
     net.eval()
     x = (example if example is not None else torch.randn(1, 3, 64, 96)).detach().float().cpu()
     try:
-        with _exportable_pooling(), warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             _trace(net, x, path, exporter, opset)
     except Exception as exc:  # noqa: BLE001 - every exporter failure becomes one line

@@ -44,12 +44,27 @@ __all__ = [
     "zoo_camvid",
 ]
 
-_NUMPY_ARRAY_GLOBALS = [
+# numpy's RNG state in a training checkpoint is ("MT19937", ndarray[uint32], int, int, float): unpickling the
+# ndarray needs exactly these four globals, and nothing else is allowed.
+NUMPY_RNG_GLOBALS = [
     (getattr(np, "_core", None) or np.core).multiarray._reconstruct,
     np.ndarray,
     np.dtype,
     type(np.dtype(np.uint32)),
 ]
+
+
+def load_pickle_safely(path: Path, map_location: str | torch.device = "cpu"):
+    """``torch.load`` that cannot run code from the file: ``weights_only=True`` with only
+    :data:`NUMPY_RNG_GLOBALS` allowed beyond tensors and plain containers. The one place segbench unpickles
+    a file a user may have received.
+
+    Raises:
+        Exception: whatever torch raises for a corrupt, truncated or crafted file (callers turn it into one
+            :class:`UserError` line naming the file).
+    """
+    with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def torchvision_file(weights: WeightsEnum, what: str) -> Path:
@@ -109,9 +124,7 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     try:
-        # Training checkpoints hold numpy's RNG state (an array): allow exactly those types, nothing else.
-        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_pickle_safely(path)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise UserError(f"{path}: cannot read checkpoint ({first_line(exc)})") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
