@@ -32,3 +32,14 @@ def test_case_round_trips_through_json_and_rejects_unknown_keys():
         Case.from_dict({"model": "m", "sizes": [1]})
     with pytest.raises(UserError, match="no 'model'"):
         Case.from_dict({"batch": 1})
+
+
+def test_report_columns_are_schema_columns():
+    from segbench.bench.schema import FIELDS, columns
+    from segbench.report.results import ACC_KEYS, CSV_COLUMNS, ROW_KEYS
+
+    names = {f.name for f in FIELDS}
+    assert set(ROW_KEYS) | set(CSV_COLUMNS) | set(ACC_KEYS) <= names
+    assert len(names) == len(FIELDS)  # no column defined twice
+    with pytest.raises(KeyError, match="not result columns: latency_p50"):
+        columns("miou", "latency_p50")

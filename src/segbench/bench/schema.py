@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CASE_RUN", "FIELDS", "MEASURED", "OPTIONAL", "RESULT_KEYS", "Field", "describe", "empty_row"]
+__all__ = [
+    "CASE_RUN", "COMPARE", "FIELDS", "MEASURED", "OPTIONAL", "RESULT_KEYS", "Field", "columns", "describe", "empty_row",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,19 @@ CASE_RUN = (
     Field("worker_exit", "", "exit code of the worker subprocess"),
     Field("worker_s", "s", "wall time of the worker subprocess"),
 )
-FIELDS = MEASURED + OPTIONAL + CASE_RUN
-"""Every column a benchmark row can hold, in order."""
+COMPARE = (
+    Field("miou", "fraction", "mean IoU over the classes present (segbench.metrics)"),
+    Field("pixel_accuracy", "fraction", "correct labelled pixels / labelled pixels"),
+    Field("mean_accuracy", "fraction", "mean of the per-class accuracies"),
+    Field("iou", "fraction per class", "IoU of each class, by name"),
+    Field("num_images", "count", "images evaluated"),
+    Field("agreement_miou", "fraction", "mIoU of the backend's predictions scored against the first backend's"),
+    Field("pixel_agreement", "fraction", "pixels the backend labels as the first backend does"),
+)
+"""Columns :func:`segbench.compare.compare` adds to a benchmark row: accuracy and agreement."""
+
+FIELDS = MEASURED + OPTIONAL + CASE_RUN + COMPARE
+"""Every column a result row can hold, in order."""
 
 RESULT_KEYS = tuple(f.name for f in MEASURED)
 """The columns of :func:`segbench.bench.runner.benchmark_model`'s row, in order."""
@@ -109,6 +122,18 @@ def describe(name: str) -> Field:
         KeyError: ``name`` is not a column of the schema.
     """
     return _BY_NAME[name]
+
+
+def columns(*names: str) -> tuple[str, ...]:
+    """``names`` checked against the schema: how a report or table picks its columns.
+
+    Raises:
+        KeyError: a name that is not a column of :data:`FIELDS`.
+    """
+    unknown = [n for n in names if n not in _BY_NAME]
+    if unknown:
+        raise KeyError(f"not result columns: {', '.join(unknown)}")
+    return names
 
 
 def empty_row() -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from segbench.engine.memory import MEMORY_KINDS
 from segbench.report.render import Table
 from segbench.report.values import DASH, fmt, fmt_pct, fmt_value, num
 
@@ -24,21 +25,8 @@ Column = tuple[str, str, Callable[[Any], str], str | None]  # header, row key, f
 
 
 def explain_memory_kind(kind: str) -> str:
-    """One sentence on what a ``memory_kind`` value measures."""
-    k = kind.lower()
-    if "reserved" in k:
-        return ("peak CUDA memory reserved by PyTorch's caching allocator during inference "
-                "(`torch.cuda.max_memory_reserved`)")
-    if "cuda" in k or "gpu" in k:
-        return ("peak CUDA memory allocated by PyTorch tensors during inference "
-                "(`torch.cuda.max_memory_allocated`), weights included")
-    if "rss" in k:
-        return "peak resident set size (RSS) of the process during inference, as seen by the OS"
-    if "tracemalloc" in k or "python" in k:
-        return "peak Python heap allocation during inference (`tracemalloc`)"
-    if "estimate" in k or "activation" in k:
-        return "estimated from the sizes of the weights and intermediate tensors, not measured"
-    return f"peak memory as measured by `segbench.bench.memory` (kind `{kind}`)"
+    """One sentence on what a ``memory_kind`` value measures (:data:`segbench.engine.memory.MEMORY_KINDS`)."""
+    return MEMORY_KINDS.get(kind, f"peak memory of kind `{kind}`")
 
 
 def _kv_table(d: dict) -> Table:

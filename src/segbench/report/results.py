@@ -16,16 +16,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from segbench.bench.schema import columns
 from segbench.report.values import jsonable, num
 
-ACC_KEYS = ("miou", "pixel_accuracy", "mean_accuracy")
-ROW_KEYS = (
+ACC_KEYS = columns("miou", "pixel_accuracy", "mean_accuracy")
+ROW_KEYS = columns(
     "model", "weights", "params_m", "size_mb", "size_mb_fp16", "gflops", "gmacs",
     "latency_ms_p50", "latency_ms_p90", "throughput_img_s", "memory_mib", "memory_kind",
     "pixel_accuracy", "mean_accuracy", "miou", "iou", "num_images", "error",
 )  # fmt: skip
 """Keys every normalised row holds (None when not measured); other keys of a row are kept as given."""
-CSV_COLUMNS = (
+CSV_COLUMNS = columns(
     "model", "weights", "backend", "miou", "pixel_accuracy", "mean_accuracy", "agreement_miou", "pixel_agreement",
     "params_m", "size_mb", "size_mb_fp16", "gflops", "gmacs", "latency_ms_p50", "latency_ms_p90",
     "latency_ms_std", "throughput_img_s", "achieved_gflop_s", "peak_fraction", "memory_mib", "memory_reserved_mib",
