@@ -9,6 +9,7 @@ from pathlib import Path
 
 from segbench.cli.common import add_model_args, fmt, json_safe, print_busy_warning
 from segbench.errors import UserError
+from segbench.files import prepare_output_file
 
 
 def add_parser(sub) -> None:
@@ -59,9 +60,11 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     for opt in ("min_time", "budget", "rel_ci", "timeout"):
         if getattr(args, opt) <= 0:
             raise UserError(f"--{opt.replace('_', '-')} must be a positive number, got {getattr(args, opt)}")
-    out_file = Path(args.output) / "benchmark.json" if args.output else None
-    if out_file is not None and out_file.exists() and not args.overwrite:
-        raise UserError(f"{out_file}: exists; choose another --output or pass --overwrite")
+    out_file = None
+    if args.output:
+        if Path(args.output).exists() and not Path(args.output).is_dir():
+            raise UserError(f"--output {args.output}: exists and is not a folder; choose a folder")
+        out_file = prepare_output_file(Path(args.output) / "benchmark.json", args.overwrite)
     if args.data and not Path(args.data).exists():
         raise UserError(f"--data {args.data}: no such file or folder")
     bad = check_specs(args.models)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from segbench.errors import UserError
+from segbench.files import prepare_output_dir
 
 
 def fmt(v, spec=".2f") -> str:
@@ -21,9 +22,9 @@ def pct(v) -> str:
 
 
 def check_new_dir(path: Path, overwrite: bool) -> None:
-    """Raise a :class:`UserError` naming --output unless ``path`` is missing, empty, or ``overwrite``."""
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise UserError(f"{path}: folder exists and is not empty; choose another --output or pass --overwrite")
+    """Create the output folder ``path`` before any work, or raise a :class:`UserError` naming --output
+    (:func:`segbench.files.prepare_output_dir`)."""
+    prepare_output_dir(path, overwrite)
 
 
 def inference_config(args, info=None):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from segbench.errors import UserError
+from segbench.files import prepare_output_file
 
 
 def add_parser(sub) -> None:
@@ -48,9 +47,7 @@ def run(args) -> int:
     from segbench.engine.checkpoint import save_safetensors
     from segbench.models import load_model
 
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out}: exists; pass --overwrite to replace it")
+    out = prepare_output_file(args.output, args.overwrite)
     if args.format != "onnx":
         onnx_only = [f"--{k.replace('_', '-')}" for k in ("int8", "calibration", "data", "exporter", "opset")
                      if getattr(args, k) not in (None, False)]

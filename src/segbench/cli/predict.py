@@ -16,6 +16,7 @@ from segbench.cli.common import (
     print_skipped,
 )
 from segbench.errors import UserError
+from segbench.files import prepare_output_dir
 
 
 def add_parser(sub) -> None:
@@ -25,6 +26,8 @@ def add_parser(sub) -> None:
     pr.add_argument("images", nargs="+", help="image files and/or folders")
     pr.add_argument("--output", default="predictions", help="output folder (default ./predictions)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pr.add_argument("--skip-existing", action="store_true",
+                    help="leave out images whose outputs all exist: finishes an interrupted batch")
     pr.add_argument("--alpha", type=float, default=0.5, help="mask opacity in the overlay (0..1)")
     pr.add_argument("--confidence", action="store_true",
                     help="also write STEM_confidence.png: the max softmax probability per pixel (0..255 = 0..1)")
@@ -50,8 +53,9 @@ def _targets(args, dataset, out: Path) -> list[dict[str, Path]]:
         by_stem[p.stem] = p
     targets = output_paths(out, [p.stem for p, _ in dataset.pairs], args.confidence)
     existing = [str(t) for paths in targets for t in paths.values() if t.exists()]
-    if existing and not args.overwrite:
-        raise UserError(f"{existing[0]}: exists (and {len(existing) - 1} more); pass --overwrite to replace them")
+    if existing and not (args.overwrite or args.skip_existing):
+        raise UserError(f"{existing[0]}: exists (and {len(existing) - 1} more); pass --overwrite to replace them "
+                        "or --skip-existing to finish an interrupted batch")
     return targets
 
 
@@ -68,7 +72,11 @@ def run(args) -> int:
     dataset = image_dataset(args.images)
     if not len(dataset):
         raise UserError(f"{' '.join(args.images)}: no images found")
-    out = Path(args.output)
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError(f"--alpha {args.alpha}: expected a mask opacity within 0..1")
+    if args.overwrite and args.skip_existing:
+        raise UserError("--overwrite and --skip-existing: choose one")
+    out = prepare_output_dir(args.output, overwrite=True)  # existing files are checked one by one below
     targets = _targets(args, dataset, out)
     loaded = load_model(args.model, weights=args.weights)
     info = loaded.info
@@ -82,9 +90,13 @@ def run(args) -> int:
             print(f"{item['path']} -> {', '.join(p.name for p in paths.values())} ({', '.join(top)})")
 
     result = predict_images(runner, dataset, info, out, targets, inference=inference, crf=crf, device=device,
-                            alpha=args.alpha, backend=args.backend, on_image=report)  # fmt: skip
+                            alpha=args.alpha, backend=args.backend, skip_existing=args.skip_existing,
+                            on_image=report)  # fmt: skip
     skipped = result.skipped
     print_skipped(skipped)
-    print(f"{result.done} images segmented into {out}" + (f", {len(skipped)} skipped" if skipped else "")
+    already = f", {result.already_done} already done" if result.already_done else ""
+    print(f"{result.done} images segmented into {out}{already}" + (f", {len(skipped)} skipped" if skipped else "")
           + f" ({inference.describe()}" + (f"; {crf.describe()})" if crf else ")"))  # fmt: skip
+    if skipped and result.done == 0:
+        return 2  # nothing was segmented: as evaluate, a failure
     return 0

@@ -8,6 +8,7 @@ class). Undecodable images are skipped and listed; the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +28,12 @@ OUTPUT_KINDS = ("label.png", "overlay.png", "confidence.png", "classes.json")
 
 @dataclass
 class PredictResult:
-    """``done``: images segmented; ``skipped``: ``{"file", "reason"}`` of each image that could not be read."""
+    """``done``: images segmented; ``already_done``: images whose outputs all existed (``skip_existing``);
+    ``skipped``: ``{"file", "reason"}`` of each image that could not be read or whose outputs could not be
+    written (a full disk, a read-only folder)."""
 
     done: int = 0
+    already_done: int = 0
     skipped: list[dict] = field(default_factory=list)
 
 
@@ -84,6 +88,7 @@ def write_outputs(paths: dict[str, Path], item: dict, mask: np.ndarray, conf: np
 
 def predict_images(runner, dataset, info, out: Path, targets: list[dict[str, Path]], *, inference: InferenceConfig,
                    crf: CRFConfig | None = None, device="cpu", alpha: float = 0.5, backend: str = "eager",
+                   skip_existing: bool = False,
                    on_image: Callable[[dict, dict[str, Path], list[str]], None] | None = None) -> PredictResult:  # fmt: skip
     """Segment every image of ``dataset`` (``dataset[i]`` is ``{"image", "path"}`` or ``{"error", "path"}``)
     and write the files ``targets[i]`` (from :func:`output_paths`) into the folder ``out``.
@@ -93,6 +98,7 @@ def predict_images(runner, dataset, info, out: Path, targets: list[dict[str, Pat
         info: the model's ``ModelInfo`` (mean, std, palette, class names).
         alpha: mask opacity in the overlay (0..1).
         backend: the backend name recorded in ``classes.json``.
+        skip_existing: leave out images whose output files all exist (finishing an interrupted batch).
         on_image: called after each image with the item, its paths and its three most frequent classes.
 
     Returns:
@@ -101,16 +107,26 @@ def predict_images(runner, dataset, info, out: Path, targets: list[dict[str, Pat
     result = PredictResult()
     summary = {"backend": backend, "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None}
     for i, paths in enumerate(targets):
+        if skip_existing and all(p.exists() for p in paths.values()):
+            result.already_done += 1
+            continue
         item = dataset[i]
         if "error" in item:
             result.skipped.append({"file": item["path"], "reason": item["error"]})
             continue
         mask, conf = segment(runner, item["image"], info, inference, crf, device)
-        present = write_outputs(paths, item, mask, conf, info, summary, alpha)
+        try:
+            present = write_outputs(paths, item, mask, conf, info, summary, alpha)
+        except OSError as exc:  # a full disk or a folder gone read-only: keep no half set of files
+            for written in paths.values():
+                written.unlink(missing_ok=True)
+            result.skipped.append({"file": item["path"], "reason": f"cannot write its outputs ({exc.strerror or exc})"})
+            continue
         result.done += 1
         if on_image is not None:
             on_image(item, paths, [info.class_names[c] for c in np.argsort(-present)[:3] if present[c]])
     if result.skipped:
         lines = "".join(f"{s['file']}\t{s['reason']}\n" for s in result.skipped)
-        write_bytes_atomic(out / "skipped.txt", lines.encode())
+        with contextlib.suppress(OSError):  # on a full disk the list is still printed by the caller
+            write_bytes_atomic(out / "skipped.txt", lines.encode())
     return result

@@ -140,10 +140,13 @@ def load_weights_file(path: str | Path, arch: str | None = None, label: str | No
     """Load a model from a weights file; ``arch`` is needed only for raw state_dicts without metadata.
 
     Raises:
-        UserError: unreadable file, unknown architecture, or weights that do not fit.
+        UserError: unreadable file, unknown architecture, a file of another architecture than ``arch``, or
+            weights that do not fit.
     """
     path = Path(path)
     state, meta = read_checkpoint(path)
+    if arch and meta.get("arch") and meta["arch"] != arch:
+        raise UserError(f"{path}: holds {meta['arch']} weights, not {arch}; use {meta['arch']} --weights {path}")
     arch = meta.get("arch") or arch
     if not arch:
         raise UserError(f"{path}: the file does not say its architecture; give it: MODEL --weights {path}")
