@@ -4,6 +4,7 @@ crash, out-of-memory kill, timeout or bad input becomes a row holding ``error`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +27,46 @@ def _tail(path: Path, limit: int = 300) -> str:
         return ""
     last = lines[-1] if lines else ""
     return last if len(last) <= limit else last[: limit - 3] + "..."
+
+
+def _wait(proc: subprocess.Popen, t0: float, timeout_s: float, poll_s: float) -> tuple[bool, int]:
+    """Wait for the worker; past ``timeout_s`` (or on an exception here) kill its process group.
+
+    Returns:
+        ``(timed_out, exit code)``, the code negative for a signal as in :attr:`subprocess.Popen.returncode`.
+    """
+    timed_out, status = False, 0
+    try:
+        while True:
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - t0 > timeout_s:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                _, status = os.waitpid(proc.pid, 0)
+                break
+            time.sleep(poll_s)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.killpg(proc.pid, signal.SIGKILL)
+            os.wait4(proc.pid, 0)
+        proc.returncode = -9
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return timed_out, proc.returncode
+
+
+def _failure(timed_out: bool, code: int, timeout_s: float, log_path: Path) -> str:
+    """Why a worker left no row: the timeout, the signal that killed it, or its exit code and last line."""
+    if timed_out:
+        return f"timeout: no result after {timeout_s:g} s; the worker was killed"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"worker killed by signal {name}{hint}: {_tail(log_path)}".rstrip(": ")
+    return f"worker exited with code {code} without a result: {_tail(log_path)}".rstrip(": ")
 
 
 def run_isolated(
@@ -74,31 +115,7 @@ def run_isolated(
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)  # fmt: skip
-        timed_out, status = False, 0
-        try:
-            while True:
-                pid, status = os.waitpid(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.perf_counter() - t0 > timeout_s:
-                    timed_out = True
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    _, status = os.waitpid(proc.pid, 0)
-                    break
-                time.sleep(poll_s)
-        except BaseException:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-                os.wait4(proc.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            proc.returncode = -9
-            raise
-        code = os.waitstatus_to_exitcode(status)
-        proc.returncode = code
+        timed_out, code = _wait(proc, t0, timeout_s, poll_s)
         elapsed = time.perf_counter() - t0
         row = None
         if out_path.is_file() and not timed_out:
@@ -108,14 +125,7 @@ def run_isolated(
                 row = None
         if row is None:
             row = base
-            if timed_out:
-                row["error"] = f"timeout: no result after {timeout_s:g} s; the worker was killed"
-            elif code < 0:
-                name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-                hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-                row["error"] = f"worker killed by signal {name}{hint}: {_tail(log_path)}".rstrip(": ")
-            else:
-                row["error"] = f"worker exited with code {code} without a result: {_tail(log_path)}".rstrip(": ")
+            row["error"] = _failure(timed_out, code, timeout_s, log_path)
         row["worker_exit"] = code
         row["worker_s"] = elapsed
     return row
