@@ -81,6 +81,7 @@ class LossConfig:
     ohem_thresh: float = 0.7  # OHEM: pixels whose true-class probability is below this are hard
     ohem_min_kept: int = 100000  # OHEM: at least this many pixels kept per image
     dice_smooth: float = 1.0
+    label_smoothing: float = 0.0  # CE and OHEM targets (1 - e) * onehot + e / C (arXiv 1512.00567); 0 = off
 
 
 @dataclass
@@ -92,6 +93,8 @@ class TrainConfig:
     iters: int = 1000
     batch_size: int = 8  # global batch: split evenly over the processes of a multi-process run
     aux_weight: float = 0.4  # weight of the auxiliary loss (the same loss mix) when model.aux_loss
+    # exponential moving average of the weights, validated and saved as the model (0 = off; e.g. 0.999)
+    ema_decay: float = 0.0
     # "none", "median_frequency" or "inverse_log" (computed from the training labels)
     class_weighting: str = "none"
     amp: str = "none"  # mixed precision: "none", "bf16" (CPU or CUDA) or "fp16" (CUDA, with a gradient scaler)
@@ -171,6 +174,7 @@ _NUMBER_RANGES = (
     ("optim.backbone_lr_mult", 0.0, True, None), ("optim.grad_clip_norm", 0.0, True, None),
     ("loss.ce", 0.0, True, None), ("loss.ohem", 0.0, True, None), ("loss.dice", 0.0, True, None),
     ("loss.ohem_thresh", 0.0, False, 1.0), ("loss.ohem_min_kept", 0, True, None), ("loss.dice_smooth", 0.0, True, None),
+    ("loss.label_smoothing", 0.0, True, 0.999), ("ema_decay", 0.0, True, 0.99999),
     ("iters", 1, True, None), ("batch_size", 1, True, None), ("aux_weight", 0.0, True, None),
     ("val_every", 1, True, None), ("ckpt_every", 0, True, None), ("log_every", 1, True, None),
     ("threads", 0, True, None),

@@ -98,25 +98,32 @@ def _zero_like(logits: torch.Tensor) -> torch.Tensor:
 
 
 def cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Pixel-wise cross-entropy, averaged over the valid pixels (weighted mean with class weights).
 
     With ``weight``, the loss is ``sum_i w[y_i] * ce_i / sum_i w[y_i]`` over valid pixels i, as in
-    :func:`torch.nn.functional.cross_entropy`, which computes it.
+    :func:`torch.nn.functional.cross_entropy`, which computes it. With ``label_smoothing`` = e the
+    target of a pixel is ``(1 - e) * onehot(y) + e / C`` (Szegedy et al., "Rethinking the Inception
+    Architecture for Computer Vision", arXiv 1512.00567); ignored pixels stay out.
 
     Args:
         logits: ``(N, C, H, W)``.
         target: ``(N, H, W)`` int64; ``ignore_index`` pixels are left out.
         weight: optional ``(C,)`` class weights.
         ignore_index: label value left out.
+        label_smoothing: e in ``[0, 1)``.
 
     Returns:
         Scalar tensor; 0 when no pixel is valid.
     """
     if not (target != ignore_index).any():
         return _zero_like(logits)
-    return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
+    return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
 
 
 def ohem_cross_entropy(
@@ -126,6 +133,7 @@ def ohem_cross_entropy(
     min_kept: int = 100_000,
     weight: torch.Tensor | None = None,
     ignore_index: int = IGNORE_INDEX,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Online hard example mining cross-entropy: the mean cross-entropy over the hard pixels only.
 
@@ -149,6 +157,8 @@ def ohem_cross_entropy(
         min_kept: minimum number of kept pixels per image.
         weight: optional ``(C,)`` class weights.
         ignore_index: label value left out.
+        label_smoothing: e in ``[0, 1)`` for the kept pixels' cross-entropy (see :func:`cross_entropy`);
+            hardness is judged on the unsmoothed true-class probability.
 
     Returns:
         Scalar tensor; 0 when no pixel is valid.
@@ -159,7 +169,9 @@ def ohem_cross_entropy(
     n_valid = int(valid.sum())
     if n_valid == 0:
         return _zero_like(logits)
-    ce = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none").reshape(-1)
+    ce = F.cross_entropy(
+        logits, target, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
+    ).reshape(-1)
     with torch.no_grad():
         safe_target = torch.where(valid, flat_target, torch.zeros_like(flat_target))
         prob = logits.detach().float().softmax(1).permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
@@ -223,11 +235,13 @@ class SegLoss:
         ohem_thresh: OHEM probability threshold.
         ohem_min_kept: OHEM minimum kept pixels per image.
         dice_smooth: Dice smoothing.
+        label_smoothing: label smoothing e of CE and OHEM, in ``[0, 1)``.
         class_weights: optional ``(C,)`` tensor.
         ignore_index: label value left out of every term.
 
     Raises:
-        ValueError: a negative weight, all weights 0, or ``ohem_thresh`` outside ``(0, 1]``.
+        ValueError: a negative weight, all weights 0, ``ohem_thresh`` outside ``(0, 1]`` or
+            ``label_smoothing`` outside ``[0, 1)``.
     """
 
     def __init__(
@@ -238,6 +252,7 @@ class SegLoss:
         ohem_thresh: float = 0.7,
         ohem_min_kept: int = 100_000,
         dice_smooth: float = 1.0,
+        label_smoothing: float = 0.0,
         class_weights: torch.Tensor | None = None,
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
@@ -251,6 +266,9 @@ class SegLoss:
             raise ValueError(f"loss.ohem_thresh: expected a probability in (0, 1], got {ohem_thresh}")
         if ohem_min_kept < 0:
             raise ValueError(f"loss.ohem_min_kept: expected >= 0, got {ohem_min_kept}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"loss.label_smoothing: expected a value in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
         self.ohem_thresh, self.ohem_min_kept, self.dice_smooth = ohem_thresh, ohem_min_kept, dice_smooth
         self.class_weights = class_weights
         self.ignore_index = ignore_index
@@ -263,10 +281,11 @@ class SegLoss:
         """
         terms: dict[str, torch.Tensor] = {}
         if self.weights["ce"]:
-            terms["ce"] = cross_entropy(logits, target, self.class_weights, self.ignore_index)
+            terms["ce"] = cross_entropy(logits, target, self.class_weights, self.ignore_index, self.label_smoothing)
         if self.weights["ohem"]:
             terms["ohem"] = ohem_cross_entropy(
-                logits, target, self.ohem_thresh, self.ohem_min_kept, self.class_weights, self.ignore_index
+                logits, target, self.ohem_thresh, self.ohem_min_kept, self.class_weights, self.ignore_index,
+                self.label_smoothing,
             )
         if self.weights["dice"]:
             terms["dice"] = dice_loss(logits, target, self.dice_smooth, self.ignore_index)

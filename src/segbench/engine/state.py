@@ -1,6 +1,7 @@
 """The training state in ``last.pt``: what an exact resume needs, written and read back safely.
 
-A checkpoint holds the model, optimizer, schedule, gradient scaler, the RNG states of every process,
+A checkpoint holds the model (the weight average of :mod:`segbench.engine.ema` when the run keeps one, with
+the trained weights under ``train_model``), optimizer, schedule, gradient scaler, the RNG states of every process,
 the iteration, the best mIoU, the elapsed seconds and ``meta`` (classes, normalisation, resolved config).
 Checkpoints without the ``scheduler``/``scaler``/``rng_per_rank`` keys resume too.
 
@@ -84,15 +85,19 @@ def check_same_network(path: Path, model: nn.Module, state: dict) -> None:
 
 
 def restore(path: Path, state: dict, model: nn.Module, optimizer, scaler, rank: int, world_size: int,
-            device: torch.device) -> ResumePoint:  # fmt: skip
-    """Load ``state`` (from :func:`read_state`) into the model, optimizer and scaler and set this process's
-    RNG states (its own when the world size is unchanged, else rank 0's).
+            device: torch.device, ema=None) -> ResumePoint:  # fmt: skip
+    """Load ``state`` (from :func:`read_state`) into the model, optimizer, scaler and weight average ``ema``
+    (a :class:`segbench.engine.ema.WeightEMA` or None) and set this process's RNG states (its own when the
+    world size is unchanged, else rank 0's). A run that starts averaging on resume starts from the weights.
 
     Raises:
         UserError: the weights are another network's, or the optimizer state does not fit ``optim.*``.
     """
-    check_same_network(path, model, state["model"])
-    model.load_state_dict(state["model"])
+    trained = state.get("train_model", state["model"])
+    check_same_network(path, model, trained)
+    model.load_state_dict(trained)
+    if ema is not None:
+        ema.load_state_dict(state["model"] if "train_model" in state else trained)
     try:
         optimizer.load_state_dict(state["optimizer"])
     except ValueError as exc:
@@ -108,11 +113,14 @@ def restore(path: Path, state: dict, model: nn.Module, optimizer, scaler, rank: 
 
 
 def training_state(model: nn.Module, optimizer, scaler, schedule: dict, point: ResumePoint, rng_all: list,
-                   world_size: int, meta: dict) -> dict:  # fmt: skip
-    """The dict written to ``last.pt``/``best.pt`` after ``point.start_iter`` iterations."""
+                   world_size: int, meta: dict, ema_weights: dict | None = None) -> dict:  # fmt: skip
+    """The dict written to ``last.pt``/``best.pt`` after ``point.start_iter`` iterations; with ``ema_weights``
+    those are ``model`` (what inference and export load) and the trained weights ``train_model``."""
     done = point.start_iter
+    weights = {"model": model.state_dict()} if ema_weights is None else {
+        "model": ema_weights, "train_model": model.state_dict()}  # fmt: skip
     return {
-        "model": model.state_dict(),
+        **weights,
         "optimizer": optimizer.state_dict(),
         "scheduler": {"name": "poly", **schedule, "next_iter": done},
         "scaler": scaler.state_dict(),

@@ -12,7 +12,8 @@ auxiliary logits; backward (through a gradient scaler for fp16); clip; step. Eve
 iterations a row goes to ``metrics.csv`` (and TensorBoard): mean loss, lr, training img/s and the share
 of step time spent waiting for data. Every ``val_every`` iterations the model is validated (the
 confusion matrix summed over processes) and ``last.pt`` written (``best.pt`` when mIoU improves);
-``ckpt_every`` writes ``last.pt`` in between.
+``ckpt_every`` writes ``last.pt`` in between. With ``ema_decay`` a weight average (:mod:`segbench.engine.ema`)
+follows every step and is what validation measures and checkpoints hold as the model.
 
 ``last.pt`` holds everything an exact resume needs (:mod:`segbench.engine.state`); it is written atomically
 and metrics rows past it are dropped on resume. Run folder (:mod:`segbench.engine.log`): ``config.yaml``
@@ -39,6 +40,7 @@ from segbench.config import TrainConfig, config_to_dict
 from segbench.data.transforms import normalize
 from segbench.engine import distributed as dist_utils
 from segbench.engine.checkpoint import save_checkpoint
+from segbench.engine.ema import WeightEMA
 from segbench.engine.init import load_matching
 from segbench.engine.log import (
     CSV_FIELDS,
@@ -146,6 +148,7 @@ class _Run:
     say: object
     point: ResumePoint
     writer: object = None
+    ema: WeightEMA | None = None  # the weight average when cfg.ema_decay > 0
     meter: _Meter = field(default_factory=_Meter)
     t0: float = 0.0
 
@@ -153,12 +156,17 @@ class _Run:
     def raw_model(self) -> nn.Module:
         return self.model.module if self.dinfo.distributed else self.model
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """What validation measures and checkpoints hold as ``model``: the weight average when kept."""
+        return self.ema.model if self.ema is not None else self.raw_model
+
     def elapsed_s(self) -> float:
         return self.point.elapsed_s + time.perf_counter() - self.t0
 
 
 def _resume_or_start(cfg: TrainConfig, resume: bool, out: Path, last_path: Path, setup: TrainSetup, data: TrainData,
-                     dinfo, say) -> ResumePoint:  # fmt: skip
+                     dinfo, say, ema: WeightEMA | None) -> ResumePoint:  # fmt: skip
     """Restore ``last.pt`` (and trim ``metrics.csv`` to it), or start the run folder."""
     if not resume:
         if dinfo.is_main:
@@ -166,7 +174,7 @@ def _resume_or_start(cfg: TrainConfig, resume: bool, out: Path, last_path: Path,
         return ResumePoint()
     state = read_state(last_path, dinfo.device)
     point = restore(last_path, state, setup.model, setup.optimizer, setup.scaler, dinfo.rank, dinfo.world_size,
-                    dinfo.device)  # fmt: skip
+                    dinfo.device, ema)  # fmt: skip
     if dinfo.is_main:
         rewrite_metrics(out / "metrics.csv", point.start_iter)
         record_resume(out, point.start_iter, state.get("meta", {}).get("config"), config_to_dict(cfg), say)
@@ -206,6 +214,8 @@ def _step(run: _Run, batches, it: int) -> tuple[float, float]:
         nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip_norm)
     setup.scaler.step(setup.optimizer)
     setup.scaler.update()
+    if run.ema is not None:
+        run.ema.update(run.raw_model, it)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t_end = time.perf_counter()
@@ -233,7 +243,7 @@ def _metrics_row(run: _Run, done: int, lr: float) -> dict:
 
 def _validate_into(run: _Run, row: dict, done: int) -> bool:
     """Validate, add the metrics to ``row`` and the best/last records; True when mIoU improved."""
-    m = validate(run.raw_model, run.data.val_ds, run.data.class_set.num_classes, run.cfg, run.dinfo)
+    m = validate(run.eval_model, run.data.val_ds, run.data.class_set.num_classes, run.cfg, run.dinfo)
     run.model.train()
     row.update(miou=f"{m.miou:.4f}", pixel_accuracy=f"{m.pixel_accuracy:.4f}", mean_accuracy=f"{m.mean_accuracy:.4f}")
     run.say(f"iter {done}: val mIoU {m.miou * 100:.2f}  pixel acc {m.pixel_accuracy * 100:.2f}")
@@ -251,7 +261,8 @@ def _save_checkpoint(run: _Run, done: int, improved: bool) -> None:
         point = ResumePoint(done, run.point.best_miou, run.elapsed_s(), run.point.last_val)
         setup = run.setup
         state = training_state(run.raw_model, setup.optimizer, setup.scaler, setup.schedule, point, rng_all,
-                               run.dinfo.world_size, setup.meta)  # fmt: skip
+                               run.dinfo.world_size, setup.meta,
+                               run.ema.state_dict() if run.ema is not None else None)  # fmt: skip
         if improved:
             save_checkpoint(run.out / "best.pt", state)
         save_checkpoint(run.last_path, state)
@@ -285,14 +296,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, out: Path, last_path:
     seed_and_threads(cfg)
     data = prepare_data(cfg, say, progress and dinfo.is_main)
     setup = build_setup(cfg, data, dinfo, say)
-    point = _resume_or_start(cfg, resume, out, last_path, setup, data, dinfo, say)
+    ema = WeightEMA(setup.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    point = _resume_or_start(cfg, resume, out, last_path, setup, data, dinfo, say, ema)
     model = setup.model
     if dinfo.distributed:
         if not resume:  # dropout masks differ between processes; the weights are rank 0's (DDP broadcasts them)
             torch.manual_seed(cfg.seed + dinfo.rank)
         device = dinfo.device
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    run = _Run(cfg, dinfo, data, setup, model, out, last_path, say, point)
+    run = _Run(cfg, dinfo, data, setup, model, out, last_path, say, point, ema=ema)
     if dinfo.is_main and cfg.tensorboard:
         run.writer = tensorboard(out, point.start_iter if resume else None)
     _loop(run, batch_stream(cfg, data, point.start_iter, dinfo), progress)
