@@ -10,6 +10,7 @@ step and the time each costs per image.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,6 +147,7 @@ def evaluate(
     with_metrics: bool = True,
     inference: InferenceConfig | None = None,
     crf: CRFConfig | None = None,
+    on_image: Callable[[dict, np.ndarray], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset``: whole-image inference by default, or as ``inference`` says, with
     an optional dense CRF.
@@ -165,6 +167,7 @@ def evaluate(
         inference: mode (whole / slide / auto), window, stride and TTA; None = whole image, no TTA. Its
             window should already be resolved for the model (:meth:`InferenceConfig.for_model`).
         crf: dense CRF parameters; None = no CRF.
+        on_image: called with each evaluated item and its label map ``(H, W)`` (the last step's), as they come.
 
     Returns:
         :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions).
@@ -193,6 +196,8 @@ def evaluate(
                 v._cm.update(pred, target)
         if keep is not None and item["name"] in keep:
             result.predictions[item["name"]] = preds[-1][0].cpu().numpy()
+        if on_image is not None:
+            on_image(item, preds[-1][0].cpu().numpy())
         result.num_images += 1
     _finish(variants, result.num_images)
     if labelled:
