@@ -30,8 +30,8 @@ import datetime as _dt
 from pathlib import Path
 
 from segbench.data.io import write_bytes_atomic
+from segbench.report import browser as _browser
 from segbench.report.blocks import build_blocks
-from segbench.report.browser import EMBED_LIMIT_MB, browser_blocks, image_entries
 from segbench.report.figures import bars_png, model_colours, pareto_png
 from segbench.report.grid import grid_png
 from segbench.report.masks import MaskStore
@@ -100,6 +100,10 @@ def _write_figures(out: Path, figures: dict[str, tuple[bytes | None, str]]) -> d
     return written
 
 
+def _limit(embed_limit_mb: float | None) -> float:
+    return _browser.EMBED_LIMIT_MB if embed_limit_mb is None else embed_limit_mb
+
+
 def write_report(
     out_dir: str | Path,
     *,
@@ -113,7 +117,7 @@ def write_report(
     title: str = "segbench compare",
     masks: MaskStore | None = None,
     interactive: bool = False,
-    embed_limit_mb: float = EMBED_LIMIT_MB,
+    embed_limit_mb: float | None = None,
 ) -> dict[str, Path]:
     """Write the comparison report folder.
 
@@ -146,8 +150,8 @@ def write_report(
             table, and with ``interactive`` the image browser.
         interactive: Make report.html interactive (one inline script, still no external resource): sortable
             tables, the Pareto plot as SVG with tooltips and backend toggles, the image browser.
-        embed_limit_mb: Most MB of pictures the browser embeds; past it report.html loads them from
-            ``OUT/browser``.
+        embed_limit_mb: Most MB of pictures the browser embeds (None: :data:`segbench.report.browser.EMBED_LIMIT_MB`);
+            past it report.html loads them from ``OUT/browser``.
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
@@ -170,7 +174,7 @@ def write_report(
 
     figures, front = _draw_figures(rows_n, classes, names_given is not None, palette, grid, settings)
     written = _write_figures(out, figures)
-    entries = image_entries(masks, rows_n) if masks is not None else None
+    entries = _browser.image_entries(masks, rows_n) if masks is not None else None
 
     results = {
         "title": title, "generated": generated, "settings": settings, "env": env, "class_names": classes,
@@ -183,7 +187,9 @@ def write_report(
 
     shown = {k: (FILE_NAMES[k] if data is not None else None, note) for k, (data, note) in figures.items()}
     colours = model_colours([r["_label"] for r in rows_n])
-    browser = browser_blocks(masks, rows_n, classes, entries, embed_limit_mb, interactive) if entries is not None else None
+    browser = None
+    if entries is not None:
+        browser = _browser.browser_blocks(masks, rows_n, classes, entries, _limit(embed_limit_mb), interactive)
     blocks = build_blocks(title=title, rows=rows_n, classes=classes, has_acc=has_acc, env=env, settings=settings,
                           skipped=skipped_n, figures=shown, front=front, generated=generated,
                           pareto_html=pareto_svg(rows_n, colours) if interactive else None, browser=browser,
