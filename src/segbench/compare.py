@@ -5,7 +5,9 @@ For each model, and each backend it runs with (eager PyTorch by default; ONNX Ru
 skipped when the images have no labels or the model predicts other classes; with several backends also the
 agreement with the first backend's label maps), then size, GFLOPs, latency, throughput and peak memory, measured by default in a fresh subprocess per
 (model, backend) (:func:`segbench.bench.runner.run_isolated`, as ``segbench benchmark`` does, so one model's
-memory and caches do not shift the next one's figures); the masks of a few images side by side. A model or backend that fails
+memory and caches do not shift the next one's figures); the masks of a few images side by side, and every
+evaluated image's masks saved as they come (``OUT/browser``, :mod:`segbench.report.masks`) for report.html's
+image browser. A model or backend that fails
 to load or run becomes a row holding its error, and the others go on.
 
 Stages: :func:`plan` (data, backends, grid images, input size) -> per model :func:`_compare_model`

@@ -178,10 +178,11 @@ def _screenshot(driver, tmp_path: Path, name: str) -> Path:
     with Image.open(path) as img:
         assert img.size[0] > 300
     keep = os.environ.get("SEGBENCH_SCREENSHOTS")
-    if keep:  # a small copy for the README: 1000 px wide, 128 colours
+    if keep:  # a small copy for the README: at most 1000 px wide, 128 colours
         Path(keep).mkdir(parents=True, exist_ok=True)
         with Image.open(path) as img:
-            small = img.convert("RGB").resize((1000, round(img.height * 1000 / img.width)), Image.LANCZOS)
+            w = min(img.width, 1000)
+            small = img.convert("RGB").resize((w, round(img.height * w / img.width)), Image.LANCZOS)
             small.quantize(colors=128, dither=Image.Dither.NONE).save(Path(keep) / name, optimize=True)
     return path
 
@@ -290,4 +291,32 @@ def test_pictures_loaded_from_the_folder_past_the_limit(browser, tmp_path, monke
     _wait_ready(browser)
     urls, _ = _requests(browser)
     assert any(u.endswith("/browser/js/0016E5_07985.js") for u in urls), urls
+    _assert_clean(browser)
+
+
+FULL_REPORT_OPEN_S = 15.0  # s: the stated bound for a full report (CamVid val: 101 images, five models)
+FULL_REPORT_STEP_S = 3.0  # s: the stated bound for showing the next image
+
+
+@pytest.mark.slow
+def test_full_report_opens_and_responds(browser):
+    """A report made beforehand (``SEGBENCH_FULL_REPORT=FOLDER``, e.g. of the CamVid val split with the zoo)
+    opens and shows its first image within :data:`FULL_REPORT_OPEN_S`, and the next one within
+    :data:`FULL_REPORT_STEP_S`."""
+    folder = os.environ.get("SEGBENCH_FULL_REPORT")
+    if not folder:
+        pytest.skip("set SEGBENCH_FULL_REPORT to a compare report folder to time it in the browser")
+    page = Path(folder) / "report.html"
+    seconds = _open(browser, page, timeout=FULL_REPORT_OPEN_S)
+    t0 = time.perf_counter()
+    browser.find_element("id", "sb-next").click()
+    _wait_ready(browser)
+    step = time.perf_counter() - t0
+    header = browser.find_elements("css selector", "#sb-per-image thead th")[1]
+    t1 = time.perf_counter()
+    header.click()
+    sort = time.perf_counter() - t1
+    print(f"opened in {seconds:.2f} s, next image in {step:.2f} s, table sorted in {sort:.2f} s")
+    assert step < FULL_REPORT_STEP_S and sort < FULL_REPORT_STEP_S
+    _no_table_overflows(browser)
     _assert_clean(browser)

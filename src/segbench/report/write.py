@@ -16,7 +16,11 @@ a few example predictions, and the run's settings and environment, and writes in
     Example images | ground truth | each model's colourised label map, with a class colour legend.
 ``report.md`` and ``report.html``
     The same content as Markdown (images linked by relative path) and as one self-contained HTML
-    file (images inlined as base64 data URIs, inline CSS, no external resources).
+    file (images inlined as base64 data URIs, inline CSS, no external resources); with ``interactive``
+    the page also has an inline script: sortable tables, the Pareto plot as SVG, the image browser.
+``browser/``
+    Given ``masks`` (written by :class:`segbench.report.masks.MaskStore` while ``compare`` ran): every
+    evaluated image, its ground truth and each row's mask; results.json then has ``images``.
 
 Every file is written atomically: to a temporary file in the same folder, then ``os.replace``, so a
 reader never sees a half-written file. Figures that are not produced this time (e.g. ``pareto.png``
