@@ -320,3 +320,24 @@ def test_full_report_opens_and_responds(browser):
     assert step < FULL_REPORT_STEP_S and sort < FULL_REPORT_STEP_S
     _no_table_overflows(browser)
     _assert_clean(browser)
+
+
+def test_unlabelled_photos_of_two_sizes_and_a_failed_model(browser, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(photos / "a.png")
+    Image.fromarray(rng.integers(0, 256, (36, 30, 3), dtype=np.uint8)).save(photos / "b.jpg")
+    out = tmp_path / "report"
+    compare([MODELS[0], "nosuchnet"], photos, out, min_time_s=0.01, isolate=False, progress=False)
+    data = json.loads((out / "results.json").read_text())
+    assert [e["name"] for e in data["images"]] == ["a", "b"] and data["images"][0]["miou"] == {MODELS[0]: None}
+    _open(browser, out / "report.html")
+    kinds = [f.get_attribute("data-kind") for f in browser.find_elements("css selector", "#sb-panels figure")]
+    assert kinds == ["image", "model"]  # no ground truth, and the failed model has no panel
+    assert not browser.find_element("id", "sb-errors").is_enabled()
+    browser.find_element("id", "sb-next").click()
+    _wait_ready(browser)
+    size = browser.execute_script("var c = document.querySelector('#sb-panels canvas'); return [c.width, c.height]")
+    assert _state(browser, "image") == "b" and size == [30, 36]
+    _assert_clean(browser)

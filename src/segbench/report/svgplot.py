@@ -1,8 +1,8 @@
 """The Pareto plot of report.html as inline SVG: mIoU (%) against median latency (ms), one point per row.
 
 Each point carries its tooltip (model, backend, mIoU with its interval when results hold one, latency p50 /
-p90, size, GFLOPs, memory) and its backend, so the page's script shows the tooltip on hover and hides a
-backend's points when it is toggled off. The Pareto front is the same as pareto.png's.
+p90, size, GFLOPs, memory), its label beside it and its backend, so the page's script shows the tooltip on hover and hides a
+backend's points when it is toggled off. The Pareto front is the same as pareto.png's: its points outlined, joined by a dashed step line.
 """
 
 from __future__ import annotations
@@ -94,13 +94,19 @@ def pareto_svg(rows: list[dict], colours: dict) -> str | None:
         for i in front[1:]:
             path += f" H{px(xs[i]):.1f} V{py(ys[i]):.1f}"
         out.append(f'<path class="front" d="{path}"/>')
-    for r, x, y, iv in zip(pts, xs, ys, ivs):
+    on_front = set(front)
+    for k, (r, x, y, iv) in enumerate(zip(pts, xs, ys, ivs)):
         colour = hex_colour(colours[r["_label"]])
         backend = html.escape(r.get("backend") or "eager")
         if iv:
             out.append(f'<line class="bar" data-backend="{backend}" stroke="{colour}" x1="{px(x):.1f}" x2="{px(x):.1f}" '
                        f'y1="{py(iv[0] * 100):.1f}" y2="{py(iv[1] * 100):.1f}"/>')
-        out.append(f'<circle class="pt" r="7" cx="{px(x):.1f}" cy="{py(y):.1f}" fill="{colour}" '
+        cls = "pt front-pt" if k in on_front else "pt"
+        anchor = "end" if px(x) > W * 0.7 else "start"
+        dx = -10 if anchor == "end" else 10
+        out.append(f'<text class="pt-label" data-backend="{backend}" x="{px(x) + dx:.1f}" y="{py(y) - 9:.1f}" '
+                   f'text-anchor="{anchor}">{html.escape(r["_label"])}</text>')
+        out.append(f'<circle class="{cls}" r="7" cx="{px(x):.1f}" cy="{py(y):.1f}" fill="{colour}" '
                    f'data-backend="{backend}" data-tip="{html.escape(_tip(r))}"><title>{html.escape(r["_label"])}'
                    "</title></circle>")
     out.append("</svg>")
