@@ -163,6 +163,25 @@ def _pixel(driver, kind: str) -> list[int]:
         "return Array.from(c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data);", kind)
 
 
+def _check_hover(text: str, report_dir: Path, labels: list[str]) -> None:
+    """The hover line names the classes of the pixel it gives, read back from the saved masks."""
+    from segbench.classes import CAMVID
+
+    parts = dict(p.split(": ", 1) for p in text.split(" \u00b7 ")[1:])
+    x, y = (int(v.split()[1]) for v in text.split(" \u00b7 ")[0].split(", "))
+    stem = json.loads((report_dir / "results.json").read_text())["images"][0]["file"]
+    names = list(CAMVID.names)
+
+    def name_at(folder: str) -> str:
+        with Image.open(report_dir / "browser" / folder / f"{stem}.png") as png:
+            k = int(np.asarray(png)[y, x])
+        return "ignore" if k == 255 else names[k]
+
+    assert parts["truth"] == name_at("truth")
+    for row, label in enumerate(labels):
+        assert parts[label].split(" (")[0].rstrip(" \u2713\u2717") == name_at(f"m{row}")
+
+
 def _no_table_overflows(driver) -> None:
     width = driver.execute_script("return window.innerWidth")
     assert driver.execute_script("return document.documentElement.scrollWidth") <= width
@@ -234,6 +253,7 @@ def test_browser_click_through(browser, report_dir, tmp_path):
     ActionChains(d).move_to_element(d.find_element(By.CSS_SELECTOR, "#sb-panels figure[data-kind=truth] .view")).perform()
     hover = d.find_element(By.ID, "sb-hover").text
     assert "truth: " in hover and all(f"{m}: " in hover for m in labels)
+    _check_hover(hover, report_dir, labels)
 
     # sort the per-image table by the first model's mIoU, lowest first, and open the worst image
     header = d.find_elements(By.CSS_SELECTOR, "#sb-per-image thead th")[1]
@@ -248,6 +268,20 @@ def test_browser_click_through(browser, report_dir, tmp_path):
     assert _state(d, "image") == worst
     entries = json.loads((report_dir / "results.json").read_text())["images"]
     assert worst == min(entries, key=lambda e: e["miou"][labels[0]])["name"]
+
+    # the A - B column follows the two models chosen
+    rows = d.find_elements(By.CSS_SELECTOR, "#sb-per-image tbody tr")
+    def delta(tr):
+        return float(tr.find_elements(By.TAG_NAME, "td")[-1].text)
+    a_b = [delta(tr) for tr in rows]
+    d.execute_script("var s = document.getElementById('sb-delta-a'); s.selectedIndex = 1;"
+                     "s.dispatchEvent(new Event('change'));"
+                     "var t = document.getElementById('sb-delta-b'); t.selectedIndex = 0;"
+                     "t.dispatchEvent(new Event('change'));")  # fmt: skip
+    assert [delta(tr) for tr in rows] == [-v for v in a_b]
+    for tr, v in zip(rows, a_b):
+        cells = [float(td.text) for td in tr.find_elements(By.TAG_NAME, "td")[1:3]]
+        assert v == pytest.approx(cells[0] - cells[1], abs=0.051)
 
     # the Pareto plot: hovering a point shows its model and figures; a backend can be hidden
     point = d.find_element(By.CSS_SELECTOR, "#sb-pareto .pt")
