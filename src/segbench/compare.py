@@ -160,7 +160,7 @@ class _Results:
             n = len(p.class_names) if p.dataset.labelled and p.class_names else MAX_PALETTE_CLASSES
             self.store = MaskStore(self.browser_dir, p.palette, n)
         row, store = len(self.rows), self.store
-        return lambda item, pred: store.add(row, item, pred)
+        return lambda item, pred, confidence: store.add(row, item, pred, confidence)
 
 
 def _first_image(plan: _Plan) -> dict | None:

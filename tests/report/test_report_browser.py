@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from segbench.compare import compare
 from segbench.data.datasets import open_dataset, sample_dir
-from segbench.engine.evaluate import predict_mask
+from segbench.engine.evaluate import predict_logits, predict_mask
 from segbench.models import load_model
 from segbench.report.masks import image_miou
 
@@ -58,9 +59,16 @@ def test_masks_and_per_image_miou_saved_for_every_image(report_dir):
             with Image.open(report_dir / "browser" / f"m{row}" / f"{entry['file']}.png") as png:
                 assert png.mode == "P"
                 saved = np.asarray(png)
-            if row == 0:  # the saved mask is the model's own prediction
+            if row == 0:  # the saved mask is the model's own prediction, its confidence the largest probability
                 info = model.info
                 assert np.array_equal(saved, predict_mask(model.model, item["image"], info.mean, info.std))
+                logits = predict_logits(model.model, item["image"], info.mean, info.std)
+                best = torch.softmax(logits, 1)[0].max(0).values.numpy()
+                with Image.open(report_dir / "browser" / "c0" / f"{entry['file']}.png") as png:
+                    assert png.mode == "L"
+                    conf = np.asarray(png) / 255.0
+                assert np.abs(conf - best).max() <= 0.025 + 1 / 255  # rounded to 5% steps
+                assert len(np.unique(np.asarray(png))) <= 21
             assert entry["miou"][label] == pytest.approx(image_miou(saved, item["mask"], 11))
         assert 0.0 <= entry["disagreement"] <= 1.0
     # the per-image mIoU is each image's own: the mean of its IoUs over the classes present in it
@@ -179,7 +187,10 @@ def _check_hover(text: str, report_dir: Path, labels: list[str]) -> None:
 
     assert parts["truth"] == name_at("truth")
     for row, label in enumerate(labels):
-        assert parts[label].split(" (")[0].rstrip(" \u2713\u2717") == name_at(f"m{row}")
+        assert parts[label].split(" (")[0] == name_at(f"m{row}")
+        with Image.open(report_dir / "browser" / f"c{row}" / f"{stem}.png") as png:
+            conf = int(np.asarray(png)[y, x])
+        assert f"({round(conf / 2.55)}%)" in parts[label]  # the model's confidence at that pixel
 
 
 def _no_table_overflows(driver) -> None:

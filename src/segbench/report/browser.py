@@ -49,8 +49,12 @@ def _record(store: MaskStore, img: StoredImage, embed: bool) -> dict:
     rec = {"image": ref(store.folder / "images" / f"{img.stem}.jpg", "image/jpeg"), "masks": {}}
     if img.has_truth:
         rec["truth"] = ref(store.mask_path(None, img.stem), "image/png")
+    rec["confidence"] = {}
     for r in img.rows:
         rec["masks"][str(r)] = ref(store.mask_path(r, img.stem), "image/png")
+        conf = store.confidence_path(r, img.stem)
+        if conf is not None:
+            rec["confidence"][str(r)] = ref(conf, "image/png")
     return rec
 
 
@@ -134,7 +138,7 @@ def browser_blocks(store: MaskStore, rows: list[dict], classes: list[str], entri
     scored = [m for m in labels if any(num(e["miou"].get(m)) is not None for e in entries)]
     help_text = ("Keys: **← →** previous / next image, **space** or **1**–**9** flip the model, **e** error view, "
                  "**0** reset zoom. Wheel or +/− zooms, drag pans (all panels together); hover a pixel for its "
-                 "true class and each model's. Error view: wrong pixels red, ignored pixels grey. ")
+                 "true class and each model's (with its confidence). Error view: wrong pixels red, ignored pixels grey. ")
     where = ("p", f"{len(entries)} image(s): each input, ground truth and every model's mask are in `browser/` "
                   "(masks as palette PNGs, `m<row>/` per result row); report.html browses them.")
     blocks: list[tuple] = [("h", 2, "Image browser"), where]

@@ -8,6 +8,9 @@
     The ground truth as a palette PNG (class i = palette entry i, ignore / void = entry 255, black).
 ``m<ROW>/NAME.png``
     Row ``ROW``'s predicted label map as a palette PNG (rows are numbered as the report's result rows).
+``c<ROW>/NAME.png``
+    When given, its confidence (each pixel's largest class probability) as a greyscale PNG in steps of
+    :data:`CONFIDENCE_STEP` (grey level = probability x 255, rounded to the step; coarse steps keep it small).
 
 and keeps, per image, each row's per-image mIoU (:func:`segbench.scoring.per_image_miou`: the image's own
 IoUs averaged over the classes in its labels or its prediction). Memory stays bounded: nothing but a few
@@ -31,6 +34,7 @@ from segbench.scoring import per_image_miou
 
 THUMB_W = 120  # px: widest a thumbnail gets
 JPEG_QUALITY = 88
+CONFIDENCE_STEP = 0.05  # confidence PNGs hold probabilities rounded to this step
 MAX_PALETTE_CLASSES = 255  # palette entries 0..254 are classes, 255 is ignore / void (black)
 
 
@@ -58,6 +62,15 @@ def _png(label: np.ndarray, flat_palette: list[int], num_classes: int) -> bytes:
     img.putpalette(flat_palette)
     buf = BytesIO()
     img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _confidence_png(confidence: np.ndarray) -> bytes:
+    """Probabilities ``(H, W)`` in [0, 1] as a greyscale PNG, rounded to :data:`CONFIDENCE_STEP`."""
+    c = np.clip(np.nan_to_num(np.asarray(confidence, dtype=np.float64)), 0.0, 1.0)
+    c = np.round(c / CONFIDENCE_STEP) * CONFIDENCE_STEP
+    buf = BytesIO()
+    Image.fromarray(np.round(c * 255).astype(np.uint8), mode="L").save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
@@ -128,9 +141,10 @@ class MaskStore:
         (self.folder / sub).mkdir(exist_ok=True)
         write_bytes_atomic(self.folder / sub / file_name, data)
 
-    def add(self, row: int, item: dict, pred: np.ndarray) -> None:
+    def add(self, row: int, item: dict, pred: np.ndarray, confidence: np.ndarray | None = None) -> None:
         """Save row ``row``'s label map ``pred`` ``(H, W)`` of dataset item ``item`` (``name``, ``image``
-        ``(H, W, 3)`` uint8, ``mask`` ``(H, W)`` or None); the image and its truth the first time it is seen."""
+        ``(H, W, 3)`` uint8, ``mask`` ``(H, W)`` or None), and its ``confidence`` ``(H, W)`` in [0, 1] when
+        given; the image and its truth the first time it is seen."""
         name = str(item["name"])
         stored = self.images.get(name)
         target = item.get("mask")
@@ -143,6 +157,8 @@ class MaskStore:
                 self._write("truth", stored.stem + ".png", _png(target, self._flat, self.num_classes))
             self.images[name] = stored
         self._write(f"m{row}", stored.stem + ".png", _png(pred, self._flat, self.num_classes))
+        if confidence is not None and np.asarray(confidence).shape == np.asarray(pred).shape:
+            self._write(f"c{row}", stored.stem + ".png", _confidence_png(confidence))
         if row not in stored.rows:
             stored.rows.append(row)
         if target is not None:
@@ -151,6 +167,11 @@ class MaskStore:
     def mask_path(self, row: int | None, stem: str) -> Path:
         """The saved mask of ``row`` (None: the ground truth) for the image file ``stem``."""
         return self.folder / ("truth" if row is None else f"m{row}") / f"{stem}.png"
+
+    def confidence_path(self, row: int, stem: str) -> Path | None:
+        """The saved confidence of ``row`` for the image file ``stem``; None when none was saved."""
+        path = self.folder / f"c{row}" / f"{stem}.png"
+        return path if path.is_file() else None
 
 
 def read_mask(path: Path) -> np.ndarray:

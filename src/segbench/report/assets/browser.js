@@ -1,6 +1,6 @@
 /* segbench report.html: the image browser. Every image's input, ground truth and each model's mask; overlay
    opacity; flip between models on the same frame; error view; zoom and pan shared by all panels; hover shows
-   the true class and each model's class. State is mirrored on the root's data-* attributes. */
+   the true class and each model's class with its confidence when saved. State is mirrored on the root's data-* attributes. */
 (function () {
   "use strict";
   var IGNORE_GREY = [128, 128, 128], WRONG_RED = [230, 20, 20];
@@ -59,12 +59,14 @@
     function load(k) {
       if (cache[k]) return cache[k];
       cache[k] = record(k).then(function (rec) {
-        var rows = Object.keys(rec.masks);
+        var rows = Object.keys(rec.masks), conf = rec.confidence || {}, confRows = Object.keys(conf);
         var jobs = [decode(rec.image), rec.truth ? decode(rec.truth) : Promise.resolve(null)];
         rows.forEach(function (r) { jobs.push(decode(rec.masks[r])); });
+        confRows.forEach(function (r) { jobs.push(decode(conf[r])); });
         return Promise.all(jobs).then(function (got) {
-          var out = { rgb: got[0], truth: got[1] ? labels(got[1]) : null, masks: {} };
+          var out = { rgb: got[0], truth: got[1] ? labels(got[1]) : null, masks: {}, confidence: {} };
           rows.forEach(function (r, j) { out.masks[r] = labels(got[2 + j]); });
+          confRows.forEach(function (r, j) { out.confidence[r] = got[2 + rows.length + j].data; });
           return out;
         });
       });
@@ -231,7 +233,9 @@
         var lab = data.masks[String(m.row)];
         if (!lab) return;
         var mark = data.truth && data.truth[k] !== D.ignore ? (lab[k] === data.truth[k] ? " \u2713" : " \u2717") : "";
-        parts.push(m.label + ": " + className(lab[k]) + mark);
+        var conf = data.confidence[String(m.row)];
+        var pct = conf ? " (" + Math.round(conf[4 * k] / 2.55) + "%)" : "";
+        parts.push(m.label + ": " + className(lab[k]) + pct + mark);
       });
       hover.textContent = parts.join(" \u00B7 ");
     }
