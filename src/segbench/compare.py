@@ -5,7 +5,9 @@ For each model, and each backend it runs with (eager PyTorch by default; ONNX Ru
 skipped when the images have no labels or the model predicts other classes; with several backends also the
 agreement with the first backend's label maps), then size, GFLOPs, latency, throughput and peak memory, measured by default in a fresh subprocess per
 (model, backend) (:func:`segbench.bench.runner.run_isolated`, as ``segbench benchmark`` does, so one model's
-memory and caches do not shift the next one's figures); the masks of a few images side by side. A model or backend that fails
+memory and caches do not shift the next one's figures); the masks of a few images side by side, and every
+evaluated image's masks saved as they come (``OUT/browser``, :mod:`segbench.report.masks`) for report.html's
+image browser. A model or backend that fails
 to load or run becomes a row holding its error, and the others go on.
 
 Stages: :func:`plan` (data, backends, grid images, input size) -> per model :func:`_compare_model`
@@ -38,6 +40,7 @@ from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
 from segbench.report import display_name, write_report
+from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
 
 
 def zoo_models() -> list[str]:
@@ -146,6 +149,18 @@ class _Results:
     rows: list[dict] = field(default_factory=list)
     grid_preds: dict[str, dict] = field(default_factory=dict)
     skipped: list[dict] | None = None
+    browser_dir: Path | None = None  # where every image's masks are saved as they come (None: nowhere)
+    store: MaskStore | None = None
+
+    def mask_hook(self, p: _Plan):
+        """The ``on_image`` callback saving the next row's masks (None without a browser folder)."""
+        if self.browser_dir is None:
+            return None
+        if self.store is None:
+            n = len(p.class_names) if p.dataset.labelled and p.class_names else MAX_PALETTE_CLASSES
+            self.store = MaskStore(self.browser_dir, p.palette, n)
+        row, store = len(self.rows), self.store
+        return lambda item, pred, confidence: store.add(row, item, pred, confidence)
 
 
 def _first_image(plan: _Plan) -> dict | None:
@@ -197,7 +212,7 @@ def _accuracy(brow: dict, res, info, p: _Plan) -> None:
                         "accuracy not measured")  # fmt: skip
 
 
-def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str):
+def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str, on_image=None):
     """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend)."""
     info = loaded.info
     model_inference = (opts.inference or InferenceConfig()).for_model(info)
@@ -207,7 +222,7 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
     res = evaluate(
         runner, p.dataset, info.num_classes, info.mean, info.std, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
-        with_metrics=same_classes, inference=model_inference, crf=opts.crf,
+        with_metrics=same_classes, inference=model_inference, crf=opts.crf, on_image=on_image,
     )  # fmt: skip
     notes = getattr(runner, "notes", None) if backend != "eager" else None
     return res, model_inference, calib, notes
@@ -248,7 +263,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         label = display_name(info.name, backend, p.several)
         tb = time.perf_counter()
         try:
-            res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label)
+            res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, out.mask_hook(p))
         except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
             out.rows.append({**brow, "error": f"{backend}: {first_line(exc)}"})
             continue
@@ -323,7 +338,8 @@ def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions
         r.pop("env", None)
     files = write_report(
         out_dir, rows=rows, class_names=p.class_names, palette=p.palette, grid=grid, env=env,
-        settings=_settings(data, p, opts, rows), skipped=results.skipped or [],
+        settings=_settings(data, p, opts, rows), skipped=results.skipped or [], masks=results.store,
+        interactive=True,
     )  # fmt: skip
     return {"rows": rows, "skipped": results.skipped or [], "files": files}
 
@@ -353,7 +369,7 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
                         f"expected fields of CompareOptions: {', '.join(f.name for f in fields(CompareOptions))}")  # fmt: skip
     opts = replace(options or CompareOptions(), **settings)
     p = plan(data, opts)
-    results = _Results()
+    results = _Results(browser_dir=Path(out_dir) / "browser")
     for spec in models:
         _compare_model(spec, p, opts, results)
     return report(data, out_dir, p, opts, results)

@@ -10,6 +10,7 @@ step and the time each costs per image.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,9 +89,10 @@ def _sync(device) -> None:
 
 
 def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: InferenceConfig, crf: CRFConfig | None,
-                   device, variants: list[Variant]) -> list[torch.Tensor]:  # fmt: skip
+                   device, variants: list[Variant], confidence: bool = False) -> tuple[list[torch.Tensor], np.ndarray | None]:  # fmt: skip
     """Label maps ``(1, H, W)`` of one image for each variant (plain [, tta] [, crf]), adding each step's
-    seconds to its variant."""
+    seconds to its variant, and with ``confidence`` the last step's largest class probability ``(H, W)``
+    (float32 in [0, 1]; else None), computed outside the timed steps."""
     plain_cfg = cfg.plain
     whole = plain_cfg.mode == "whole"  # plain whole-image: the argmax of the logits, as predict_logits
     preds: list[torch.Tensor] = []
@@ -109,6 +111,7 @@ def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: Inferenc
         preds.append(labels(probs))
         _sync(device)
         variants[1]._seconds += time.perf_counter() - t0
+    q = None
     if crf is not None:
         if probs is None:
             probs = torch.softmax(out, 1) if whole else out
@@ -116,7 +119,12 @@ def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: Inferenc
         q = dense_crf(image, probs, crf)
         preds.append(torch.from_numpy(q.argmax(0)).unsqueeze(0).to(device))
         variants[-1]._seconds += time.perf_counter() - t0
-    return preds
+    if not confidence:
+        return preds, None
+    if q is not None:
+        return preds, np.asarray(q).max(0).astype(np.float32)
+    last = probs if probs is not None else (torch.softmax(out, 1) if whole else out)
+    return preds, last[0].max(0).values.float().cpu().numpy()
 
 
 def _finish(variants: list[Variant], num_images: int) -> None:
@@ -146,6 +154,7 @@ def evaluate(
     with_metrics: bool = True,
     inference: InferenceConfig | None = None,
     crf: CRFConfig | None = None,
+    on_image: Callable[[dict, np.ndarray, np.ndarray], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset``: whole-image inference by default, or as ``inference`` says, with
     an optional dense CRF.
@@ -165,6 +174,8 @@ def evaluate(
         inference: mode (whole / slide / auto), window, stride and TTA; None = whole image, no TTA. Its
             window should already be resolved for the model (:meth:`InferenceConfig.for_model`).
         crf: dense CRF parameters; None = no CRF.
+        on_image: called with each evaluated item, its label map ``(H, W)`` and the largest class probability
+            of each pixel ``(H, W)`` (both the last step's), as they come.
 
     Returns:
         :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions).
@@ -186,13 +197,15 @@ def evaluate(
         if "error" in item:
             result.skipped.append({"file": item["path"], "reason": item["error"]})
             continue
-        preds = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants)
+        preds, conf = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants, on_image is not None)
         if labelled:
             target = torch.from_numpy(item["mask"]).unsqueeze(0).to(device)
             for v, pred in zip(variants, preds):
                 v._cm.update(pred, target)
         if keep is not None and item["name"] in keep:
             result.predictions[item["name"]] = preds[-1][0].cpu().numpy()
+        if on_image is not None:
+            on_image(item, preds[-1][0].cpu().numpy(), conf)
         result.num_images += 1
     _finish(variants, result.num_images)
     if labelled:

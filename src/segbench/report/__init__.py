@@ -3,7 +3,9 @@
 The only layer of segbench that imports matplotlib. Modules, one concern each: ``write`` (the report
 folder), ``results`` (rows, Pareto front, results.json / results.csv), ``blocks`` (the report's sections
 and prose), ``render`` (Markdown and HTML), ``figures`` (every matplotlib figure), ``grid`` (the PIL grid
-of example masks), ``values`` (number formatting).
+of example masks), ``values`` (number formatting), ``masks`` (every evaluated image's masks, saved as
+``compare`` goes), ``browser`` (report.html's image browser and per-image table), ``svgplot`` (the
+interactive Pareto plot); ``assets/`` holds the page's CSS and JavaScript, inlined into report.html.
 """
 
 from segbench.report.figures import plot_curves, read_metrics

@@ -12,6 +12,7 @@ from typing import Any
 
 from segbench.engine.memory import MEMORY_KINDS
 from segbench.report.render import Table
+from segbench.report.svgplot import interval
 from segbench.report.values import DASH, fmt, fmt_pct, fmt_value, num
 
 FIGURES = (
@@ -209,17 +210,40 @@ def _per_class(rows: list[dict], classes: list[str], has_acc: bool) -> list[tupl
                    "from both labels and predictions (no IoU, left out of mIoU)."))]
 
 
-def _figures(figures: dict[str, tuple[str | None, str]]) -> list[tuple]:
-    """One section per figure: the image when drawn, and its note (or why it is missing)."""
+def _figures(figures: dict[str, tuple[str | None, str]], pareto_html: str | None) -> list[tuple]:
+    """One section per figure: the image when drawn (the Pareto plot as ``pareto_html`` in HTML when given),
+    and its note (or why it is missing)."""
     blocks: list[tuple] = []
     for key, heading, alt in FIGURES:
         file_name, note = figures[key]
         blocks.append(("h", 2, heading))
-        if file_name is not None:
+        if file_name is not None and key == "pareto_png" and pareto_html:
+            hint = "Hover a point for its figures; untick a backend to hide its points."
+            blocks.append(("alt", [("raw", pareto_html), ("p", hint)], [("img", alt, file_name)]))
+        elif file_name is not None:
             blocks.append(("img", alt, file_name))
         if note:
             blocks.append(("p", note))
     return blocks
+
+
+def _comparisons(comparisons) -> list[tuple]:
+    """Section "Model comparisons": each pair's difference with its interval and whether it is significant."""
+    if not isinstance(comparisons, list) or not comparisons:
+        return []
+    cells = []
+    for c in comparisons:
+        if not isinstance(c, dict):
+            continue
+        iv = interval(c.get("interval"))
+        diff = num(c.get("difference"))
+        sig = c.get("significant")
+        cells.append([str(c.get("a", "")), str(c.get("b", "")), DASH if diff is None else f"{diff * 100:+.1f}",
+                      DASH if iv is None else f"[{iv[0] * 100:+.1f}, {iv[1] * 100:+.1f}]",
+                      DASH if sig is None else ("yes" if sig else "no"), str(c.get("statement") or "")])
+    table = Table(["A", "B", "Difference (points)", "Interval (points)", "Significant", "Statement"], cells,
+                  ["l", "l", "r", "r", "l", "l"])
+    return [("h", 2, "Model comparisons"), ("table", table)]
 
 
 def _errors_and_skipped(rows: list[dict], skipped: list[dict]) -> list[tuple]:
@@ -245,7 +269,8 @@ def _errors_and_skipped(rows: list[dict], skipped: list[dict]) -> list[tuple]:
 
 def build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: bool, env: dict,
                  settings: dict, skipped: list[dict], figures: dict[str, tuple[str | None, str]],
-                 front: list[str], generated: str) -> list[tuple]:
+                 front: list[str], generated: str, pareto_html: str | None = None,
+                 browser: list[tuple] | None = None, comparisons: list[dict] | None = None) -> list[tuple]:
     """The whole report as blocks.
 
     Args:
@@ -259,6 +284,10 @@ def build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: b
         figures: Figure key -> (its file name, or None when not drawn; note), for the keys of :data:`FIGURES`.
         front: Labels of the Pareto-optimal models.
         generated: When the report was written, shown when ``env`` has no ``date``.
+        pareto_html: The interactive Pareto plot, shown instead of pareto.png in HTML.
+        browser: The image browser's blocks, after the figures.
+        comparisons: Pairwise model comparisons ``{"a", "b", "difference", "interval", "significant",
+            "statement"}`` (differences as fractions), shown as a table.
     """
     return [
         ("h", 1, title),
@@ -268,6 +297,8 @@ def build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: b
         *_results(rows, has_acc, settings),
         *_variants(rows),
         *_per_class(rows, classes, has_acc),
-        *_figures(figures),
+        *_figures(figures, pareto_html),
+        *(browser or []),
+        *_comparisons(comparisons),
         *_errors_and_skipped(rows, skipped),
     ]  # fmt: skip

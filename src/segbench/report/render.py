@@ -14,9 +14,14 @@ A document is a list of blocks, each a tuple:
     A figure: linked by relative path in Markdown, inlined as a base64 data URI in HTML.
 ``("table", Table)``
     A table.
+``("raw", html)``
+    Trusted HTML (an inline SVG plot, the image browser), shown in HTML only.
+``("alt", html_blocks, md_blocks)``
+    Different blocks for each rendering: ``html_blocks`` in HTML, ``md_blocks`` in Markdown.
 
 Text may hold inline Markdown `code` and **bold**; in HTML everything else is escaped. The HTML page has
-inline CSS and no external resources.
+inline CSS and no external resources; with ``interactive``, also the inline script of
+``assets/report.js`` (sortable tables, the Pareto plot's tooltips, the image browser).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import base64
 import html
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -35,6 +41,8 @@ class Table:
     rows: list[list[str]]
     align: list[str]  # "l" or "r" per column
     bold: set[tuple[int, int]] = field(default_factory=set)  # (row, col) cells to emphasise
+    links: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> href, HTML only
+    id: str | None = None  # the HTML table's id
 
 
 _INLINE = re.compile(r"(`[^`]*`)")
@@ -84,29 +92,14 @@ def render_md(blocks: list[tuple]) -> str:
             out.append(f"![{b[1]}]({b[2]})")
         elif kind == "table":
             out.append(_md_table(b[1]))
-    return "\n\n".join(out) + "\n"
+        elif kind == "alt":
+            out.append(render_md(b[2]).rstrip("\n"))
+    return "\n\n".join(o for o in out if o) + "\n"
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;
-  background:#fff;margin:0;line-height:1.5}
-main{max-width:1200px;margin:0 auto;padding:24px}
-h1{font-size:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:.3em}
-h2{font-size:1.35em;border-bottom:1px solid #eaeef2;padding-bottom:.2em;margin-top:1.6em}
-h3{font-size:1.1em}
-.table-wrap{overflow-x:auto}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
-th,td{border:1px solid #d0d7de;padding:4px 10px;vertical-align:top}
-th{background:#f6f8fa}
-tr:nth-child(even) td{background:#fafbfc}
-td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;
-  background:#f3f4f6;padding:.1em .3em;border-radius:4px}
-pre{background:#f6f8fa;padding:10px;overflow-x:auto;border-radius:6px}
-pre code{background:none;padding:0}
-figure{margin:1em 0}
-img{max-width:100%;height:auto;border:1px solid #eaeef2}
-"""
+def asset(name: str) -> str:
+    """Text of a file shipped in ``segbench/report/assets`` (the report page's CSS and JavaScript)."""
+    return (Path(__file__).parent / "assets" / name).read_text(encoding="utf-8")
 
 
 def _html_table(t: Table) -> str:
@@ -117,27 +110,18 @@ def _html_table(t: Table) -> str:
         cells = []
         for j, c in enumerate(row):
             text = html.escape(c)
+            if (r, j) in t.links:
+                text = f'<a href="{html.escape(t.links[(r, j)])}">{text}</a>'
             if (r, j) in t.bold:
                 text = f"<strong>{text}</strong>"
             cells.append(f"<td{cls[j]}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return '<div class="table-wrap"><table><thead>' + head + "</thead><tbody>" + "".join(body) + "</tbody></table></div>"
+    ident = f' id="{html.escape(t.id)}"' if t.id else ""
+    return f'<div class="table-wrap"><table{ident}><thead>' + head + "</thead><tbody>" + "".join(body) + "</tbody></table></div>"
 
 
-def render_html(blocks: list[tuple], title: str, images: dict[str, bytes]) -> str:
-    """The document as one HTML page.
-
-    Args:
-        blocks: The document.
-        title: The page title.
-        images: File name -> PNG bytes of every ``img`` block's file.
-
-    Raises:
-        KeyError: If an ``img`` block names a file missing from ``images``.
-    """
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{html.escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>", "<main>"]
+def _html_blocks(blocks: list[tuple], images: dict[str, bytes]) -> list[str]:
+    out = []
     for b in blocks:
         kind = b[0]
         if kind == "h":
@@ -153,5 +137,33 @@ def render_html(blocks: list[tuple], title: str, images: dict[str, bytes]) -> st
             out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[1])}"></figure>')
         elif kind == "table":
             out.append(_html_table(b[1]))
-    out += ["</main>", "</body>", "</html>"]
+        elif kind == "raw":
+            out.append(b[1])
+        elif kind == "alt":
+            out += _html_blocks(b[1], images)
+    return out
+
+
+def render_html(blocks: list[tuple], title: str, images: dict[str, bytes], interactive: bool = False) -> str:
+    """The document as one HTML page: inline CSS (light and dark colour schemes, print styles), no external
+    resources.
+
+    Args:
+        blocks: The document.
+        title: The page title.
+        images: File name -> PNG bytes of every ``img`` block's file.
+        interactive: Add the inline script (sortable tables, Pareto tooltips, image browser).
+
+    Raises:
+        KeyError: If an ``img`` block names a file missing from ``images``.
+    """
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           '<meta name="color-scheme" content="light dark">',
+           f"<title>{html.escape(title)}</title>", f"<style>{asset('report.css')}</style>", "</head>", "<body>",
+           "<main>", *_html_blocks(blocks, images), "</main>"]  # fmt: skip
+    if interactive:
+        code = asset("report.js") + "\n" + asset("browser.js")
+        out.append("<script>" + code.replace("</", "<\\/") + "</script>")
+    out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"

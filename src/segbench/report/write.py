@@ -16,7 +16,11 @@ a few example predictions, and the run's settings and environment, and writes in
     Example images | ground truth | each model's colourised label map, with a class colour legend.
 ``report.md`` and ``report.html``
     The same content as Markdown (images linked by relative path) and as one self-contained HTML
-    file (images inlined as base64 data URIs, inline CSS, no external resources).
+    file (images inlined as base64 data URIs, inline CSS, no external resources); with ``interactive``
+    the page also has an inline script: sortable tables, the Pareto plot as SVG, the image browser.
+``browser/``
+    Given ``masks`` (written by :class:`segbench.report.masks.MaskStore` while ``compare`` ran): every
+    evaluated image, its ground truth and each row's mask; results.json then has ``images``.
 
 Every file is written atomically: to a temporary file in the same folder, then ``os.replace``, so a
 reader never sees a half-written file. Figures that are not produced this time (e.g. ``pareto.png``
@@ -30,11 +34,14 @@ import datetime as _dt
 from pathlib import Path
 
 from segbench.data.io import write_bytes_atomic
+from segbench.report import browser as _browser
 from segbench.report.blocks import build_blocks
 from segbench.report.figures import bars_png, model_colours, pareto_png
 from segbench.report.grid import grid_png
+from segbench.report.masks import MaskStore
 from segbench.report.render import render_html, render_md
 from segbench.report.results import ACC_KEYS, class_list, normalise_row, results_csv, results_json
+from segbench.report.svgplot import pareto_svg
 from segbench.report.values import num
 
 FILE_NAMES = {
@@ -97,6 +104,10 @@ def _write_figures(out: Path, figures: dict[str, tuple[bytes | None, str]]) -> d
     return written
 
 
+def _limit(embed_limit_mb: float | None) -> float:
+    return _browser.EMBED_LIMIT_MB if embed_limit_mb is None else embed_limit_mb
+
+
 def write_report(
     out_dir: str | Path,
     *,
@@ -108,6 +119,9 @@ def write_report(
     settings: dict,
     skipped: list[dict] | None = None,
     title: str = "segbench compare",
+    masks: MaskStore | None = None,
+    interactive: bool = False,
+    embed_limit_mb: float | None = None,
 ) -> dict[str, Path]:
     """Write the comparison report folder.
 
@@ -135,6 +149,13 @@ def write_report(
             in figures and notes when present.
         skipped: ``{"file": str, "reason": str}`` for each input skipped as bad.
         title: Title of report.md / report.html.
+        masks: Every evaluated image's saved masks (``OUT/browser``, rows numbered as ``rows``): adds
+            ``images`` to results.json (per-image mIoU by row label, pixel disagreement), the per-image
+            table, and with ``interactive`` the image browser.
+        interactive: Make report.html interactive (one inline script, still no external resource): sortable
+            tables, the Pareto plot as SVG with tooltips and backend toggles, the image browser.
+        embed_limit_mb: Most MB of pictures the browser embeds (None: :data:`segbench.report.browser.EMBED_LIMIT_MB`);
+            past it report.html loads them from ``OUT/browser``.
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
@@ -157,19 +178,28 @@ def write_report(
 
     figures, front = _draw_figures(rows_n, classes, names_given is not None, palette, grid, settings)
     written = _write_figures(out, figures)
+    entries = _browser.image_entries(masks, rows_n) if masks is not None else None
 
     results = {
         "title": title, "generated": generated, "settings": settings, "env": env, "class_names": classes,
         "accuracy_measured": has_acc, "pareto_front": front, "rows": rows_n, "skipped": skipped_n,
     }  # fmt: skip
+    if entries is not None:
+        results["images"] = entries
     written["results_json"] = write_bytes_atomic(out / FILE_NAMES["results_json"], results_json(results))
     written["results_csv"] = write_bytes_atomic(out / FILE_NAMES["results_csv"], results_csv(rows_n, classes))
 
     shown = {k: (FILE_NAMES[k] if data is not None else None, note) for k, (data, note) in figures.items()}
+    colours = model_colours([r["_label"] for r in rows_n])
+    browser = None
+    if entries is not None:
+        browser = _browser.browser_blocks(masks, rows_n, classes, entries, _limit(embed_limit_mb), interactive)
     blocks = build_blocks(title=title, rows=rows_n, classes=classes, has_acc=has_acc, env=env, settings=settings,
-                          skipped=skipped_n, figures=shown, front=front, generated=generated)
+                          skipped=skipped_n, figures=shown, front=front, generated=generated,
+                          pareto_html=pareto_svg(rows_n, colours) if interactive else None, browser=browser,
+                          comparisons=results.get("comparisons"))  # fmt: skip
     written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: data for k, (data, _) in figures.items() if data is not None}
-    page = render_html(blocks, title, images)
+    page = render_html(blocks, title, images, interactive)
     written["report_html"] = write_bytes_atomic(out / FILE_NAMES["report_html"], page.encode("utf-8"))
     return written
