@@ -301,9 +301,9 @@ def prepare(
         device: ``"cpu"`` or ``"cuda[:i]"``.
         calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the int8 backends (see
             :func:`segbench.export.sample_calibration`); without them the example alone calibrates (stated in ``notes``).
-        onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends); default
-            the model's own ``onnx_file`` when it is an ONNX file (:class:`segbench.external.files.OnnxModule`),
-            which then runs with eager (ONNX Runtime itself) and the ONNX backends only.
+        onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends). A model
+            that is an ONNX file (:class:`segbench.external.files.OnnxModule`) runs itself: its ``for_backend``
+            gives ONNX Runtime (eager, onnxruntime) or OpenVINO (openvino, openvino_bf16).
 
     Returns:
         A :class:`Predictor` with ``backend`` and ``notes`` set.
@@ -329,13 +329,13 @@ def prepare(
             "this CPU has neither"
         )
 
-    given_onnx = getattr(model, "onnx_file", None)  # a model that is an ONNX file (segbench.external)
-    if given_onnx is not None and backend in TORCH_BACKENDS and backend != "eager":
-        raise BackendUnavailable(f"backend {backend}: {Path(given_onnx).name} is an ONNX file; it runs with eager "
-                                 "(ONNX Runtime), onnxruntime, onnxruntime_int8 or openvino*")  # fmt: skip
+    for_backend = getattr(model, "for_backend", None)  # a model that is a file (segbench.external.files.OnnxModule)
+    if for_backend is not None:
+        runner = for_backend(backend, device)  # BackendUnavailable for the backends the file cannot run with
+        return _TorchPredictor(runner, backend, device, runner.runs_as)
     if backend in TORCH_BACKENDS:
         return _torch_predictor(model, backend, example, device)
-    return _exported_predictor(model, backend, example, device, calibration, onnx_file or given_onnx)
+    return _exported_predictor(model, backend, example, device, calibration, onnx_file)
 
 
 def _torch_predictor(model: nn.Module, backend: str, example: torch.Tensor, device: str) -> Predictor:
@@ -347,7 +347,7 @@ def _torch_predictor(model: nn.Module, backend: str, example: torch.Tensor, devi
     else:
         net.to(device).eval()
     if backend == "eager":
-        return _TorchPredictor(net, backend, device, getattr(model, "runs_as", "PyTorch eager, fp32"))
+        return _TorchPredictor(net, backend, device, "PyTorch eager, fp32")
     if backend == "channels_last":
         return _TorchPredictor(net, backend, device, "PyTorch eager, fp32, channels_last (NHWC)", channels_last=True)
     if backend == "bf16":

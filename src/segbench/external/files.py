@@ -13,15 +13,17 @@ part of segbench (evaluation, sliding windows, TTA, benchmarks) runs it unchange
 
 from __future__ import annotations
 
+import copy
 import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench.errors import UserError, first_line, require
+from segbench.errors import BackendUnavailable, UserError, first_line, require
 from segbench.export import onnx_session, read_metadata
 from segbench.external.inputs import METADATA_FILE, ModelInputs, resolve_info
 
@@ -60,6 +62,34 @@ class OnnxModule(nn.Module):
         self.output_name = session.get_outputs()[0].name
         ort = require("onnxruntime", "onnx", "ONNX Runtime")
         self.runs_as = f"ONNX Runtime {ort.__version__} on {path.name} (the file itself), {layout} input"
+        self._run = lambda array: self.session.run([self.output_name], {self.input_name: array})[0]
+
+    def for_backend(self, backend: str, device: str = "cpu") -> OnnxModule:
+        """This file run by ``backend``: ONNX Runtime for ``eager`` and ``onnxruntime``, OpenVINO's CPU plugin
+        for ``openvino`` (fp32) and ``openvino_bf16``.
+
+        Raises:
+            BackendUnavailable: another backend (the PyTorch ones need a PyTorch module; the int8 ones a
+                model segbench exports itself), OpenVINO missing, or OpenVINO asked for on CUDA.
+        """
+        if backend in ("eager", "onnxruntime"):
+            return self
+        if not backend.startswith("openvino") or backend == "openvino_int8":
+            raise BackendUnavailable(f"backend {backend}: {self.onnx_file.name} is an ONNX file; it runs with eager "
+                                     "or onnxruntime (ONNX Runtime), openvino or openvino_bf16")  # fmt: skip
+        if not str(device).startswith("cpu"):
+            raise BackendUnavailable(f"backend {backend} runs on the CPU only here; use --device cpu")
+        ov = require("openvino", "openvino", f"backend {backend}")
+        hint = "bf16" if backend == "openvino_bf16" else "f32"
+        config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "INFERENCE_PRECISION_HINT": hint,
+                  "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(self.onnx_file)), "CPU", config)
+        clone = copy.copy(self)
+        clone._run = lambda array: np.asarray(compiled({0: array})[0])
+        clone.runs_as = (f"OpenVINO {ov.get_version().split('-')[0]} CPU, {hint}, on {self.onnx_file.name} "
+                         f"(the file itself), {self.layout} input")  # fmt: skip
+        return clone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = tuple(x.shape[-2:])
@@ -68,7 +98,7 @@ class OnnxModule(nn.Module):
             inp = F.interpolate(inp, size=self.fixed_size, mode="bilinear", align_corners=False)
         if self.layout == "NHWC":
             inp = inp.permute(0, 2, 3, 1)
-        out = self.session.run([self.output_name], {self.input_name: inp.cpu().contiguous().numpy()})[0]
+        out = self._run(inp.cpu().contiguous().numpy())
         logits = torch.from_numpy(out)
         if logits.ndim != 4:
             raise UserError(f"{self.onnx_file}: output {self.output_name!r} has shape {tuple(logits.shape)}; "
