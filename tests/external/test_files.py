@@ -105,6 +105,9 @@ def test_bad_files_give_one_line(tmp_path):
         load_any(str(bad))
     with pytest.raises(UserError, match="gone.onnx: no such ONNX file"):
         load_any(str(tmp_path / "gone.onnx"))
+    (tmp_path / "folder.onnx").mkdir()
+    with pytest.raises(UserError, match="folder.onnx: is a folder, not a model file \\(ONNX\\)"):
+        load_any(str(tmp_path / "folder.onnx"))
     (tmp_path / "bad.pt2").write_bytes(b"\x00" * 10)
     with pytest.raises(UserError, match="bad.pt2: cannot read torch.export file"):
         load_any(str(tmp_path / "bad.pt2"))

@@ -104,12 +104,18 @@ def load_any(spec: str, weights: str | None = None, inputs: ModelInputs | None =
     if kind is None:
         return load_model(spec, weights=weights)
     check_spec(spec)
-    if kind in ("onnx", "torchscript", "torch.export"):
-        from segbench.external import files
+    if kind == "onnx":
+        from segbench.external.files import load_onnx
 
-        loader = {"onnx": lambda: files.load_onnx(spec, inputs, device), "torchscript": lambda: files.load_torchscript(
-            spec, inputs), "torch.export": lambda: files.load_exported_program(spec, inputs)}[kind]  # fmt: skip
-        model, info = loader()
+        model, info = load_onnx(spec, inputs, device)
+    elif kind == "torchscript":
+        from segbench.external.files import load_torchscript
+
+        model, info = load_torchscript(spec, inputs)
+    elif kind == "torch.export":
+        from segbench.external.files import load_exported_program
+
+        model, info = load_exported_program(spec, inputs)
     elif kind == "py":
         from segbench.external.code import load_py
 

@@ -33,6 +33,8 @@ FLOPS_NOT_COUNTED = "GFLOPs: not countable ({}: torch's FlopCounterMode counts P
 
 
 def _check_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a model file ({what})")
     if not path.is_file():
         raise UserError(f"{path}: no such {what} file")
     try:
