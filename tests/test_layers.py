@@ -3,8 +3,8 @@ it (at top level or inside a function alike), no two modules import each other t
 report layer imports matplotlib, and ``import segbench.models`` loads a network and nothing else.
 
 Layers, low to high: errors -> files -> the other leaves (registry, config, classes) -> models, data, metrics,
-losses, scoring -> engine, export -> bench -> report -> compare -> cli. Packages of one layer do not import
-each other.
+losses, scoring -> engine, export -> external (models segbench did not build) -> bench -> report -> compare -> cli.
+Packages of one layer do not import each other.
 """
 
 import ast
@@ -21,6 +21,7 @@ LAYERS = [
     {"registry", "config", "classes"},
     {"models", "data", "metrics", "losses", "scoring"},
     {"engine", "export"},
+    {"external"},
     {"bench"},
     {"report"},
     {"compare"},

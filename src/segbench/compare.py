@@ -36,8 +36,8 @@ from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
 from segbench.errors import UserError, first_line
 from segbench.export import sample_calibration
+from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
 from segbench.metrics import ConfusionMatrix
-from segbench.models import load_model
 from segbench.models.weights import zoo_tags
 from segbench.report import display_name, write_report
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
@@ -76,7 +76,7 @@ def _agreement(preds: dict[str, np.ndarray], reference: dict[str, np.ndarray], n
 
 
 # Keys of a worker's row that describe the case rather than measure it (the comparison's own row has them).
-_CASE_KEYS = ("model", "weights", "num_classes", "error_kind")
+_CASE_KEYS = ("model", "weights", "num_classes", "error_kind", "model_notes")
 
 
 @dataclass
@@ -108,6 +108,11 @@ class CompareOptions:
             then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the memory of one
             training step); False: in this process, after the accuracy pass (faster to start, but the figures
             can depend on what ran before).
+        inputs: classes, mean and std of models segbench did not build (``--classes``, ``--mean``, ``--std``)
+            where their files do not say them (:class:`segbench.external.ModelInputs`).
+        class_map: a YAML file mapping model classes onto the data's (``--class-map``); without it a model
+            whose classes differ from the data's is mapped by class name (:mod:`segbench.external.classmap`)
+            and the row's ``class_mapping`` says how.
     """
 
     split: str = "val"
@@ -125,6 +130,8 @@ class CompareOptions:
     backends: Sequence[str] = ("eager",)
     calibration: str | Path | None = None
     isolate: bool = True
+    inputs: ModelInputs | None = None
+    class_map: str | Path | None = None
 
 
 @dataclass
@@ -178,6 +185,8 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     backends = list(dict.fromkeys(opts.backends)) or ["eager"]
     for b in backends:
         check_backend(b)
+    if opts.class_map is not None:
+        read_class_map_file(opts.class_map)  # a bad file fails before any work
     dataset = open_dataset(data, opts.split)
     n_images = len(dataset) if not opts.max_images else min(opts.max_images, len(dataset))
     grid_names = [dataset.pairs[i][0].stem for i in range(min(opts.grid_images, n_images))]
@@ -201,26 +210,33 @@ def _runner(loaded, backend: str, p: _Plan, opts: CompareOptions):
     return prepare(loaded.model, backend, example, opts.device, calib), calib
 
 
-def _accuracy(brow: dict, res, info, p: _Plan) -> None:
-    """Accuracy columns of ``brow`` from an evaluation result (or a note why there are none)."""
+def _accuracy(brow: dict, res, info, p: _Plan, names: list[str]) -> None:
+    """Accuracy columns of ``brow`` from an evaluation result (or a note why there are none); ``names``: the
+    classes the predictions are in (the data's when the model's were mapped onto them)."""
     brow["num_images"] = res.num_images
     if res.metrics is not None:
-        m = res.metrics.to_dict(list(info.class_names))
+        m = res.metrics.to_dict(names)
         brow.update(pixel_accuracy=m["pixel_accuracy"], mean_accuracy=m["mean_accuracy"], miou=m["miou"], iou=m["iou"])
     elif p.dataset.labelled:
         brow["note"] = (f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: "
                         "accuracy not measured")  # fmt: skip
 
 
-def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str, on_image=None):
-    """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend)."""
+def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str, mapping=None,
+                      on_image=None):  # fmt: skip
+    """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend); with a class
+    ``mapping``, the logits are mapped onto the data's classes and the data's unmapped classes ignored;
+    ``on_image`` receives every image's prediction (the report's image browser)."""
     info = loaded.info
     model_inference = (opts.inference or InferenceConfig()).for_model(info)
     runner, calib = _runner(loaded, backend, p, opts)
-    same_classes = p.dataset.labelled and list(p.dataset.class_set.names) == list(info.class_names)
+    dataset, num_classes = p.dataset, info.num_classes
+    if mapping is not None:
+        runner, dataset, num_classes = mapping.wrap(runner), mapping.targets(p.dataset), len(mapping.data_names)
+    same_classes = p.dataset.labelled and (mapping is not None or list(p.dataset.class_set.names) == list(info.class_names))
     keep = set(p.grid_names) if len(p.backends) == 1 else {p.dataset.pairs[i][0].stem for i in range(p.n_images)}
     res = evaluate(
-        runner, p.dataset, info.num_classes, info.mean, info.std, opts.device,
+        runner, dataset, num_classes, info.mean, info.std, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
         with_metrics=same_classes, inference=model_inference, crf=opts.crf, on_image=on_image,
     )  # fmt: skip
@@ -249,12 +265,19 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     row: dict = {"model": spec, "weights": opts.weights}
     t0 = time.perf_counter()
     try:
-        loaded = load_model(spec, weights=opts.weights)
+        loaded = load_any(spec, weights=opts.weights, inputs=opts.inputs, device=opts.device)
+        info = loaded.info
+        mapping = class_mapping(info.class_names, p.dataset.class_set.names, opts.class_map) if p.dataset.labelled else None
     except UserError as exc:
         out.rows.append({**row, "error": str(exc)})
         return
-    info = loaded.info
     row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
+    notes = [n for n in (getattr(info, "missing", ""), *getattr(info, "notes", [])) if n]
+    if notes:
+        row["model_notes"] = notes
+    if mapping is not None:
+        row["class_mapping"] = mapping.describe()
+    names = list(mapping.data_names) if mapping is not None else list(info.class_names)
     if p.palette is None:
         p.palette, p.class_names = list(info.palette), list(info.class_names)
     reference: dict[str, np.ndarray] | None = None
@@ -263,25 +286,26 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         label = display_name(info.name, backend, p.several)
         tb = time.perf_counter()
         try:
-            res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, out.mask_hook(p))
+            res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, mapping,
+                                                                   out.mask_hook(p))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
             out.rows.append({**brow, "error": f"{backend}: {first_line(exc)}"})
             continue
         if notes is not None:
             brow["backend_notes"] = notes
         out.skipped = res.skipped if out.skipped is None else out.skipped
-        _accuracy(brow, res, info, p)
+        _accuracy(brow, res, info, p, names)
         if len(p.backends) > 1:
             if reference is None:
-                small = np.uint8 if info.num_classes <= 256 else np.int32
+                small = np.uint8 if len(names) <= 256 else np.int32
                 reference = {k: np.asarray(v).astype(small) for k, v in res.predictions.items()}
                 brow["agreement_reference"] = backend
             else:
-                brow.update(_agreement(res.predictions, reference, info.num_classes))
+                brow.update(_agreement(res.predictions, reference, len(names)))
                 brow["agreement_reference"] = p.backends[0] if b_index else backend
         brow["eval_s"] = time.perf_counter() - tb + ((tb - t0) if b_index == 0 else 0.0)  # the first: + loading
         if len(res.variants) > 1:
-            brow["variants"] = res.variants_dicts(list(info.class_names) if res.metrics is not None else None)
+            brow["variants"] = res.variants_dicts(names if res.metrics is not None else None)
             brow["inference"] = model_inference.describe()
         for name, pred in res.predictions.items():
             if name in p.grid_names:

@@ -301,7 +301,9 @@ def prepare(
         device: ``"cpu"`` or ``"cuda[:i]"``.
         calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the int8 backends (see
             :func:`segbench.export.sample_calibration`); without them the example alone calibrates (stated in ``notes``).
-        onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends).
+        onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends). A model
+            that is an ONNX file (:class:`segbench.external.files.OnnxModule`) runs itself: its ``for_backend``
+            gives ONNX Runtime (eager, onnxruntime) or OpenVINO (openvino, openvino_bf16).
 
     Returns:
         A :class:`Predictor` with ``backend`` and ``notes`` set.
@@ -327,6 +329,10 @@ def prepare(
             "this CPU has neither"
         )
 
+    for_backend = getattr(model, "for_backend", None)  # a model that is a file (segbench.external.files.OnnxModule)
+    if for_backend is not None:
+        runner = for_backend(backend, device)  # BackendUnavailable for the backends the file cannot run with
+        return _TorchPredictor(runner, backend, device, runner.runs_as)
     if backend in TORCH_BACKENDS:
         return _torch_predictor(model, backend, example, device)
     return _exported_predictor(model, backend, example, device, calibration, onnx_file)

@@ -137,17 +137,18 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
              calibration, latency: dict) -> Callable:  # fmt: skip
     """Size, FLOPs, the backend's predictor, memory and latency into ``result``; ``stage[0]`` names the step
     running (for the error message). Returns the predictor."""
-    params = count_params(model)
-    result.update(
-        params=params,
-        params_m=params / 1e6,
-        size_mb=weights_size_mb(model, torch.float32),
-        size_mb_fp16=weights_size_mb(model, torch.float16),
-    )
+    measures = getattr(model, "size_measures", None)  # a model that is a file (segbench.external) sizes itself
+    if measures is not None:
+        result.update(measures())
+    else:
+        result.update(params=count_params(model), size_mb=weights_size_mb(model, torch.float32),
+                      size_mb_fp16=weights_size_mb(model, torch.float16))  # fmt: skip
+    result["params_m"] = result["params"] / 1e6
     stage[0] = "move to device"
     model.to(device).eval()
     stage[0] = "flops"
-    result.update(count_flops(model, (1, *shape[1:])))
+    if measures is None:  # FlopCounterMode sees PyTorch operators only, not an ONNX Runtime session
+        result.update(count_flops(model, (1, *shape[1:])))
     stage[0] = f"backend {backend}"
     predictor = prepare_backend(model, backend, torch.randn(shape, device=device), device, calibration)
     if isinstance(predictor, nn.Module):  # backends' predictors are modules, created in train mode
@@ -165,6 +166,8 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
 def _add_peak(result: dict, device: torch.device, threads: int | None, measure_peak: bool) -> None:
     """Achieved GFLOP/s beside the device's fp32 peak, into ``result``."""
     peak = _peak(device, threads, measure_peak)
+    if result["gflops"] is None:
+        return
     result["achieved_gflop_s"] = result["gflops"] * result["batch"] / (result["latency_ms_p50"] / 1e3)
     result.update(peak_gflop_s=peak["peak_gflops"], peak_kind=peak["peak_kind"], peak_formula=peak["peak_formula"])
     if peak["peak_gflops"]:
@@ -293,7 +296,7 @@ def run_case(case: Case | dict) -> dict:
         The row; failures are recorded in ``error`` (``error_kind = "user"`` for bad input),
         ``e2e_error`` or ``train_error``, never raised.
     """
-    from segbench.models import load_model
+    from segbench.external import external_kind, load_any
 
     case = as_case(case)
     row = case.base_row()
@@ -302,8 +305,9 @@ def run_case(case: Case | dict) -> dict:
         torch.set_num_threads(int(case.threads))
     torch.backends.cudnn.benchmark = case.cudnn_benchmark
     try:
-        bare = "." not in case.model and not Path(case.model).exists()
-        loaded = load_model(case.model, weights=case.weights or ("none" if bare else None))
+        kind = external_kind(case.model)
+        bare = ("." not in case.model and not Path(case.model).exists()) if kind is None else kind == "smp"
+        loaded = load_any(case.model, weights=case.weights or ("none" if bare else None), device=case.device)
     except UserError as exc:
         row.update(error=str(exc), error_kind="user")
         return row
@@ -313,6 +317,8 @@ def run_case(case: Case | dict) -> dict:
     info = loaded.info
     loaded.model.eval()
     row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
+    if getattr(info, "notes", None):
+        row["model_notes"] = list(info.notes)
     size, int8 = tuple(case.input_size), case.backend.endswith("int8")
     paths, masks, data_error = [], None, None
     if (case.e2e and case.batch == 1) or int8:
@@ -338,7 +344,10 @@ def run_case(case: Case | dict) -> dict:
         row.update(_end_to_end(case, predictor, info, paths, masks, data_error))
     row["peak_rss_mib"] = process_peak_rss_mib()
     if row["error"] is None and case.train_step and case.backend == "eager":
-        row.update(_train_step(case, loaded.model, info.num_classes))
+        if getattr(loaded.model, "onnx_file", None) is not None:
+            row["train_error"] = "an ONNX file has no PyTorch training step"
+        else:
+            row.update(_train_step(case, loaded.model, info.num_classes))
     return row
 
 

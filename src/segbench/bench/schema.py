@@ -90,6 +90,7 @@ CASE_RUN = (
     Field("train_memory_kind", "", "what train_memory_mib measures (MEMORY_KINDS)"),
     Field("train_batch", "images", "batch of the training step (at least 2)"),
     Field("train_error", "", "why the training-step memory is missing"),
+    Field("model_notes", "", "what cannot be measured for a model segbench did not build, and why (a list)"),
     Field("peak_rss_mib_total", "MiB (2**20 bytes)", "peak RSS of the worker over its whole life"),
     Field("peak_rss_kind", "", "set when not isolated: the RSS includes earlier cases"),
     Field("worker_exit", "", "exit code of the worker subprocess"),
@@ -103,6 +104,7 @@ COMPARE = (
     Field("num_images", "count", "images evaluated"),
     Field("agreement_miou", "fraction", "mIoU of the backend's predictions scored against the first backend's"),
     Field("pixel_agreement", "fraction", "pixels the backend labels as the first backend does"),
+    Field("class_mapping", "", "how the model's classes were mapped onto the data's (segbench.external.classmap)"),
 )
 """Columns :func:`segbench.compare.compare` adds to a benchmark row: accuracy and agreement."""
 

@@ -44,10 +44,17 @@ def parse_sizes(values: Sequence[str | int]) -> list[tuple[int, int]]:
 def check_specs(models: Sequence[str]) -> dict[str, str]:
     """Check model specs without building them: ``{spec: error}`` for each unknown architecture or
     missing weights file (a file's content is checked by the worker when it loads it)."""
+    from segbench.external import check_spec, external_kind
     from segbench.models import MODELS
 
     errors = {}
     for spec in models:
+        if external_kind(spec) is not None:
+            try:
+                check_spec(spec)
+            except UserError as exc:
+                errors[spec] = str(exc)
+            continue
         if Path(spec).exists():
             continue
         if spec.endswith((".safetensors", ".pt", ".pth")):

@@ -15,7 +15,8 @@ from segbench.files import prepare_output_file
 def add_parser(sub) -> None:
     """The ``benchmark`` subcommand and its options."""
     b = sub.add_parser("benchmark", help="latency, throughput, memory, size, GFLOPs and end-to-end time; sweeps")
-    b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
+    b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them), ARCH.TAG, "
+                   "or FILE.onnx, FILE.pt, FILE.pt2, py:MODULE:FUNCTION, smp:ARCH:ENCODER[:CLASSES], hf:PATH_OR_ID")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
                    help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
                    "onnxruntime_int8, openvino, openvino_bf16, openvino_int8")

@@ -133,9 +133,52 @@ def scales(text: str) -> list[float]:
 
 
 def add_model_args(sp, weights_help="a tag, a weights file, or 'none' (random initialisation)") -> None:
-    """--weights and --device."""
+    """--weights and --device, and --classes/--mean/--std for models segbench did not build."""
     sp.add_argument("--weights", help=weights_help)
     sp.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_model_input_args(sp)
+
+
+def add_model_input_args(sp) -> None:
+    """--classes, --mean, --std: what a model segbench did not build needs where its file does not say it."""
+    g = sp.add_argument_group("models segbench did not build (.onnx, .pt TorchScript, .pt2, py:, smp:, hf:), "
+                              "where their files do not say it")  # fmt: skip
+    g.add_argument("--classes", metavar="FILE", help="class names: YAML with names (and palette), or one name per line")
+    g.add_argument("--mean", nargs=3, type=float, metavar=("R", "G", "B"),
+                   help="input normalisation mean for RGB scaled to 0..1 (default: the file's, else ImageNet's)")
+    g.add_argument("--std", nargs=3, type=float, metavar=("R", "G", "B"),
+                   help="input normalisation std (default: the file's, else ImageNet's)")
+
+
+def add_class_map_arg(sp) -> None:
+    """--class-map (evaluate, compare)."""
+    sp.add_argument("--class-map", metavar="FILE",
+                    help="YAML 'model class: dataset class' lines, to score a model trained on other classes (model "
+                         "classes not listed are ignored); default: classes matched by name")
+
+
+def model_inputs(args):
+    """The :class:`segbench.external.ModelInputs` of --classes/--mean/--std (None when none is given)."""
+    from segbench.external import ModelInputs
+
+    classes, mean, std = getattr(args, "classes", None), getattr(args, "mean", None), getattr(args, "std", None)
+    if classes is None and mean is None and std is None:
+        return None
+    if std is not None and any(v <= 0 for v in std):
+        raise UserError(f"--std {' '.join(map(str, std))}: expected three positive numbers")
+    return ModelInputs(classes, tuple(mean) if mean else None, tuple(std) if std else None)
+
+
+def load_cli_model(args, device: str = "cpu"):
+    """The model of ``args.model`` (any spec, :func:`segbench.external.load_any`), saying on stderr in one line
+    what its file did not tell (class names, normalisation) and which defaults were used."""
+    from segbench.external import load_any
+
+    loaded = load_any(args.model, weights=args.weights, inputs=model_inputs(args), device=device)
+    missing = getattr(loaded.info, "missing", "")
+    if missing:
+        print(f"warning: {missing}", file=sys.stderr)
+    return loaded
 
 BACKEND_NAMES = ("eager, channels_last, bf16, compile, onnxruntime, onnxruntime_int8, openvino, openvino_bf16, "
                  "openvino_int8")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from segbench.cli.common import (
     add_backend_args,
+    add_class_map_arg,
     add_inference_args,
     add_model_args,
     check_backend_args,
@@ -14,6 +15,7 @@ from segbench.cli.common import (
     crf_config,
     fmt,
     inference_config,
+    model_inputs,
     pct,
     print_busy_warning,
     print_skipped,
@@ -24,7 +26,9 @@ from segbench.errors import UserError
 def add_parser(sub) -> None:
     """The ``compare`` subcommand and its options."""
     c = sub.add_parser("compare", help="the main job: models side by side on the same images, one report")
-    c.add_argument("models", nargs="*", help="models to compare (default: every model shipped in segbench's zoo)")
+    c.add_argument("models", nargs="*", help="models to compare (default: every model shipped in segbench's zoo): "
+                   "tags, ARCH with --weights, checkpoints, FILE.onnx, FILE.pt (TorchScript), FILE.pt2, "
+                   "py:MODULE:FUNCTION, smp:ARCH:ENCODER[:CLASSES], hf:PATH_OR_ID")
     c.add_argument("--data", help="dataset folder or folder of images (default: the CamVid sample shipped with segbench)")
     c.add_argument("--split", default="val")
     c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
@@ -40,19 +44,24 @@ def add_parser(sub) -> None:
     c.add_argument("--quiet", action="store_true")
     add_inference_args(c)
     add_backend_args(c, several=True)
-    add_model_args(c, "weights for bare ARCH names: a tag, a file, or 'none'")
+    add_model_args(c, "weights for bare ARCH names and smp: specs: a tag, a file, or 'none'")
+    add_class_map_arg(c)
     c.set_defaults(func=run)
 
 
 def run(args) -> int:
     from segbench.compare import compare, zoo_models
     from segbench.data.datasets import sample_dir
+    from segbench.external import check_spec, external_kind
 
     models = args.models or zoo_models()
     if not models:
         raise UserError("no models given and no shipped models found in segbench/zoo")
     data = args.data or sample_dir()
     check_backend_args(args)
+    for spec in models:  # a malformed spec or an unreadable model file stops before any work
+        if external_kind(spec) is not None:
+            check_spec(spec)
     inference, crf = inference_config(args), crf_config(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     check_new_dir(out, args.overwrite)
@@ -62,6 +71,7 @@ def run(args) -> int:
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process,
+        inputs=model_inputs(args), class_map=args.class_map,
     )
     several = args.backend != ["eager"]
     for r in result["rows"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from segbench.cli.common import add_model_input_args, load_cli_model
 from segbench.errors import UserError
 from segbench.files import prepare_output_file
 
@@ -37,7 +38,8 @@ def add_parser(sub) -> None:
     g.add_argument("--opset", type=int, help="ONNX opset, 17 or newer (default 18 for dynamo, 17 for torchscript)")
     x.add_argument("--keep-aux", action="store_true", help="keep the auxiliary head (dropped by default)")
     x.add_argument("--overwrite", action="store_true")
-    x.add_argument("--weights", help="weights for a bare ARCH")
+    x.add_argument("--weights", help="weights for a bare ARCH or smp: ('none' or a local file)")
+    add_model_input_args(x)
     x.set_defaults(func=run)
 
 
@@ -45,7 +47,6 @@ def run(args) -> int:
     import torch
 
     from segbench.engine.checkpoint import save_safetensors
-    from segbench.models import load_model
 
     out = prepare_output_file(args.output, args.overwrite)
     if args.format != "onnx":
@@ -53,9 +54,11 @@ def run(args) -> int:
                      if getattr(args, k) not in (None, False)]
         if onnx_only:
             raise UserError(f"{', '.join(onnx_only)}: only with --format onnx")
-    loaded = load_model(args.model, weights=args.weights)
+    loaded = load_cli_model(args)
     info = loaded.info
     model = loaded.model
+    if getattr(info, "kind", "") and args.format != "onnx":
+        raise UserError(f"{args.model}: --format safetensors holds segbench's own networks only; use --format onnx")
     if not args.keep_aux and getattr(model, "aux_head", None) is not None:
         model.aux_head = None  # inference-only file: the auxiliary head is a training aid
     if args.format == "onnx":

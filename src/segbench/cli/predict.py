@@ -13,6 +13,7 @@ from segbench.cli.common import (
     check_backend_args,
     crf_config,
     inference_config,
+    load_cli_model,
     print_skipped,
 )
 from segbench.errors import UserError
@@ -22,7 +23,8 @@ from segbench.files import prepare_output_dir
 def add_parser(sub) -> None:
     """The ``predict`` subcommand and its options."""
     pr = sub.add_parser("predict", help="label PNG and overlay PNG for each image")
-    pr.add_argument("model", help="ARCH.TAG, ARCH with --weights, or a checkpoint path")
+    pr.add_argument("model", help="ARCH.TAG, ARCH with --weights, a checkpoint path, or FILE.onnx, FILE.pt, "
+                                  "FILE.pt2, py:MODULE:FUNCTION, smp:ARCH:ENCODER, hf:PATH_OR_ID")
     pr.add_argument("images", nargs="+", help="image files and/or folders")
     pr.add_argument("--output", default="predictions", help="output folder (default ./predictions)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -63,8 +65,6 @@ def run(args) -> int:
     from segbench.compare import check_device
     from segbench.data.datasets import images as image_dataset
     from segbench.engine.predict import predict_images
-    from segbench.models import load_model
-
     device = check_device(args.device)
     inference_config(args)  # bad options fail before any work
     check_backend_args(args)
@@ -78,7 +78,7 @@ def run(args) -> int:
         raise UserError("--overwrite and --skip-existing: choose one")
     out = prepare_output_dir(args.output, overwrite=True)  # existing files are checked one by one below
     targets = _targets(args, dataset, out)
-    loaded = load_model(args.model, weights=args.weights)
+    loaded = load_cli_model(args, device)
     info = loaded.info
     inference = inference_config(args, info)
     loaded.model.eval().to(device)

@@ -151,8 +151,28 @@ def _column_notes(rows: list[dict], cols: list[Column], has_acc: bool, settings:
     backend_notes = [f"{r['_label']}: {r['backend_notes']}" for r in rows if r.get("backend_notes")]
     if backend_notes:
         notes.append("**Backends**: " + "; ".join(backend_notes) + ".")
+    notes += _model_notes(rows)
     notes.append(f"{DASH} = not measured (or the model failed). **Bold** = best value in its column.")
     return notes
+
+
+def _model_notes(rows: list[dict]) -> list[str]:
+    """Per model (once, whatever its backends): what could not be measured and why, and how its classes were
+    mapped onto the data's."""
+    measured, mapped = {}, {}
+    for r in rows:
+        if r.get("model_notes"):
+            measured.setdefault(r["model"], "; ".join(str(n) for n in r["model_notes"]))
+        if r.get("class_mapping"):
+            mapped.setdefault(r["model"], str(r["class_mapping"]))
+    out = []
+    if measured:
+        out.append("**Model notes** (models segbench did not build: what is not measured, and why): "
+                   + "; ".join(f"{m}: {n}" for m, n in measured.items()) + ".")
+    if mapped:
+        out.append("**Class mapping** (a model scored on the data's classes): "
+                   + "; ".join(f"{m}: {n}" for m, n in mapped.items()) + ".")
+    return out
 
 
 def _results(rows: list[dict], has_acc: bool, settings: dict) -> list[tuple]:

@@ -1,0 +1,277 @@
+"""Model files segbench did not write as weights: ONNX (``.onnx``), TorchScript (``.pt``/``.pth`` archives of
+``torch.jit.save``) and ``torch.export`` programs (``.pt2``).
+
+Each becomes an ``nn.Module`` mapping ``(N, 3, H, W)`` to logits ``(N, C, H, W)`` at the input size, so every
+part of segbench (evaluation, sliding windows, TTA, benchmarks) runs it unchanged.
+
+- ONNX runs in ONNX Runtime (:class:`OnnxModule`); ``--backend openvino`` compiles the same file with OpenVINO
+  (the backends find it through the module's ``onnx_file``). The input layout is read from the file's input
+  shape (``(N, 3, H, W)`` or ``(N, H, W, 3)``; metadata ``layout`` = ``NCHW`` or ``NHWC`` overrides it); an input
+  of fixed height and width is resized to it, and logits smaller than the input are upsampled bilinearly.
+- TorchScript and ``torch.export`` files are programs as well as weights: load only files you trust.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segbench.errors import BackendUnavailable, UserError, first_line, require
+from segbench.export import onnx_session, read_metadata
+from segbench.external.inputs import METADATA_FILE, ModelInputs, resolve_info
+
+__all__ = ["OnnxModule", "is_torchscript", "load_exported_program", "load_onnx", "load_torchscript"]
+
+FLOPS_NOT_COUNTED = "GFLOPs: not countable ({}: torch's FlopCounterMode counts PyTorch operators only)"
+
+
+def _check_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a model file ({what})")
+    if not path.is_file():
+        raise UserError(f"{path}: no such {what} file")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
+
+
+class OnnxModule(nn.Module):
+    """An ONNX file run by ONNX Runtime, as a module: float32 ``(N, 3, H, W)`` in, logits ``(N, C, H, W)`` out.
+
+    Attributes:
+        onnx_file: the file (the ONNX backends run it instead of exporting the module).
+        runs_as: one line saying what runs it, for the report.
+        layout: ``NCHW`` or ``NHWC`` of the file's input (and output).
+        fixed_size: ``(H, W)`` when the file's input has a fixed size, else None.
+    """
+
+    def __init__(self, path: Path, session, layout: str, fixed_size: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.onnx_file = path
+        self.session = session
+        self.layout = layout
+        self.fixed_size = fixed_size
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+        ort = require("onnxruntime", "onnx", "ONNX Runtime")
+        self.runs_as = f"ONNX Runtime {ort.__version__} on {path.name} (the file itself), {layout} input"
+        self._run = lambda array: self.session.run([self.output_name], {self.input_name: array})[0]
+
+    def for_backend(self, backend: str, device: str = "cpu") -> OnnxModule:
+        """This file run by ``backend``: ONNX Runtime for ``eager`` and ``onnxruntime``, OpenVINO's CPU plugin
+        for ``openvino`` (fp32) and ``openvino_bf16``.
+
+        Raises:
+            BackendUnavailable: another backend (the PyTorch ones need a PyTorch module; the int8 ones a
+                model segbench exports itself), OpenVINO missing, or OpenVINO asked for on CUDA.
+        """
+        if backend in ("eager", "onnxruntime"):
+            return self
+        if not backend.startswith("openvino") or backend == "openvino_int8":
+            raise BackendUnavailable(f"backend {backend}: {self.onnx_file.name} is an ONNX file; it runs with eager "
+                                     "or onnxruntime (ONNX Runtime), openvino or openvino_bf16")  # fmt: skip
+        if not str(device).startswith("cpu"):
+            raise BackendUnavailable(f"backend {backend} runs on the CPU only here; use --device cpu")
+        ov = require("openvino", "openvino", f"backend {backend}")
+        hint = "bf16" if backend == "openvino_bf16" else "f32"
+        config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "INFERENCE_PRECISION_HINT": hint,
+                  "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(self.onnx_file)), "CPU", config)
+        clone = copy.copy(self)
+        clone._run = lambda array: np.asarray(compiled({0: array})[0])
+        clone.runs_as = (f"OpenVINO {ov.get_version().split('-')[0]} CPU, {hint}, on {self.onnx_file.name} "
+                         f"(the file itself), {self.layout} input")  # fmt: skip
+        return clone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[-2:])
+        inp = x.detach().float()
+        if self.fixed_size is not None and size != self.fixed_size:
+            inp = F.interpolate(inp, size=self.fixed_size, mode="bilinear", align_corners=False)
+        if self.layout == "NHWC":
+            inp = inp.permute(0, 2, 3, 1)
+        out = self._run(inp.cpu().contiguous().numpy())
+        logits = torch.from_numpy(out)
+        if logits.ndim != 4:
+            raise UserError(f"{self.onnx_file}: output {self.output_name!r} has shape {tuple(logits.shape)}; "
+                            "expected logits (N, C, H, W)")  # fmt: skip
+        if self.layout == "NHWC":
+            logits = logits.permute(0, 3, 1, 2)
+        if tuple(logits.shape[-2:]) != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits.to(x.device)
+
+    def size_measures(self) -> dict:
+        """Parameters (elements of the file's initializers) and the file's size in MB (10**6 bytes)."""
+        onnx = require("onnx", "onnx", "ONNX model size")
+        graph = onnx.load(str(self.onnx_file), load_external_data=False).graph
+        params = 0
+        for init in graph.initializer:
+            count = 1
+            for d in init.dims:
+                count *= int(d)
+            params += count
+        return {"params": params, "size_mb": self.onnx_file.stat().st_size / 1e6, "size_mb_fp16": None}
+
+
+def _layout(path: Path, session, meta: dict) -> tuple[str, tuple[int, int] | None]:
+    """``(layout, fixed (H, W) or None)`` of the file's first input."""
+    shape = list(session.get_inputs()[0].shape)
+    if len(shape) != 4:
+        raise UserError(f"{path}: input {session.get_inputs()[0].name!r} has shape {shape}; expected 4 dimensions "
+                        "(N, 3, H, W) or (N, H, W, 3)")  # fmt: skip
+    layout = str(meta.get("layout", "")).upper() or ("NHWC" if shape[3] == 3 and shape[1] != 3 else "NCHW")
+    if layout not in ("NCHW", "NHWC"):
+        raise UserError(f"{path}: metadata layout {meta['layout']!r}: expected NCHW or NHWC")
+    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    fixed = (h, w) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None
+    return layout, fixed
+
+
+def _onnx_classes(session, module: OnnxModule, layout: str, fixed) -> int:
+    """Output channels: from the output shape when it is fixed, else from one small forward."""
+    shape = list(session.get_outputs()[0].shape)
+    if len(shape) == 4:
+        c = shape[1] if layout == "NCHW" else shape[3]
+        if isinstance(c, int) and c > 0:
+            return c
+    with torch.no_grad():
+        return int(module(torch.zeros(1, 3, *(fixed or (64, 64)))).shape[1])
+
+
+def load_onnx(path: str | Path, inputs: ModelInputs | None = None, device: str = "cpu"):
+    """An ONNX file as :class:`OnnxModule` with its :class:`ExternalInfo`.
+
+    Raises:
+        UserError: missing, unreadable or invalid file; onnxruntime missing; an input that is not an image.
+    """
+    path = Path(path)
+    _check_file(path, "ONNX")
+    try:
+        meta = read_metadata(path)
+        session = onnx_session(path, device=device)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise many types for a bad file
+        raise UserError(f"{path}: cannot read ONNX file ({first_line(exc)})") from None
+    layout, fixed = _layout(path, session, meta)
+    module = OnnxModule(path, session, layout, fixed)
+    try:
+        num_classes = _onnx_classes(session, module, layout, fixed)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: the model does not run on a (1, 3, H, W) image ({first_line(exc)})") from None
+    info = resolve_info(label=path.name, kind="onnx", source=str(path), num_classes=num_classes, meta=meta,
+                        inputs=inputs)  # fmt: skip
+    info.notes.append(FLOPS_NOT_COUNTED.format("an ONNX Runtime model"))
+    if fixed is not None:
+        info.notes.append(f"{path.name} takes a fixed {fixed[0]} x {fixed[1]} input: images are resized to it and "
+                          "the logits back")  # fmt: skip
+    return module, info
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip with a ``code/`` folder)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n or n.endswith("constants.pkl") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _extra_meta(text, path: Path) -> dict:
+    if not text:
+        return {}
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: its {METADATA_FILE} is not JSON") from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _num_classes(module: nn.Module, path: Path) -> int:
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, 3, 64, 64))
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: the model does not run on a (1, 3, 64, 64) image ({first_line(exc)})") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        raise UserError(f"{path}: the model returns {type(out).__name__}, not logits (N, C, H, W)")
+    return int(out.shape[1])
+
+
+class Upsampled(nn.Module):
+    """A network whose logits come out smaller than its input, with them resized bilinearly to the input."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        if tuple(logits.shape[-2:]) != tuple(x.shape[-2:]):
+            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits
+
+
+def load_torchscript(path: str | Path, inputs: ModelInputs | None = None):
+    """A TorchScript archive as a module with its :class:`ExternalInfo` (metadata from ``segbench.json``).
+
+    Raises:
+        UserError: missing, unreadable or corrupt file, or a model that does not map an image to logits.
+    """
+    path = Path(path)
+    _check_file(path, "TorchScript")
+    extra = {METADATA_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: cannot read TorchScript file ({first_line(exc)})") from None
+    module.eval()
+    meta = _extra_meta(extra[METADATA_FILE], path)
+    info = resolve_info(label=path.name, kind="torchscript", source=str(path), num_classes=_num_classes(module, path),
+                        meta=meta, inputs=inputs)  # fmt: skip
+    return Upsampled(module), info
+
+
+def load_exported_program(path: str | Path, inputs: ModelInputs | None = None):
+    """A ``torch.export`` program (``.pt2``) as a module with its :class:`ExternalInfo`.
+
+    The program must have been exported with dynamic height and width to take images of other sizes than the
+    example it was traced on.
+
+    Raises:
+        UserError: missing, unreadable or corrupt file, or a model that does not map an image to logits.
+    """
+    path = Path(path)
+    _check_file(path, "torch.export")
+    extra = {METADATA_FILE: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: cannot read torch.export file ({first_line(exc)})") from None
+    module = program.module()
+    meta = _extra_meta(extra[METADATA_FILE], path)
+    shape = next((tuple(n.meta["val"].shape) for n in program.graph.nodes if n.op == "placeholder"
+                  and n.name not in program.graph_signature.inputs_to_parameters
+                  and n.name not in program.graph_signature.inputs_to_buffers and "val" in n.meta), None)  # fmt: skip
+    probe = torch.zeros(1, 3, 64, 64) if shape is None else torch.zeros(tuple(int(s) for s in shape))
+    try:
+        with torch.no_grad():
+            num_classes = int(module(probe).shape[1])
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: the program does not run on a {tuple(probe.shape)} image ({first_line(exc)})") from None
+    info = resolve_info(label=path.name, kind="torch.export", source=str(path), num_classes=num_classes, meta=meta,
+                        inputs=inputs)  # fmt: skip
+    return Upsampled(module), info

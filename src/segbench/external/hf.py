@@ -1,0 +1,156 @@
+"""Hugging Face transformers semantic-segmentation models, from a local folder or the local cache only
+(``hf:PATH_OR_ID``; the ``hf`` extra).
+
+Per-pixel models (SegFormer, UperNet, DPT, BEiT, MobileViT, ... : ``AutoModelForSemanticSegmentation``) give
+``logits``; mask-classification models (Mask2Former, "Masked-attention Mask Transformer for Universal Image
+Segmentation", arXiv 2112.01527; MaskFormer, "Per-Pixel Classification is Not All You Need for Semantic
+Segmentation", arXiv 2107.06278) give per-query class logits ``(N, Q, C + 1)`` and mask logits
+``(N, Q, h, w)``, combined as their semantic inference does: ``sum_q softmax(class)[..., :C] * sigmoid(mask)``,
+whose logarithm serves as logits. Either way the logits are resized bilinearly to the input size.
+
+Preprocessing follows the model's ``preprocessor_config.json``: ``image_mean``/``image_std`` become the
+normalisation (applied to RGB scaled to 0..1, as the processors do); ``size`` (``height``/``width`` or
+``shortest_edge``) resizes the normalised input (bilinear, which commutes with the per-channel
+normalisation); ``size_divisor`` pads it. Class names come from ``config.id2label``. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segbench.errors import UserError, first_line, require
+from segbench.external.inputs import ExternalInfo, ModelInputs, resolve_info
+
+__all__ = ["HFSegmenter", "load_hf"]
+
+MASK_CLASSIFICATION = ("mask2former", "maskformer")
+
+
+class HFSegmenter(nn.Module):
+    """A transformers model as a segbench network: ``(N, 3, H, W)`` normalised images -> logits ``(N, C, H, W)``.
+
+    Args:
+        model: the transformers model (``pixel_values`` in).
+        size: the processor's resize rule: ``(H, W)``, ``("shortest_edge", S)`` or None (no resize).
+        size_divisor: pad height and width to a multiple of it (0: no padding).
+        mask_classification: combine class and mask logits (Mask2Former, MaskFormer).
+    """
+
+    def __init__(self, model: nn.Module, size, size_divisor: int, mask_classification: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.size = size
+        self.size_divisor = size_divisor
+        self.mask_classification = mask_classification
+
+    def _target(self, h: int, w: int) -> tuple[int, int]:
+        if self.size is None:
+            return h, w
+        if self.size[0] == "shortest_edge":
+            scale = self.size[1] / min(h, w)
+            return max(1, round(h * scale)), max(1, round(w * scale))
+        return self.size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        th, tw = self._target(h, w)
+        inp = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False) if (th, tw) != (h, w) else x
+        if self.size_divisor:
+            inp = F.pad(inp, (0, (-tw) % self.size_divisor, 0, (-th) % self.size_divisor))
+        out = self.model(pixel_values=inp)
+        if self.mask_classification:
+            probs = out.class_queries_logits.softmax(-1)[..., :-1]
+            masks = out.masks_queries_logits.sigmoid()
+            masks = F.interpolate(masks, size=inp.shape[-2:], mode="bilinear", align_corners=False)[..., :th, :tw]
+            logits = torch.einsum("nqc,nqhw->nchw", probs, masks).clamp_min(1e-6).log()
+        else:
+            logits = out.logits
+            if self.size_divisor:
+                scale_h, scale_w = logits.shape[-2] / inp.shape[-2], logits.shape[-1] / inp.shape[-1]
+                logits = logits[..., : max(1, round(th * scale_h)), : max(1, round(tw * scale_w))]
+        if tuple(logits.shape[-2:]) != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits
+
+
+def _local_file(source: str, name: str) -> Path | None:
+    """``name`` inside the folder ``source``, or in the Hugging Face cache for the id ``source``; None if absent."""
+    folder = Path(source)
+    if folder.is_dir():
+        path = folder / name
+        return path if path.is_file() else None
+    hub = require("huggingface_hub", "hf", "hf: models from the Hugging Face cache")
+    try:
+        found = hub.try_to_load_from_cache(source, name)
+    except Exception:  # noqa: BLE001 - an id that is not a valid repository name
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _processor(source: str) -> dict:
+    path = _local_file(source, "preprocessor_config.json")
+    if path is None:
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the image processor config ({exc})") from None
+
+
+def _size_rule(cfg: dict):
+    if not cfg.get("do_resize", True) or not isinstance(cfg.get("size"), (dict, int)):
+        return None
+    size = cfg["size"]
+    if isinstance(size, int):
+        return ("shortest_edge", size) if "mask" in str(cfg.get("image_processor_type", "")).lower() else (size, size)
+    if "height" in size and "width" in size:
+        return int(size["height"]), int(size["width"])
+    if "shortest_edge" in size:
+        return "shortest_edge", int(size["shortest_edge"])
+    return None
+
+
+def load_hf(spec: str, inputs: ModelInputs | None = None) -> tuple[nn.Module, ExternalInfo]:
+    """The transformers model of ``hf:PATH_OR_ID`` from a local folder or the local cache (never downloaded).
+
+    Raises:
+        UserError: transformers missing; nothing at that path or in the cache; a model that is not a semantic
+            or mask-classification segmentation model; a config or weights that cannot be read.
+    """
+    source = spec[len("hf:") :]
+    if not source:
+        raise UserError(f"{spec}: expected hf:FOLDER or hf:ORGANISATION/NAME (a model in the local cache)")
+    transformers = require("transformers", "hf", spec)
+    if not Path(source).is_dir() and _local_file(source, "config.json") is None:
+        home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise UserError(f"{spec}: not a folder and not in the local Hugging Face cache ({home}); segbench never "
+                        f"downloads: fetch it where there is a network (huggingface-cli download {source}) "
+                        "or pass its folder")  # fmt: skip
+    try:
+        config = transformers.AutoConfig.from_pretrained(source, local_files_only=True)
+        kind = config.model_type
+        auto = (transformers.AutoModelForUniversalSegmentation if kind in MASK_CLASSIFICATION
+                else transformers.AutoModelForSemanticSegmentation)  # fmt: skip
+        model = auto.from_pretrained(source, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types (ValueError for other tasks)
+        raise UserError(f"{spec}: cannot load it as a semantic segmentation model ({first_line(exc)})") from None
+    model.eval()
+    proc = _processor(source)
+    id2label = {int(k): v for k, v in (config.id2label or {}).items()}
+    meta = {"classes": [id2label[i] for i in sorted(id2label)]} if id2label else {}
+    if proc.get("do_normalize", True) and proc.get("image_mean") and proc.get("image_std"):
+        meta.update(mean=list(proc["image_mean"])[:3], std=list(proc["image_std"])[:3])
+    divisor = int(proc.get("size_divisor") or proc.get("size_divisibility") or 0)
+    module = HFSegmenter(model, _size_rule(proc), divisor, kind in MASK_CLASSIFICATION)
+    info = resolve_info(label=spec, kind="hf", source=spec, num_classes=int(config.num_labels),
+                        meta=meta, inputs=inputs)  # fmt: skip
+    info.meta["hf_model_type"] = kind
+    if module.size is not None:
+        info.notes.append(f"{spec}: inputs resized as its image processor says ({module.size}), logits resized back")
+    return module, info
