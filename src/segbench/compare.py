@@ -30,8 +30,8 @@ from segbench.bench.isolate import run_isolated
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
-from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
+from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
 from segbench.errors import UserError, first_line
 from segbench.export import sample_calibration
 from segbench.metrics import ConfusionMatrix
@@ -101,6 +101,8 @@ class CompareOptions:
             backend's (1.0 = the same label maps), so a faster backend that segments differently shows even
             without labels.
         calibration: folder of images calibrating the int8 backends (None: the shipped CamVid sample).
+        dataset: the layout of the data (``cityscapes``, ``voc``, ... see
+            :func:`segbench.data.datasets.dataset_names`); None: detected from the folder.
         isolate: time each (model, backend) in a fresh ``python -m segbench.bench.worker`` subprocess (its row
             then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the memory of one
             training step); False: in this process, after the accuracy pass (faster to start, but the figures
@@ -122,6 +124,7 @@ class CompareOptions:
     backends: Sequence[str] = ("eager",)
     calibration: str | Path | None = None
     isolate: bool = True
+    dataset: str | None = None
 
 
 @dataclass
@@ -163,7 +166,7 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     backends = list(dict.fromkeys(opts.backends)) or ["eager"]
     for b in backends:
         check_backend(b)
-    dataset = open_dataset(data, opts.split)
+    dataset = open_dataset(data, opts.split, opts.dataset)
     n_images = len(dataset) if not opts.max_images else min(opts.max_images, len(dataset))
     grid_names = [dataset.pairs[i][0].stem for i in range(min(opts.grid_images, n_images))]
     result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several)
@@ -204,7 +207,7 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
     runner, calib = _runner(loaded, backend, p, opts)
     same_classes = p.dataset.labelled and list(p.dataset.class_set.names) == list(info.class_names)
     keep = set(p.grid_names) if len(p.backends) == 1 else {p.dataset.pairs[i][0].stem for i in range(p.n_images)}
-    res = evaluate(
+    res = evaluate_sharded(  # over the torchrun processes when there are several, merged on rank 0
         runner, p.dataset, info.num_classes, info.mean, info.std, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
         with_metrics=same_classes, inference=model_inference, crf=opts.crf,
@@ -238,6 +241,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     except UserError as exc:
         out.rows.append({**row, "error": str(exc)})
         return
+    broadcast_weights(loaded.model, opts.device)  # the same weights on every torchrun process
     info = loaded.info
     row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
     if p.palette is None:
@@ -272,7 +276,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
             if name in p.grid_names:
                 out.grid_preds.setdefault(name, {})[label] = pred
         del res
-        bench = _benchmark(spec, loaded, backend, calib, p, opts)
+        bench = _benchmark(spec, loaded, backend, calib, p, opts) if is_main() else {}  # rank 0 alone times
         env = bench.pop("env", None)
         brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
         brow["env"] = env
@@ -356,4 +360,6 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     results = _Results()
     for spec in models:
         _compare_model(spec, p, opts, results)
+    if not is_main():  # under torchrun, rank 0 alone writes the report
+        return {"rows": results.rows, "skipped": results.skipped or [], "files": {}}
     return report(data, out_dir, p, opts, results)

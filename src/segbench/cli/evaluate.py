@@ -19,6 +19,8 @@ from segbench.cli.common import (
     pct,
     print_skipped,
 )
+from segbench.cli.datasets import add_dataset_arg
+from segbench.cli.launch import distributed
 from segbench.errors import UserError
 
 
@@ -26,8 +28,9 @@ def add_parser(sub) -> None:
     """The ``evaluate`` subcommand and its options."""
     e = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU and mIoU on a labelled split")
     e.add_argument("model", help="ARCH.TAG (e.g. fast_scnn.camvid), ARCH with --weights, or a checkpoint path")
-    e.add_argument("--data", required=True, help="dataset folder (CamVid layout or images/ + masks/)")
+    e.add_argument("--data", required=True, help="dataset folder, layout detected (see: segbench datasets)")
     e.add_argument("--split", default="val")
+    add_dataset_arg(e)
     e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
     e.add_argument("--output", help="folder for metrics.json and confusion_matrix.csv")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
@@ -46,14 +49,16 @@ def _open(args):
         UserError: an unlabelled split, an existing --output, or a model predicting other classes.
     """
     from segbench.data.datasets import open_dataset
+    from segbench.engine.sharded import broadcast_weights, on_main
     from segbench.models import load_model
 
-    dataset = open_dataset(args.data, args.split)
+    dataset = open_dataset(args.data, args.split, args.dataset)
     if not dataset.labelled:
         raise UserError(f"{args.data}: split {args.split!r} has no labels to evaluate against")
     if args.output:
-        check_new_dir(Path(args.output), args.overwrite)
+        on_main(check_new_dir, Path(args.output), args.overwrite)
     loaded = load_model(args.model, weights=args.weights)
+    broadcast_weights(loaded.model, args.device)  # the same weights on every torchrun process
     info = loaded.info
     if list(info.class_names) != list(dataset.class_set.names):
         raise UserError(
@@ -63,9 +68,10 @@ def _open(args):
     return dataset, loaded
 
 
+@distributed
 def run(args) -> int:
     from segbench.compare import check_device
-    from segbench.engine.evaluate import evaluate
+    from segbench.engine.sharded import evaluate_sharded, is_main
 
     device = check_device(args.device)
     inference_config(args)  # bad options fail before any work
@@ -77,17 +83,19 @@ def run(args) -> int:
     first = next((dataset[i] for i in range(len(dataset)) if "error" not in dataset[i]), None)
     runner = backend_runner(args, loaded, device, first["image"] if first else None)
     t0 = time.perf_counter()
-    res = evaluate(runner, dataset, info.num_classes, info.mean, info.std, device,
+    res = evaluate_sharded(runner, dataset, info.num_classes, info.mean, info.std, device,
                    max_images=args.max_images, progress=not args.quiet, desc=info.name,
                    inference=inference, crf=crf)  # fmt: skip
     seconds = time.perf_counter() - t0
+    if not is_main():
+        return 0  # rank 0 reports for every process
     print_skipped(res.skipped)
     if res.metrics is None or res.num_images == 0:
         raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
     m = res.metrics.to_dict(list(info.class_names))
     out = {
         "model": info.name, "weights": info.weights, "backend": args.backend,
-        "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "split": args.split,
+        "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "dataset": dataset.layout, "split": args.split,
         "num_images": res.num_images, "seconds": seconds, "throughput_img_s": res.num_images / seconds,
         **m, "skipped": res.skipped,
         "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
