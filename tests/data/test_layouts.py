@@ -57,7 +57,7 @@ def test_cityscapes_test_split_is_unlabelled_and_described(tmp_path):
     assert len(ds) == 1 and not ds.labelled and ds.load(0)["mask"] is None
     line = describe_dataset(root)
     assert "\n" not in line and "cityscapes" in line
-    assert "train 2 images" in line and "val 3 images" in line and "test 1 images (unlabelled)" in line
+    assert "train 2 images" in line and "val 3 images" in line and "test 1 image (unlabelled)" in line
     assert "19 classes (road, sidewalk" in line and "labelTrainIds" in line
 
 

@@ -87,7 +87,8 @@ def _split_summary(lay, root: Path, split: str) -> tuple[str, SegmentationDatase
         ds = lay.open(root, split)
     except UserError as exc:
         return f"{split} ({exc})", None
-    return f"{split} {len(ds)} images" + ("" if ds.labelled or not len(ds) else " (unlabelled)"), ds
+    count = f"{len(ds)} image" + ("" if len(ds) == 1 else "s")
+    return f"{split} {count}" + ("" if ds.labelled or not len(ds) else " (unlabelled)"), ds
 
 
 def _find(path: Path, dataset: str | None):
@@ -119,13 +120,14 @@ def describe_dataset(path: str | Path, dataset: str | None = None) -> str:
         ds = images([path])
         if not len(ds):
             raise UserError(f"{path}: not a dataset and no image files (looked for {_markers()})")
-        return f"{path}: {IMAGES}: {len(ds)} unlabelled images"
+        return f"{path}: {IMAGES}: {len(ds)} unlabelled image" + ("" if len(ds) == 1 else "s")
     lay, root = found
     splits = lay.splits(root)
     if not splits:
         raise UserError(f"{root}: not a {lay.name} dataset: no split found (expected {lay.sketch})")
     summaries = [_split_summary(lay, root, s) for s in splits]
-    sample = next((ds for _, ds in summaries if ds is not None), None)
+    opened = [ds for _, ds in summaries if ds is not None]
+    sample = next((ds for ds in opened if ds.labelled), opened[0] if opened else None)
     where = "" if root == path else f" at {root}"
     line = f"{path}: {lay.name} ({lay.title}){where}; splits: {', '.join(text for text, _ in summaries)}"
     if sample is not None and sample.class_set is not None:

@@ -3,8 +3,9 @@
 - ``voc``: ``JPEGImages/ID.jpg``, ``SegmentationClass/ID.png`` (palette PNGs whose indices are the 21
   classes, 255 on the object borders and other void pixels), splits ``ImageSets/Segmentation/{train,val,
   trainval}.txt`` (one image id per line).
-- ``voc_aug``: the same images with ``SegmentationClassAug/ID.png`` (the 10,582-image ``train_aug`` set made
-  from the Semantic Boundaries Dataset; single-channel class indices, 255 void), splits from
+- ``voc_aug``: the same images with ``SegmentationClassAug/ID.png`` (masks of the Semantic Boundaries
+  Dataset added to VOC's, the ``train_aug`` set of DeepLab, arXiv 1606.00915; single-channel class indices,
+  255 void), splits from
   ``ImageSets/SegmentationAug/SPLIT.txt`` or ``ImageSets/Segmentation/SPLIT.txt``; a listing line may be an
   id or DeepLab's ``/JPEGImages/ID.jpg /SegmentationClassAug/ID.png``.
 
