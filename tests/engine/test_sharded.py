@@ -120,14 +120,14 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
 
 def _torchrun(args, cwd) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
-           "-m", "segbench", *map(str, args)]  # fmt: skip
+           "-m", "segbench.cli", *map(str, args)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env, check=False)
 
 
 def _one_process(args, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "segbench", *map(str, args)], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "segbench.cli", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=900, env=env, check=False)  # fmt: skip
 
 
