@@ -18,7 +18,7 @@ from segbench.classes import CITYSCAPES
 from segbench.data.datasets import open_dataset
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
-from segbench.engine.sharded import _merge, _payload, evaluate_sharded, shard_indices
+from segbench.engine.sharded import _merge, _payload, _replay, evaluate_sharded, shard_indices
 
 WORLD = 2
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -73,6 +73,15 @@ def test_merged_shards_equal_one_pass(tmp_path):
     assert _summary(merged) == _summary(whole)
     assert len(np.unique(list(whole.predictions.values())[0])) > 3  # the model's label maps do vary
     assert merged.metrics.miou == whole.metrics.miou and merged.variants[1].ms_per_image > 0
+
+
+def test_on_image_calls_are_replayed_on_rank_0_in_image_order(tmp_path):
+    ds = _dataset(make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True))
+    maps = {i: np.full((12, 16), i) for i in range(5)}
+    payloads = [{"seen": [(i, maps[i], None) for i in shard_indices(5, r, WORLD) if i != 2]} for r in range(WORLD)]
+    calls = []
+    _replay(payloads, ds, lambda item, pred, conf: calls.append((item["name"], int(pred[0, 0]), item["mask"].shape)))
+    assert calls == [(ds.pairs[i][0].stem, i, (12, 16)) for i in (0, 1, 3, 4)]
 
 
 def _free_port() -> int:

@@ -95,9 +95,10 @@ def broadcast_weights(model: nn.Module, device: str | torch.device) -> nn.Module
     return model
 
 
-def _payload(res: EvalResult, indices: list[int], shard: SegmentationDataset) -> dict:
+def _payload(res: EvalResult, indices: list[int], shard: SegmentationDataset, seen: list | None = None) -> dict:
     """What one rank sends to rank 0: per step its confusion matrix and summed seconds, the counts, and the
-    skipped files and kept label maps under their global image index."""
+    skipped files, kept label maps and ``on_image`` calls (``seen``: ``(path, label map, confidence)``)
+    under their global image index."""
     index_of = {str(shard.pairs[k][0]): i for k, i in enumerate(indices)}
     name_index = {shard.pairs[k][0].stem: i for k, i in enumerate(indices)}
     steps = []
@@ -108,7 +109,17 @@ def _payload(res: EvalResult, indices: list[int], shard: SegmentationDataset) ->
         "num_images": res.num_images, "steps": steps,
         "skipped": [(index_of.get(s["file"], -1), s) for s in res.skipped],
         "predictions": [(name_index.get(k, -1), k, np.asarray(p)) for k, p in res.predictions.items()],
+        "seen": [(index_of.get(path, -1), pred, conf) for path, pred, conf in seen or []],
     }  # fmt: skip
+
+
+def _replay(payloads: list[dict], dataset: SegmentationDataset, on_image) -> None:
+    """Call ``on_image(item, label map, confidence)`` on rank 0 for every image any rank evaluated, in
+    image order, with the item read again here (its image and mask are not sent)."""
+    for index, pred, conf in sorted((t for p in payloads for t in p.get("seen", [])), key=lambda t: t[0]):
+        item = dataset[index]
+        if "error" not in item:
+            on_image(item, pred, conf)
 
 
 def _merge(payloads: list[dict], num_classes: int) -> EvalResult:
@@ -140,7 +151,9 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean
         model, dataset, num_classes, mean, std, device, max_images, progress: as for ``evaluate``
             (``max_images`` counts over all processes; only rank 0 shows progress).
         **kwargs: the other keywords of ``evaluate`` (``keep``, ``desc``, ``with_metrics``, ``inference``,
-            ``crf``).
+            ``crf``, and ``on_image`` where ``evaluate`` has it: called on rank 0 only, for every image of
+            every rank in image order, after the gather; the label maps and confidences of all images are
+            then held in rank 0's memory at once).
 
     Returns:
         On rank 0 (and in a single process) the result over all images; on the other ranks their own
@@ -153,6 +166,9 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean
     if world == 1:
         return evaluate(model, dataset, num_classes, mean, std, device, max_images=max_images, progress=progress,
                         **kwargs)  # fmt: skip
+    on_image, seen = kwargs.pop("on_image", None), []
+    if on_image is not None:  # replayed on rank 0 after the gather, so only rank 0 writes
+        kwargs["on_image"] = lambda item, pred, conf: seen.append((item["path"], np.asarray(pred), conf))
     n = len(dataset) if not max_images else min(max_images, len(dataset))
     indices = shard_indices(n, rank, world)
     shard = dataset.subset([dataset.pairs[i] for i in indices])
@@ -163,5 +179,9 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean
         error, user = (str(exc), True) if isinstance(exc, UserError) else (first_line(exc), False)
     _agree(error, user)
     gathered = [None] * world if rank == 0 else None
-    dist.gather_object(_payload(res, indices, shard), gathered, dst=0)
-    return _merge(gathered, num_classes) if rank == 0 else res
+    dist.gather_object(_payload(res, indices, shard, seen), gathered, dst=0)
+    if rank != 0:
+        return res
+    if on_image is not None:
+        _replay(gathered, dataset, on_image)
+    return _merge(gathered, num_classes)
