@@ -79,9 +79,6 @@ CITYSCAPES = ClassSet(
     ),
 )
 
-CLASS_SETS = {c.name: c for c in (CAMVID, VOC, CITYSCAPES)}
-
-
 def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
     """Deterministic, well-spread RGB colours for ``num_classes`` classes, never pure black (void).
 
@@ -96,6 +93,35 @@ def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
         r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
         colours.append((round(r * 255), round(g * 255), round(b * 255)))
     return colours
+
+
+# ADE20K SceneParsing's 150 classes (the first name of each row of the benchmark's objectInfo150), in the
+# order of their label values 1..150; value 0 ("other objects") is void. The release defines no colours:
+# segbench's default palette.
+ADE20K = ClassSet(
+    "ade20k",
+    (
+        "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass", "cabinet",
+        "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain", "chair", "car", "water",
+        "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field", "armchair", "seat", "fence", "desk",
+        "rock", "wardrobe", "lamp", "bathtub", "railing", "cushion", "base", "box", "column", "signboard",
+        "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand",
+        "path", "stairs", "runway", "case", "pool table", "pillow", "screen door", "stairway", "river", "bridge",
+        "bookcase", "blind", "coffee table", "toilet", "flower", "book", "hill", "bench", "countertop", "stove",
+        "palm", "kitchen island", "computer", "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus",
+        "towel", "light", "truck", "tower", "chandelier", "awning", "streetlight", "booth", "television receiver",
+        "airplane", "dirt track", "apparel", "pole", "land", "bannister", "escalator", "ottoman", "bottle",
+        "buffet", "poster", "stage", "van", "ship", "fountain", "conveyer belt", "canopy", "washer", "plaything",
+        "swimming pool", "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven",
+        "ball", "food", "step", "tank", "trade name", "microwave", "pot", "animal", "bicycle", "lake",
+        "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray",
+        "ashcan", "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator",
+        "glass", "clock", "flag",
+    ),
+    tuple(default_palette(150)),
+)
+
+CLASS_SETS = {c.name: c for c in (CAMVID, VOC, CITYSCAPES, ADE20K)}
 
 
 def palette_array(palette: Sequence[Sequence[int]] | None, num_classes: int) -> np.ndarray:

@@ -32,8 +32,8 @@ from segbench.bench.isolate import run_isolated
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
-from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
+from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
 from segbench.errors import UserError, first_line
 from segbench.export import sample_calibration
 from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
@@ -104,6 +104,8 @@ class CompareOptions:
             backend's (1.0 = the same label maps), so a faster backend that segments differently shows even
             without labels.
         calibration: folder of images calibrating the int8 backends (None: the shipped CamVid sample).
+        dataset: the layout of the data (``cityscapes``, ``voc``, ... see
+            :func:`segbench.data.datasets.dataset_names`); None: detected from the folder.
         isolate: time each (model, backend) in a fresh ``python -m segbench.bench.worker`` subprocess (its row
             then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the memory of one
             training step); False: in this process, after the accuracy pass (faster to start, but the figures
@@ -132,6 +134,7 @@ class CompareOptions:
     isolate: bool = True
     inputs: ModelInputs | None = None
     class_map: str | Path | None = None
+    dataset: str | None = None
 
 
 @dataclass
@@ -187,7 +190,7 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
         check_backend(b)
     if opts.class_map is not None:
         read_class_map_file(opts.class_map)  # a bad file fails before any work
-    dataset = open_dataset(data, opts.split)
+    dataset = open_dataset(data, opts.split, opts.dataset)
     n_images = len(dataset) if not opts.max_images else min(opts.max_images, len(dataset))
     grid_names = [dataset.pairs[i][0].stem for i in range(min(opts.grid_images, n_images))]
     result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several)
@@ -235,7 +238,7 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
         runner, dataset, num_classes = mapping.wrap(runner), mapping.targets(p.dataset), len(mapping.data_names)
     same_classes = p.dataset.labelled and (mapping is not None or list(p.dataset.class_set.names) == list(info.class_names))
     keep = set(p.grid_names) if len(p.backends) == 1 else {p.dataset.pairs[i][0].stem for i in range(p.n_images)}
-    res = evaluate(
+    res = evaluate_sharded(  # over the torchrun processes when there are several, merged on rank 0
         runner, dataset, num_classes, info.mean, info.std, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
         with_metrics=same_classes, inference=model_inference, crf=opts.crf, on_image=on_image,
@@ -271,6 +274,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     except UserError as exc:
         out.rows.append({**row, "error": str(exc)})
         return
+    broadcast_weights(loaded.model, opts.device)  # the same weights on every torchrun process
     row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
     notes = [n for n in (getattr(info, "missing", ""), *getattr(info, "notes", [])) if n]
     if notes:
@@ -311,7 +315,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
             if name in p.grid_names:
                 out.grid_preds.setdefault(name, {})[label] = pred
         del res
-        bench = _benchmark(spec, loaded, backend, calib, p, opts)
+        bench = _benchmark(spec, loaded, backend, calib, p, opts) if is_main() else {}  # rank 0 alone times
         env = bench.pop("env", None)
         brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
         brow["env"] = env
@@ -396,4 +400,6 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     results = _Results(browser_dir=Path(out_dir) / "browser")
     for spec in models:
         _compare_model(spec, p, opts, results)
+    if not is_main():  # under torchrun, rank 0 alone writes the report
+        return {"rows": results.rows, "skipped": results.skipped or [], "files": {}}
     return report(data, out_dir, p, opts, results)

@@ -21,7 +21,7 @@ from segbench.files import read_text
 
 @dataclass
 class DataConfig:
-    root: str = ""  # dataset folder (CamVid layout, or images/ + masks/ with classes.yaml)
+    root: str = ""  # dataset folder, any layout of `segbench datasets` (Cityscapes, ADE20K, VOC, CamVid, folder)
     # a split of the dataset (CamVid: train, val, trainval, seq_train, seq_val, or a union such as train+val)
     train_split: str = "train"
     val_split: str = "val"

@@ -1,6 +1,6 @@
 """segbench: build, train, evaluate and compare semantic segmentation networks.
 
-Commands: models, train, curves, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
+Commands: models, datasets, train, curves, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
 input (one line naming the file or option and what was expected).
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segbench.cli import benchmark, compare, curves, evaluate, export, models, predict, train
+from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, models, predict, train
 from segbench.errors import UserError
 
-SUBCOMMANDS = (models, train, curves, evaluate, predict, benchmark, compare, export)
+SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, compare, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,8 @@ from segbench.cli.common import (
     print_busy_warning,
     print_skipped,
 )
+from segbench.cli.datasets import add_dataset_arg
+from segbench.cli.launch import distributed
 from segbench.errors import UserError
 
 
@@ -31,6 +33,7 @@ def add_parser(sub) -> None:
                    "py:MODULE:FUNCTION, smp:ARCH:ENCODER[:CLASSES], hf:PATH_OR_ID")
     c.add_argument("--data", help="dataset folder or folder of images (default: the CamVid sample shipped with segbench)")
     c.add_argument("--split", default="val")
+    add_dataset_arg(c)
     c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
     c.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     c.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="benchmark input size (default: the first image's)")
@@ -49,9 +52,11 @@ def add_parser(sub) -> None:
     c.set_defaults(func=run)
 
 
+@distributed
 def run(args) -> int:
     from segbench.compare import compare, zoo_models
     from segbench.data.datasets import sample_dir
+    from segbench.engine.sharded import is_main, on_main
     from segbench.external import check_spec, external_kind
 
     models = args.models or zoo_models()
@@ -64,15 +69,18 @@ def run(args) -> int:
             check_spec(spec)
     inference, crf = inference_config(args), crf_config(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
-    check_new_dir(out, args.overwrite)
-    print(f"comparing {', '.join(models)} on {data}")
+    on_main(check_new_dir, out, args.overwrite)
+    if is_main():
+        print(f"comparing {', '.join(models)} on {data}")
     result = compare(
         models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
-        backends=args.backend, calibration=args.calibration, isolate=not args.in_process,
+        backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
         inputs=model_inputs(args), class_map=args.class_map,
     )
+    if not is_main():
+        return 0  # rank 0 reports for every process
     several = args.backend != ["eager"]
     for r in result["rows"]:
         name = r["model"] + (f" ({r['backend']})" if several and r.get("backend") else "")

@@ -22,6 +22,8 @@ from segbench.cli.common import (
     pct,
     print_skipped,
 )
+from segbench.cli.datasets import add_dataset_arg
+from segbench.cli.launch import distributed
 from segbench.errors import UserError
 
 
@@ -30,8 +32,9 @@ def add_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="pixel accuracy, per-class IoU and mIoU on a labelled split")
     e.add_argument("model", help="ARCH.TAG (e.g. fast_scnn.camvid), ARCH with --weights, a checkpoint path, or a "
                                  "model segbench did not build (FILE.onnx, FILE.pt, FILE.pt2, py:, smp:, hf:)")
-    e.add_argument("--data", required=True, help="dataset folder (CamVid layout or images/ + masks/)")
+    e.add_argument("--data", required=True, help="dataset folder, layout detected (see: segbench datasets)")
     e.add_argument("--split", default="val")
+    add_dataset_arg(e)
     e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
     e.add_argument("--output", help="folder for metrics.json and confusion_matrix.csv")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
@@ -53,16 +56,18 @@ def _open(args):
             classes that no name or --class-map maps onto the data's.
     """
     from segbench.data.datasets import open_dataset
+    from segbench.engine.sharded import broadcast_weights, on_main
     from segbench.external import class_mapping, read_class_map_file
 
     if args.class_map:
         read_class_map_file(args.class_map)
-    dataset = open_dataset(args.data, args.split)
+    dataset = open_dataset(args.data, args.split, args.dataset)
     if not dataset.labelled:
         raise UserError(f"{args.data}: split {args.split!r} has no labels to evaluate against")
     if args.output:
-        check_new_dir(Path(args.output), args.overwrite)
+        on_main(check_new_dir, Path(args.output), args.overwrite)
     loaded = load_cli_model(args, args.device)
+    broadcast_weights(loaded.model, args.device)  # the same weights on every torchrun process
     info = loaded.info
     mapping = class_mapping(info.class_names, dataset.class_set.names, args.class_map)
     if mapping is None and list(info.class_names) != list(dataset.class_set.names):
@@ -74,9 +79,10 @@ def _open(args):
     return dataset, loaded, mapping
 
 
+@distributed
 def run(args) -> int:
     from segbench.compare import check_device
-    from segbench.engine.evaluate import evaluate
+    from segbench.engine.sharded import evaluate_sharded, is_main
 
     device = check_device(args.device)
     inference_config(args)  # bad options fail before any work
@@ -92,17 +98,19 @@ def run(args) -> int:
         print(mapping.describe(), file=sys.stderr)
         runner, dataset, names = mapping.wrap(runner), mapping.targets(dataset), list(mapping.data_names)
     t0 = time.perf_counter()
-    res = evaluate(runner, dataset, len(names), info.mean, info.std, device,
+    res = evaluate_sharded(runner, dataset, len(names), info.mean, info.std, device,
                    max_images=args.max_images, progress=not args.quiet, desc=info.name,
                    inference=inference, crf=crf)  # fmt: skip
     seconds = time.perf_counter() - t0
+    if not is_main():
+        return 0  # rank 0 reports for every process
     print_skipped(res.skipped)
     if res.metrics is None or res.num_images == 0:
         raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
     m = res.metrics.to_dict(names)
     out = {
         "model": info.name, "weights": info.weights, "backend": args.backend,
-        "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "split": args.split,
+        "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "dataset": dataset.layout, "split": args.split,
         "num_images": res.num_images, "seconds": seconds, "throughput_img_s": res.num_images / seconds,
         **m, "skipped": res.skipped,
         "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,

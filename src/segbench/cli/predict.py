@@ -16,6 +16,7 @@ from segbench.cli.common import (
     load_cli_model,
     print_skipped,
 )
+from segbench.cli.datasets import add_dataset_arg
 from segbench.errors import UserError
 from segbench.files import prepare_output_dir
 
@@ -25,7 +26,9 @@ def add_parser(sub) -> None:
     pr = sub.add_parser("predict", help="label PNG and overlay PNG for each image")
     pr.add_argument("model", help="ARCH.TAG, ARCH with --weights, a checkpoint path, or FILE.onnx, FILE.pt, "
                                   "FILE.pt2, py:MODULE:FUNCTION, smp:ARCH:ENCODER, hf:PATH_OR_ID")
-    pr.add_argument("images", nargs="+", help="image files and/or folders")
+    pr.add_argument("images", nargs="+", help="image files and/or folders (with --dataset: one dataset folder)")
+    add_dataset_arg(pr)
+    pr.add_argument("--split", default="val", help="with --dataset: the split whose images are segmented (default val)")
     pr.add_argument("--output", default="predictions", help="output folder (default ./predictions)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     pr.add_argument("--skip-existing", action="store_true",
@@ -61,6 +64,16 @@ def _targets(args, dataset, out: Path) -> list[dict[str, Path]]:
     return targets
 
 
+def _split_images(args):
+    """The images of ``--split`` of the one dataset folder given, as unlabelled images."""
+    from segbench.data.datasets import SegmentationDataset, open_dataset
+
+    if len(args.images) != 1:
+        raise UserError(f"--dataset {args.dataset}: expected one dataset folder, got {len(args.images)} paths")
+    found = open_dataset(args.images[0], args.split, args.dataset)
+    return SegmentationDataset([(p, None) for p, _ in found.pairs], None)  # a missing image is skipped and listed
+
+
 def run(args) -> int:
     from segbench.compare import check_device
     from segbench.data.datasets import images as image_dataset
@@ -69,7 +82,7 @@ def run(args) -> int:
     inference_config(args)  # bad options fail before any work
     check_backend_args(args)
     crf = crf_config(args)
-    dataset = image_dataset(args.images)
+    dataset = image_dataset(args.images) if args.dataset is None else _split_images(args)
     if not len(dataset):
         raise UserError(f"{' '.join(args.images)}: no images found")
     if not 0.0 <= args.alpha <= 1.0:

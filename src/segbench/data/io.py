@@ -99,19 +99,32 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_mask(
-    path: str | Path, num_classes: int, void_ids: tuple[int, ...] = (IGNORE_INDEX,)
+    path: str | Path, num_classes: int, void_ids: tuple[int, ...] = (IGNORE_INDEX,),
+    label_table: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read a single-channel label map as ``np.int64 (H, W)``; ``void_ids`` become 255 (ignored).
 
+    Args:
+        label_table: ``(K,)`` lookup applied first: stored value ``v`` becomes ``label_table[v]`` (a class
+            index or 255); None: the stored values are the class indices.
+
     Raises:
-        UserError: missing or undecodable file, a label map with more than one channel, or values
-            outside ``0..num_classes-1`` and ``void_ids`` (the message lists the values).
+        UserError: missing or undecodable file, a label map with more than one channel, stored values
+            outside ``label_table``, or values outside ``0..num_classes-1`` and ``void_ids`` (the message
+            lists the values).
     """
     path = Path(path)
     img = _open(path)
     if img.mode not in ("L", "P", "I", "I;16", "I;16L", "I;16B"):
         raise UserError(f"{path}: label map must be single-channel (mode L or P), got mode {img.mode}")
     mask = np.asarray(img).astype(np.int64)
+    if label_table is not None:
+        unknown = np.unique(mask[(mask < 0) | (mask >= len(label_table))])
+        if unknown.size:
+            listed = ", ".join(str(v) for v in unknown[:10]) + (" ..." if unknown.size > 10 else "")
+            raise UserError(f"{path}: label values {listed} are not in the dataset's label table "
+                            f"(0..{len(label_table) - 1})")  # fmt: skip
+        mask = np.asarray(label_table, dtype=np.int64)[mask]
     for v in void_ids:
         mask[mask == v] = IGNORE_INDEX
     bad = np.unique(mask[(mask >= num_classes) & (mask != IGNORE_INDEX)])

@@ -66,7 +66,7 @@ def validate(model: nn.Module, val_ds: SegmentationDataset, num_classes: int, cf
         return evaluate(model, val_ds, num_classes, IMAGENET_MEAN, IMAGENET_STD, dinfo.device,
                         max_images=cfg.data.val_max_images, progress=False).metrics  # fmt: skip
     n = len(val_ds) if not cfg.data.val_max_images else min(cfg.data.val_max_images, len(val_ds))
-    shard = SegmentationDataset(val_ds.pairs[:n][dinfo.rank :: dinfo.world_size], val_ds.class_set, val_ds.void_ids)
+    shard = val_ds.subset(val_ds.pairs[:n][dinfo.rank :: dinfo.world_size])
     res = evaluate(model, shard, num_classes, IMAGENET_MEAN, IMAGENET_STD, dinfo.device, progress=False)
     cm = ConfusionMatrix(num_classes, device=dinfo.device)
     if res.metrics is not None:

@@ -1,0 +1,164 @@
+"""Evaluation sharded over processes: every image once, and the merged result equal to one process's,
+in process (shards merged by hand), in two spawned gloo processes, and through torchrun and the CLI."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as tmp
+from dataset_layouts import make_cityscapes, save_checkpoint
+from torch import nn
+
+from segbench.classes import CITYSCAPES
+from segbench.data.datasets import open_dataset
+from segbench.engine.evaluate import evaluate
+from segbench.engine.inference import InferenceConfig
+from segbench.engine.sharded import _merge, _payload, _replay, evaluate_sharded, shard_indices
+
+WORLD = 2
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def _colour_model() -> nn.Module:
+    """Logits from each pixel's colour (a seeded 1 x 1 convolution): label maps that vary within and
+    between images, so a lost, repeated or misplaced image changes the confusion matrix."""
+    torch.manual_seed(0)
+    return nn.Conv2d(3, CITYSCAPES.num_classes, 1).eval()
+
+
+def _dataset(root):
+    ds = open_dataset(root, "val")
+    (ds.pairs[2][0]).write_bytes(b"not a png")  # one rank skips a file
+    return ds
+
+
+def _summary(res) -> dict:
+    return {
+        "num_images": res.num_images,
+        "confusion": [v.metrics.confusion for v in res.variants],
+        "variants": [v.name for v in res.variants],
+        "skipped": [s["file"] for s in res.skipped],
+        "kept": list(res.predictions),
+        "kept_sums": [int(p.sum()) for p in res.predictions.values()],
+    }
+
+
+def _kwargs(ds):
+    return {"keep": {p.stem for p, _ in ds.pairs}, "progress": False, "inference": InferenceConfig(flip=True)}
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 7])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_shards_hold_every_image_exactly_once(n, world):
+    shards = [shard_indices(n, r, world) for r in range(world)]
+    assert sorted(i for s in shards for i in s) == list(range(n))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_merged_shards_equal_one_pass(tmp_path):
+    ds = _dataset(make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True))
+    model = _colour_model()
+    whole = evaluate(model, ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds))
+    payloads = []
+    for rank in range(WORLD):
+        idx = shard_indices(len(ds), rank, WORLD)
+        shard = ds.subset([ds.pairs[i] for i in idx])
+        payloads.append(_payload(evaluate(model, shard, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds)), idx, shard))
+    merged = _merge(payloads, CITYSCAPES.num_classes)
+    assert _summary(merged) == _summary(whole)
+    assert len(np.unique(list(whole.predictions.values())[0])) > 3  # the model's label maps do vary
+    assert merged.metrics.miou == whole.metrics.miou and merged.variants[1].ms_per_image > 0
+
+
+def test_on_image_calls_are_replayed_on_rank_0_in_image_order(tmp_path):
+    ds = _dataset(make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True))
+    maps = {i: np.full((12, 16), i) for i in range(5)}
+    payloads = [{"seen": [(i, maps[i], None) for i in shard_indices(5, r, WORLD) if i != 2]} for r in range(WORLD)]
+    calls = []
+    _replay(payloads, ds, lambda item, pred, conf: calls.append((item["name"], int(pred[0, 0]), item["mask"].shape)))
+    assert calls == [(ds.pairs[i][0].stem, i, (12, 16)) for i in (0, 1, 3, 4)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _FailsOnRank1(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("out of memory on this rank")
+
+
+def _rank(rank, port, root, out) -> None:
+    from segbench.engine.distributed import cleanup, init_distributed
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    init_distributed("cpu")
+    ds = open_dataset(root, "val")
+    res = evaluate_sharded(_colour_model(), ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds))
+    failed = None
+    try:
+        model = _FailsOnRank1() if rank == 1 else _colour_model()
+        evaluate_sharded(model, ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds))
+    except RuntimeError as exc:
+        failed = str(exc)
+    (out / f"rank{rank}.json").write_text(json.dumps({"result": _summary(res), "failed": failed}))
+    cleanup()
+
+
+def test_two_gloo_processes_equal_one_process(tmp_path):
+    root = make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True)
+    ds = _dataset(root)
+    torch.set_num_threads(1)
+    one = _summary(evaluate(_colour_model(), ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds)))
+    tmp.start_processes(_rank, args=(_free_port(), root, tmp_path), nprocs=WORLD, start_method="spawn")
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    assert ranks[0]["result"] == one  # confusion matrices of plain and +flip, counts, skipped, kept maps
+    assert ranks[1]["result"]["num_images"] == 2  # rank 1 evaluated images 1 and 3 (2 is unreadable)
+    for r in ranks:  # a failure on rank 1 is raised on both ranks; neither waits forever
+        assert r["failed"] == "rank 1: RuntimeError: out of memory on this rank"
+
+
+def _torchrun(args, cwd) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
+           "-m", "segbench.cli", *map(str, args)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env, check=False)
+
+
+def _one_process(args, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "segbench.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=900, env=env, check=False)  # fmt: skip
+
+
+@pytest.mark.slow  # torchrun, two processes each importing torch, and one more process
+def test_torchrun_evaluate_and_compare_equal_one_process(tmp_path):
+    root = make_cityscapes(tmp_path / "cs", frames={"val": 3}, train_ids=True)
+    ckpt = save_checkpoint(tmp_path / "cs.safetensors", CITYSCAPES)
+    two = _torchrun(["evaluate", ckpt, "--data", root, "--output", tmp_path / "two", "--quiet"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("wrote ") == 1 and two.stdout.count("3 images") == 1  # rank 0 alone prints
+    one = _one_process(["evaluate", ckpt, "--data", root, "--output", tmp_path / "one", "--quiet"], tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert m2["confusion"] == m1["confusion"] and m2["num_images"] == m1["num_images"] == 3
+    assert (tmp_path / "one" / "confusion_matrix.csv").read_text() == (tmp_path / "two" / "confusion_matrix.csv").read_text()
+    report = tmp_path / "report"
+    cmp = _torchrun(["compare", ckpt, "--data", root, "--output", report, "--in-process", "--min-time", "0.01",
+                     "--grid", "1", "--quiet"], tmp_path)  # fmt: skip
+    assert cmp.returncode == 0, cmp.stderr[-3000:]
+    assert cmp.stdout.count("report: ") == 1
+    rows = json.loads((report / "results.json").read_text())["rows"]
+    assert rows[0]["miou"] == pytest.approx(m1["miou"], abs=1e-12) and rows[0]["num_images"] == 3
+    bad = _torchrun(["evaluate", ckpt, "--data", tmp_path / "nowhere"], tmp_path)
+    assert bad.returncode != 0 and bad.stderr.count("segbench: error: ") == 1  # rank 0's line
+    assert "no such file or folder" in bad.stderr and "/segbench/" not in bad.stderr  # no segbench traceback
