@@ -20,11 +20,12 @@ from segbench.bench.e2e import measure_end_to_end
 from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
+from segbench.bench.peak import backend_precision, measure_peaks, probe_peaks, theoretical_peaks
 from segbench.bench.schema import RESULT_KEYS, empty_row
 from segbench.bench.size import count_flops, count_params, weights_size_mb
 from segbench.errors import UserError, first_line
 
-__all__ = ["benchmark_model", "prepare_backend", "run_case"]
+__all__ = ["add_probe", "benchmark_model", "prepare_backend", "run_case"]
 
 _MATMUL_PEAK: dict[str, dict] = {}
 
@@ -61,14 +62,24 @@ def prepare_backend(
     return backends.prepare(model, backend, example, device=device, calibration=calibration)
 
 
-def _peak(device: torch.device, threads: int | None, measure: bool) -> dict:
-    """fp32 peak of ``device``: theoretical on CPU (plus measured with ``measure``), measured on CUDA."""
+def _peak(device: torch.device, threads: int | None, measure: bool, precision: str = "fp32") -> dict:
+    """Peak of ``device`` in ``precision``: theoretical on CPU (plus the measured fp32 matmul with ``measure``),
+    a measured GEMM on CUDA."""
     if device.type == "cuda":
-        key = str(device)
+        key = f"{device}:{precision}"
         if key not in _MATMUL_PEAK:
-            _MATMUL_PEAK[key] = measure_matmul_peak(device)
-        return _MATMUL_PEAK[key]
-    out = cpu_fp32_peak(threads)
+            if precision == "fp32":
+                _MATMUL_PEAK[key] = measure_matmul_peak(device)
+            else:
+                gemm = measure_peaks(str(device), (precision,)).get(precision, {})
+                _MATMUL_PEAK[key] = {"peak_gflops": gemm.get("gflop_s"), "peak_kind": "measured matmul peak",
+                                     "peak_formula": f"2 n^3 / best time of a {precision} GEMM ({gemm.get('kernel')})"}  # fmt: skip
+        return dict(_MATMUL_PEAK[key])
+    if precision == "fp32":
+        out = cpu_fp32_peak(threads)
+    else:
+        theory = theoretical_peaks("cpu", threads).get(precision, {})
+        out = {"peak_gflops": theory.get("gflop_s"), "peak_kind": "theoretical", "peak_formula": theory.get("formula")}
     if measure:
         key = f"cpu:{torch.get_num_threads()}"
         if key not in _MATMUL_PEAK:
@@ -163,14 +174,28 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
 
 
 def _add_peak(result: dict, device: torch.device, threads: int | None, measure_peak: bool) -> None:
-    """Achieved GFLOP/s beside the device's fp32 peak, into ``result``."""
-    peak = _peak(device, threads, measure_peak)
+    """Achieved GFLOP/s beside the device's peak in the precision the backend computes in, into ``result``."""
+    precision = backend_precision(result["backend"] or "eager", str(device))
+    peak = _peak(device, threads, measure_peak, precision)
     result["achieved_gflop_s"] = result["gflops"] * result["batch"] / (result["latency_ms_p50"] / 1e3)
-    result.update(peak_gflop_s=peak["peak_gflops"], peak_kind=peak["peak_kind"], peak_formula=peak["peak_formula"])
+    result.update(peak_precision=precision, peak_gflop_s=peak["peak_gflops"], peak_kind=peak["peak_kind"],
+                  peak_formula=f"{precision}: {peak['peak_formula']}")  # fmt: skip
     if peak["peak_gflops"]:
         result["peak_fraction"] = result["achieved_gflop_s"] / peak["peak_gflops"]
     if "measured_matmul_gflop_s" in peak:
         result["matmul_gflop_s"] = peak["measured_matmul_gflop_s"]
+
+
+def add_probe(row: dict, probe: dict) -> None:
+    """The probe's measured rate in the row's ``peak_precision`` (``probe_gflop_s``, ``probe_fraction``) and the
+    probe itself (``peak_probe``), into a result row of :func:`benchmark_model`."""
+    row["peak_probe"] = probe
+    measured = (probe.get("measured") or {}).get(row.get("peak_precision") or "", {})
+    rate = measured.get("gflop_s")
+    if rate:
+        row["probe_gflop_s"] = rate
+        if row.get("achieved_gflop_s"):
+            row["probe_fraction"] = row["achieved_gflop_s"] / rate
 
 
 def benchmark_model(
@@ -334,6 +359,8 @@ def run_case(case: Case | dict) -> dict:
         backend=case.backend, calibration=calibration, latency=case.latency, measure_peak=case.measure_peak,
     )  # fmt: skip
     row.update(bench)
+    if row["error"] is None and case.probe_peak:
+        add_probe(row, probe_peaks(case.device, case.threads))
     if row["error"] is None and case.e2e and case.batch == 1:
         row.update(_end_to_end(case, predictor, info, paths, masks, data_error))
     row["peak_rss_mib"] = process_peak_rss_mib()
