@@ -57,8 +57,8 @@ def prepare_backend(
         UserError: Unknown backend, or one that is unavailable here (missing package, unsupported
             device); the message names the pip extra to install.
     """
-    if backend not in backends.BACKENDS:
-        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(backends.BACKENDS)}")
+    if backend not in backends.ALL_BACKENDS:
+        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(backends.ALL_BACKENDS)}")
     return backends.prepare(model, backend, example, device=device, calibration=calibration)
 
 

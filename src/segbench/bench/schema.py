@@ -107,6 +107,8 @@ COMPARE = (
     Field("num_images", "count", "images evaluated"),
     Field("agreement_miou", "fraction", "mIoU of the backend's predictions scored against the first backend's"),
     Field("pixel_agreement", "fraction", "pixels the backend labels as the first backend does"),
+    Field("best", "", "--backend best: whether this row is the model's chosen backend (segbench.bench.select)"),
+    Field("best_choice", "", "--backend best: the choice, its speed-up, accuracy loss, band and the rejected backends"),
 )
 """Columns :func:`segbench.compare.compare` adds to a benchmark row: accuracy and agreement."""
 

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them) or ARCH.TAG")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
                    help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
-                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8")
+                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8, compile_bf16, compile_int8, openvino_nncf_int8")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
     b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
@@ -53,10 +53,10 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     Raises:
         UserError: an unknown backend, a bad number, an existing output, missing --data, or no usable model.
     """
-    from segbench.bench.backends import BACKENDS
+    from segbench.bench.backends import ALL_BACKENDS
     from segbench.bench.table import check_specs
 
-    known = BACKENDS
+    known = ALL_BACKENDS
     for b in args.backend:
         if b not in known:
             raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(known)}")
