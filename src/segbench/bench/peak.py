@@ -192,7 +192,8 @@ def _machine_key(device: torch.device, threads: int) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: bool = False, cache: bool = True) -> dict:
+def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: bool = False, cache: bool = True,
+                n: int | None = None) -> dict:
     """Theoretical and measured peaks per precision, the measurement cached per machine.
 
     The cache file (``$SEGBENCH_CACHE_DIR/peak/KEY.json``, default ``~/.cache/segbench``) is keyed by the CPU
@@ -204,6 +205,7 @@ def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: boo
         threads: CPU threads (default ``torch.get_num_threads()``).
         refresh: measure again even when a cached probe exists.
         cache: read and write the cache (False: measure, keep nothing).
+        n: GEMM side of :func:`measure_peaks` (smoke tests); a probe with ``n`` is never cached.
 
     Returns:
         ``{"device", "threads", "theoretical": {precision: {...}}, "measured": {precision: {...}},
@@ -213,7 +215,7 @@ def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: boo
 
     dev = torch.device(device)
     threads = threads or torch.get_num_threads()
-    path = _cache_dir() / f"{_machine_key(dev, threads)}.json" if cache else None
+    path = _cache_dir() / f"{_machine_key(dev, threads)}.json" if cache and n is None else None
     if path is not None and not refresh and path.is_file():
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
@@ -224,7 +226,7 @@ def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: boo
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        measured = measure_peaks(device)
+        measured = measure_peaks(device, n=n)
     finally:
         torch.set_num_threads(previous)
     record = {"device": str(device), "threads": threads, "measured": measured, "busy_pct": busy,
