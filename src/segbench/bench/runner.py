@@ -16,7 +16,7 @@ from torch import nn
 from segbench.bench import backends
 from segbench.bench.backends import TORCH_BACKENDS
 from segbench.bench.case import Case, as_case
-from segbench.bench.e2e import measure_end_to_end
+from segbench.bench.e2e import measure_end_to_end, measure_pipelined
 from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
@@ -363,6 +363,8 @@ def run_case(case: Case | dict) -> dict:
         add_probe(row, probe_peaks(case.device, case.threads))
     if row["error"] is None and case.e2e and case.batch == 1:
         row.update(_end_to_end(case, predictor, info, paths, masks, data_error))
+    if row.get("e2e_pipelined_img_s") and row.get("throughput_img_s"):
+        row["e2e_pipelined_vs_model"] = row["e2e_pipelined_img_s"] / row["throughput_img_s"]
     row["peak_rss_mib"] = process_peak_rss_mib()
     if row["error"] is None and case.train_step and case.backend == "eager":
         row.update(_train_step(case, loaded.model, info.num_classes))
@@ -378,9 +380,14 @@ def _end_to_end(case: Case, predictor, info, paths, masks, data_error: str | Non
             predictor, paths, info.mean, info.std, input_size=tuple(case.input_size), device=case.device,
             min_time_s=float(case.latency.get("min_time_s", 1.0)), num_classes=info.num_classes, masks=masks,
         )  # fmt: skip
+        piped = measure_pipelined(
+            predictor, paths, info.mean, info.std, input_size=tuple(case.input_size), device=case.device,
+            min_time_s=float(case.latency.get("min_time_s", 1.0)), num_classes=info.num_classes, masks=masks,
+        )  # fmt: skip
     except Exception as exc:  # noqa: BLE001
         return {"e2e_error": _one_line(exc, "end to end")}
-    return {"sample_miou": e2e.pop("miou", None), "e2e_data": case.data or "segbench CamVid sample", **e2e}
+    piped.pop("miou", None)  # the same masks as the serial pass (tested)
+    return {"sample_miou": e2e.pop("miou", None), "e2e_data": case.data or "segbench CamVid sample", **e2e, **piped}
 
 
 def _train_step(case: Case, model: nn.Module, num_classes: int) -> dict:
