@@ -20,6 +20,7 @@ from segbench.bench.e2e import measure_end_to_end, measure_pipelined
 from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
+from segbench.bench.native import NATIVE_BACKENDS
 from segbench.bench.peak import backend_precision, measure_peaks, probe_peaks, theoretical_peaks
 from segbench.bench.schema import RESULT_KEYS, empty_row
 from segbench.bench.size import count_flops, count_params, weights_size_mb
@@ -57,8 +58,9 @@ def prepare_backend(
         UserError: Unknown backend, or one that is unavailable here (missing package, unsupported
             device); the message names the pip extra to install.
     """
-    if backend not in backends.ALL_BACKENDS:
-        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(backends.ALL_BACKENDS)}")
+    known = (*backends.BACKENDS, *NATIVE_BACKENDS)
+    if backend not in known:
+        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(known)}")
     return backends.prepare(model, backend, example, device=device, calibration=calibration)
 
 
