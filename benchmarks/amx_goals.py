@@ -60,7 +60,7 @@ class _Out(torch.nn.Module):
 
 
 def speed_section(models, backends, size, threads, latency, isolate: bool) -> tuple[list[str], list[dict]]:
-    rows = sweep(list(models), backends=list(backends), sizes=[size], isolate=isolate, threads=threads,
+    rows = sweep(list(models), backends=list(backends), sizes=[size], isolate=isolate, threads=threads, timeout_s=1800,
                  latency=latency, e2e=False, train_step=False, probe_peak=True)  # fmt: skip
     lines = ["| model | torchvision eager fp32 (ms) | backend | precision | p50 (ms) | x torchvision | GFLOP/s | "
              "%peak (theoretical) | %peak (probe) | goal |", "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
