@@ -29,6 +29,7 @@ from segbench.bench.backends import check_backend, prepare
 from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
+from segbench.bench.select import BEST, expand_backends, mark_best
 from segbench.data.datasets import open_dataset
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
@@ -185,7 +186,7 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     """
     check_device(opts.device)
     several = len(set(opts.backends)) > 1 or any(b != "eager" for b in opts.backends)
-    backends = list(dict.fromkeys(opts.backends)) or ["eager"]
+    backends = expand_backends(opts.backends, opts.device) or ["eager"]  # "best": every candidate, eager first
     for b in backends:
         check_backend(b)
     if opts.class_map is not None:
@@ -266,7 +267,7 @@ def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOp
 def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> None:
     """The rows of one model, one per backend: accuracy (and agreement with the first backend), then speed."""
     row: dict = {"model": spec, "weights": opts.weights}
-    t0 = time.perf_counter()
+    first, t0 = len(out.rows), time.perf_counter()
     try:
         loaded = load_any(spec, weights=opts.weights, inputs=opts.inputs, device=opts.device)
         info = loaded.info
@@ -320,6 +321,8 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
         brow["env"] = env
         out.rows.append(brow)
+    if BEST in opts.backends:
+        mark_best(out.rows[first:], opts.device)
 
 
 def _settings(data: str | Path, p: _Plan, opts: CompareOptions, rows: list[dict]) -> dict:

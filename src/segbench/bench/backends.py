@@ -20,6 +20,9 @@ backend              what runs
 ``openvino_bf16``    the same with bf16 inference precision (CPU with AVX-512 BF16 or AMX)
 ``openvino_int8``    the int8 ONNX model of ``onnxruntime_int8`` (same quantisation and calibration), run by
                      OpenVINO's CPU plugin
+``compile_bf16``,    the runtimes' own compilers and quantisers (:mod:`segbench.bench.native`): torch.compile with
+``compile_int8``,    freezing under bf16 autocast; PT2E int8 with the X86 Inductor quantiser under torch.compile;
+``openvino_nncf_int8`` the ONNX export quantised by NNCF (``nncf.quantize``) for OpenVINO
 ==================== =========================================================================================
 
 The caller's weights and memory layout are never changed (backends that change them work on a copy); eager and
@@ -45,11 +48,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from segbench.bench.native import NATIVE_BACKENDS, native_predictor, nncf_quantize
 from segbench.errors import BackendUnavailable, UserError, require
 from segbench.export import describe_int8, export_onnx, onnx_session, quantize_int8
 from segbench.export.onnx import INPUT_NAME, OUTPUT_NAME
 
 __all__ = [
+    "ALL_BACKENDS",
     "BACKENDS",
     "TORCH_BACKENDS",
     "BackendUnavailable",
@@ -59,7 +64,7 @@ __all__ = [
     "prepare",
 ]
 
-TORCH_BACKENDS = ("eager", "channels_last", "bf16", "compile")
+TORCH_BACKENDS = ("eager", "channels_last", "bf16", "compile", "compile_bf16", "compile_int8")
 """The backends that run PyTorch itself (on its CUDA stream); the others run in ONNX Runtime or OpenVINO."""
 
 BACKENDS: tuple[str, ...] = (
@@ -73,6 +78,9 @@ BACKENDS: tuple[str, ...] = (
     "openvino_bf16",
     "openvino_int8",
 )
+ALL_BACKENDS: tuple[str, ...] = BACKENDS + NATIVE_BACKENDS
+"""Every backend ``prepare`` runs: :data:`BACKENDS` and the native compilers and quantisers
+(:data:`segbench.bench.native.NATIVE_BACKENDS`)."""
 
 
 def check_backend(name: str) -> str:
@@ -81,11 +89,11 @@ def check_backend(name: str) -> str:
     Raises:
         UserError: unknown name; the message suggests close names and lists all.
     """
-    if name in BACKENDS:
+    if name in ALL_BACKENDS:
         return name
-    close = difflib.get_close_matches(name, BACKENDS, n=2, cutoff=0.5)
+    close = difflib.get_close_matches(name, ALL_BACKENDS, n=2, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise UserError(f"--backend {name!r}: unknown backend; {hint}choose from {', '.join(BACKENDS)}")
+    raise UserError(f"--backend {name!r}: unknown backend; {hint}choose from {', '.join(ALL_BACKENDS)}")
 
 
 def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
@@ -117,7 +125,7 @@ class Predictor(nn.Module):
     accepts it; ``.to()`` does not move an ONNX Runtime or OpenVINO model (they stay where prepared).
 
     Attributes:
-        backend: one of :data:`BACKENDS`.
+        backend: one of :data:`ALL_BACKENDS`.
         device: the device inputs are expected on and logits are returned on.
         notes: one line saying what was done (precision, memory format, export time, calibration, threads).
         onnx_path: the ONNX file run (ONNX Runtime and OpenVINO backends), else None.
@@ -245,6 +253,11 @@ def _check_device(backend: str, device: str) -> str:
     return device
 
 
+def _check_compiler(backend: str, kind: str) -> None:
+    if kind == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        raise BackendUnavailable(f"backend {backend} on CPU needs a C++ compiler (g++ or clang++) for Inductor")
+
+
 def _num_classes(model: nn.Module, example: torch.Tensor) -> int:
     with torch.inference_mode():
         return int(model(example[:1]).shape[1])
@@ -296,7 +309,7 @@ def prepare(
     Args:
         model: network mapping ``(N, 3, H, W)`` to logits ``(N, C, H, W)``. Its weights and layout stay as they
             are (copies are made where a backend changes them); eager and compile put it in eval mode on ``device``.
-        backend: one of :data:`BACKENDS`.
+        backend: one of :data:`ALL_BACKENDS`.
         example: a float32 input ``(N, 3, H, W)``: traced for ONNX, compiled on for ``compile``.
         device: ``"cpu"`` or ``"cuda[:i]"``.
         calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the int8 backends (see
@@ -323,7 +336,9 @@ def prepare(
         require("onnxruntime", "onnx", f"backend {backend}")
     if backend.startswith("openvino"):
         require("openvino", "openvino", f"backend {backend}")
-    if backend in ("bf16", "openvino_bf16") and kind == "cpu" and not cpu_supports_bf16():
+    if backend == "openvino_nncf_int8":
+        require("nncf", "nncf", f"backend {backend}")
+    if backend.endswith("bf16") and kind == "cpu" and not cpu_supports_bf16():
         raise BackendUnavailable(
             f"backend {backend} on CPU needs AVX-512 BF16 or AMX (cpuinfo flag avx512_bf16 or amx_bf16); "
             "this CPU has neither"
@@ -333,6 +348,9 @@ def prepare(
     if for_backend is not None:
         runner = for_backend(backend, device)  # BackendUnavailable for the backends the file cannot run with
         return _TorchPredictor(runner, backend, device, runner.runs_as)
+    if backend in ("compile_bf16", "compile_int8"):
+        _check_compiler(backend, kind)
+        return native_predictor(model, backend, example, device, calibration, _TorchPredictor)
     if backend in TORCH_BACKENDS:
         return _torch_predictor(model, backend, example, device)
     return _exported_predictor(model, backend, example, device, calibration, onnx_file)
@@ -361,9 +379,7 @@ def _torch_predictor(model: nn.Module, backend: str, example: torch.Tensor, devi
             channels_last=True,
             autocast=torch.bfloat16,
         )
-    # compile
-    if kind == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-        raise BackendUnavailable("backend compile on CPU needs a C++ compiler (g++ or clang++) for Inductor")
+    _check_compiler(backend, kind)
     compiled = torch.compile(net)
     predictor = _TorchPredictor(compiled, backend, device, "")
     t0 = time.perf_counter()
@@ -402,8 +418,12 @@ def _exported_predictor(model, backend, example, device, calibration, onnx_file)
         core = ov.Core()
         config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         version = ov.get_version().split("-")[0]
+        if backend == "openvino_nncf_int8":
+            ov_model, precision = nncf_quantize(core, path, calibration or [example])
+        else:
+            ov_model = core.read_model(str(path))
         notes = f"OpenVINO {version} CPU, {precision}, {threads} threads, ONNX {how}"
-        predictor = _OpenVINOPredictor(core, core.read_model(str(path)), config, notes, keep, backend)
+        predictor = _OpenVINOPredictor(core, ov_model, config, notes, keep, backend)
         predictor.onnx_path = path
         return predictor
 

@@ -34,6 +34,8 @@ class Case:
         train_step: Measure the memory of one training step (``eager`` backend only).
         cudnn_benchmark: Value of ``torch.backends.cudnn.benchmark`` in the worker.
         measure_peak: Also measure a large matmul on CPU.
+        probe_peak: Read the measured peak per precision (:func:`segbench.bench.peak.probe_peaks`, cached per
+            machine) and add ``probe_gflop_s`` / ``probe_fraction`` / ``peak_probe`` to the row.
     """
 
     model: str
@@ -49,6 +51,7 @@ class Case:
     train_step: bool = True
     cudnn_benchmark: bool = False
     measure_peak: bool = False
+    probe_peak: bool = False
 
     def to_dict(self) -> dict:
         """The case as a JSON-able dict."""
@@ -95,6 +98,7 @@ def make_case(
     train_step: bool = True,
     cudnn_benchmark: bool = False,
     measure_peak: bool = False,
+    probe_peak: bool = False,
 ) -> Case:
     """One benchmark case with its values normalised (ints, a list ``[H, W]``, a string ``data``); the
     arguments are the attributes of :class:`Case`."""
@@ -102,5 +106,5 @@ def make_case(
         model=model, backend=backend, batch=int(batch), input_size=[int(s) for s in input_size], device=device,
         threads=threads, weights=weights, latency=dict(latency or {}), data=None if data is None else str(data),
         e2e=bool(e2e), train_step=bool(train_step), cudnn_benchmark=bool(cudnn_benchmark),
-        measure_peak=bool(measure_peak),
+        measure_peak=bool(measure_peak), probe_peak=bool(probe_peak),
     )  # fmt: skip

@@ -16,15 +16,17 @@ from torch import nn
 from segbench.bench import backends
 from segbench.bench.backends import TORCH_BACKENDS
 from segbench.bench.case import Case, as_case
-from segbench.bench.e2e import measure_end_to_end
+from segbench.bench.e2e import measure_end_to_end, measure_pipelined
 from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
+from segbench.bench.native import NATIVE_BACKENDS
+from segbench.bench.peak import backend_precision, measure_peaks, probe_peaks, theoretical_peaks
 from segbench.bench.schema import RESULT_KEYS, empty_row
 from segbench.bench.size import count_flops, count_params, weights_size_mb
 from segbench.errors import UserError, first_line
 
-__all__ = ["benchmark_model", "prepare_backend", "run_case"]
+__all__ = ["add_probe", "benchmark_model", "prepare_backend", "run_case"]
 
 _MATMUL_PEAK: dict[str, dict] = {}
 
@@ -56,19 +58,30 @@ def prepare_backend(
         UserError: Unknown backend, or one that is unavailable here (missing package, unsupported
             device); the message names the pip extra to install.
     """
-    if backend not in backends.BACKENDS:
-        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(backends.BACKENDS)}")
+    known = (*backends.BACKENDS, *NATIVE_BACKENDS)
+    if backend not in known:
+        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(known)}")
     return backends.prepare(model, backend, example, device=device, calibration=calibration)
 
 
-def _peak(device: torch.device, threads: int | None, measure: bool) -> dict:
-    """fp32 peak of ``device``: theoretical on CPU (plus measured with ``measure``), measured on CUDA."""
+def _peak(device: torch.device, threads: int | None, measure: bool, precision: str = "fp32") -> dict:
+    """Peak of ``device`` in ``precision``: theoretical on CPU (plus the measured fp32 matmul with ``measure``),
+    a measured GEMM on CUDA."""
     if device.type == "cuda":
-        key = str(device)
+        key = f"{device}:{precision}"
         if key not in _MATMUL_PEAK:
-            _MATMUL_PEAK[key] = measure_matmul_peak(device)
-        return _MATMUL_PEAK[key]
-    out = cpu_fp32_peak(threads)
+            if precision == "fp32":
+                _MATMUL_PEAK[key] = measure_matmul_peak(device)
+            else:
+                gemm = measure_peaks(str(device), (precision,)).get(precision, {})
+                _MATMUL_PEAK[key] = {"peak_gflops": gemm.get("gflop_s"), "peak_kind": "measured matmul peak",
+                                     "peak_formula": f"2 n^3 / best time of a {precision} GEMM ({gemm.get('kernel')})"}  # fmt: skip
+        return dict(_MATMUL_PEAK[key])
+    if precision == "fp32":
+        out = cpu_fp32_peak(threads)
+    else:
+        theory = theoretical_peaks("cpu", threads).get(precision, {})
+        out = {"peak_gflops": theory.get("gflop_s"), "peak_kind": "theoretical", "peak_formula": theory.get("formula")}
     if measure:
         key = f"cpu:{torch.get_num_threads()}"
         if key not in _MATMUL_PEAK:
@@ -164,16 +177,30 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
 
 
 def _add_peak(result: dict, device: torch.device, threads: int | None, measure_peak: bool) -> None:
-    """Achieved GFLOP/s beside the device's fp32 peak, into ``result``."""
-    peak = _peak(device, threads, measure_peak)
+    """Achieved GFLOP/s beside the device's peak in the precision the backend computes in, into ``result``."""
+    precision = backend_precision(result["backend"] or "eager", str(device))
+    peak = _peak(device, threads, measure_peak, precision)
     if result["gflops"] is None:
         return
     result["achieved_gflop_s"] = result["gflops"] * result["batch"] / (result["latency_ms_p50"] / 1e3)
-    result.update(peak_gflop_s=peak["peak_gflops"], peak_kind=peak["peak_kind"], peak_formula=peak["peak_formula"])
+    result.update(peak_precision=precision, peak_gflop_s=peak["peak_gflops"], peak_kind=peak["peak_kind"],
+                  peak_formula=f"{precision}: {peak['peak_formula']}")  # fmt: skip
     if peak["peak_gflops"]:
         result["peak_fraction"] = result["achieved_gflop_s"] / peak["peak_gflops"]
     if "measured_matmul_gflop_s" in peak:
         result["matmul_gflop_s"] = peak["measured_matmul_gflop_s"]
+
+
+def add_probe(row: dict, probe: dict) -> None:
+    """The probe's measured rate in the row's ``peak_precision`` (``probe_gflop_s``, ``probe_fraction``) and the
+    probe itself (``peak_probe``), into a result row of :func:`benchmark_model`."""
+    row["peak_probe"] = probe
+    measured = (probe.get("measured") or {}).get(row.get("peak_precision") or "", {})
+    rate = measured.get("gflop_s")
+    if rate:
+        row["probe_gflop_s"] = rate
+        if row.get("achieved_gflop_s"):
+            row["probe_fraction"] = row["achieved_gflop_s"] / rate
 
 
 def benchmark_model(
@@ -340,8 +367,12 @@ def run_case(case: Case | dict) -> dict:
         backend=case.backend, calibration=calibration, latency=case.latency, measure_peak=case.measure_peak,
     )  # fmt: skip
     row.update(bench)
+    if row["error"] is None and case.probe_peak:
+        add_probe(row, probe_peaks(case.device, case.threads))
     if row["error"] is None and case.e2e and case.batch == 1:
         row.update(_end_to_end(case, predictor, info, paths, masks, data_error))
+    if row.get("e2e_pipelined_img_s") and row.get("throughput_img_s"):
+        row["e2e_pipelined_vs_model"] = row["e2e_pipelined_img_s"] / row["throughput_img_s"]
     row["peak_rss_mib"] = process_peak_rss_mib()
     if row["error"] is None and case.train_step and case.backend == "eager":
         if getattr(loaded.model, "onnx_file", None) is not None:
@@ -360,9 +391,14 @@ def _end_to_end(case: Case, predictor, info, paths, masks, data_error: str | Non
             predictor, paths, info.mean, info.std, input_size=tuple(case.input_size), device=case.device,
             min_time_s=float(case.latency.get("min_time_s", 1.0)), num_classes=info.num_classes, masks=masks,
         )  # fmt: skip
+        piped = measure_pipelined(
+            predictor, paths, info.mean, info.std, input_size=tuple(case.input_size), device=case.device,
+            min_time_s=float(case.latency.get("min_time_s", 1.0)), num_classes=info.num_classes, masks=masks,
+        )  # fmt: skip
     except Exception as exc:  # noqa: BLE001
         return {"e2e_error": _one_line(exc, "end to end")}
-    return {"sample_miou": e2e.pop("miou", None), "e2e_data": case.data or "segbench CamVid sample", **e2e}
+    piped.pop("miou", None)  # the same masks as the serial pass (tested)
+    return {"sample_miou": e2e.pop("miou", None), "e2e_data": case.data or "segbench CamVid sample", **e2e, **piped}
 
 
 def _train_step(case: Case, model: nn.Module, num_classes: int) -> dict:

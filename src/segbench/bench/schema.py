@@ -57,7 +57,8 @@ MEASURED = (
     Field("memory_reserved_mib", "MiB (2**20 bytes)", "peak CUDA memory reserved by the caching allocator"),
     Field("memory_kind", "", "what memory_mib measures (segbench.engine.memory.MEMORY_KINDS)"),
     Field("achieved_gflop_s", "GFLOP/s", "gflops x batch / median latency in s"),
-    Field("peak_gflop_s", "GFLOP/s", "fp32 peak of the device"),
+    Field("peak_precision", "", "precision the backend computes in (fp32, tf32, bf16, int8): the peak it is read against"),
+    Field("peak_gflop_s", "GFLOP/s", "peak of the device in peak_precision (CPU: theoretical; CUDA: measured GEMM)"),
     Field("peak_fraction", "fraction", "achieved_gflop_s / peak_gflop_s"),
     Field("peak_kind", "", "theoretical or measured matmul peak"),
     Field("peak_formula", "", "how peak_gflop_s was computed"),
@@ -67,6 +68,9 @@ MEASURED = (
 OPTIONAL = (
     Field("error_kind", "", '"user" when error is a bad input (unknown backend, missing package)'),
     Field("matmul_gflop_s", "GFLOP/s", "measured large fp32 matmul on CPU (measure_peak)"),
+    Field("probe_gflop_s", "GFLOP/s", "this machine's measured GEMM rate in peak_precision (segbench.bench.peak probe)"),
+    Field("probe_fraction", "fraction", "achieved_gflop_s / probe_gflop_s"),
+    Field("peak_probe", "", "the probe: theoretical and measured peak per precision, cache file, busy_pct"),
 )
 CASE_RUN = (
     Field("model", "", "model name"),
@@ -84,6 +88,9 @@ CASE_RUN = (
     Field("e2e_images", "count", "timed images"),
     Field("e2e_input_size", "px", "[h, w] the model ran at end to end"),
     Field("e2e_error", "", "why the end-to-end time is missing"),
+    Field("e2e_pipelined_img_s", "images/s", "end-to-end throughput with decode, model and postprocess overlapped"),
+    Field("e2e_pipelined_images", "count", "timed images of the overlapped end-to-end run"),
+    Field("e2e_pipelined_vs_model", "fraction", "e2e_pipelined_img_s / throughput_img_s (model only)"),
     Field("peak_rss_mib", "MiB (2**20 bytes)", "peak RSS of the measuring process after the measurements"),
     Field("train_memory_mib", "MiB (2**20 bytes)", "peak memory of one training step"),
     Field("train_memory_reserved_mib", "MiB (2**20 bytes)", "peak CUDA memory reserved during the step"),
@@ -105,6 +112,8 @@ COMPARE = (
     Field("agreement_miou", "fraction", "mIoU of the backend's predictions scored against the first backend's"),
     Field("pixel_agreement", "fraction", "pixels the backend labels as the first backend does"),
     Field("class_mapping", "", "how the model's classes were mapped onto the data's (segbench.external.classmap)"),
+    Field("best", "", "--backend best: whether this row is the model's chosen backend (segbench.bench.select)"),
+    Field("best_choice", "", "--backend best: the choice, its speed-up, accuracy loss, band and the rejected backends"),
 )
 """Columns :func:`segbench.compare.compare` adds to a benchmark row: accuracy and agreement."""
 

@@ -75,7 +75,7 @@ def format_table(rows: Sequence[dict]) -> str:
     """The rows of a sweep as a plain-text table, errors on their own lines, followed by what the
     columns mean."""
     head = (f"{'model':32s} {'backend':16s} {'batch':>5s} {'HxW':>9s} {'p50 ms':>8s} {'p90 ms':>8s} {'CI%':>5s} "
-            f"{'img/s':>7s} {'GFLOP/s':>8s} {'%peak':>6s} {'mem MiB':>8s} {'RSS MiB':>8s} {'train MiB':>9s} "
+            f"{'img/s':>7s} {'GFLOP/s':>8s} {'prec':>4s} {'%peak':>6s} {'%probe':>6s} {'mem MiB':>8s} {'RSS MiB':>8s} {'train MiB':>9s} "
             f"{'e2e ms':>7s} {'mIoU':>6s}")  # fmt: skip
     lines = [head]
     for r in rows:
@@ -87,14 +87,33 @@ def format_table(rows: Sequence[dict]) -> str:
         ci = None if r.get("ci_rel") is None else 100 * r["ci_rel"]
         conv = "" if r.get("converged") else "*"
         frac = None if r.get("peak_fraction") is None else 100 * r["peak_fraction"]
+        probe = None if r.get("probe_fraction") is None else 100 * r["probe_fraction"]
         miou = None if r.get("sample_miou") is None else 100 * r["sample_miou"]
         lines.append(
             f"{prefix} {_f(r.get('latency_ms_p50'), '.2f'):>8s} {_f(r.get('latency_ms_p90'), '.2f'):>8s} "
             f"{_f(ci, '.1f') + conv:>5s} {_f(r.get('throughput_img_s'), '.2f'):>7s} {_f(r.get('achieved_gflop_s')):>8s} "
-            f"{_f(frac):>6s} {_f(r.get('memory_mib')):>8s} {_f(r.get('peak_rss_mib')):>8s} "
+            f"{r.get('peak_precision') or '-'!s:>4s} {_f(frac):>6s} {_f(probe):>6s} {_f(r.get('memory_mib')):>8s} {_f(r.get('peak_rss_mib')):>8s} "
             f"{_f(r.get('train_memory_mib')):>9s} {_f(r.get('e2e_ms_p50')):>7s} {_f(miou, '.2f'):>6s}"
         )
         for key in ("e2e_error", "train_error"):
             if r.get(key):
                 lines.append(f"{'':32s} {key}: {r[key]}")
+    return "\n".join(lines)
+
+
+def format_probe(probe: dict) -> str:
+    """The peak probe (:func:`segbench.bench.peak.probe_peaks`) as lines: per precision the theoretical and the
+    measured GFLOP/s, with the formula and the GEMM that measured it."""
+    where = "cached " + str(probe.get("date")) if probe.get("cached") else "measured now"
+    busy = probe.get("busy_pct")
+    lines = [f"peak probe ({probe.get('device')}, {probe.get('threads')} threads, {where}"
+             + (f", CPU {busy:.0f}% busy before it" if busy is not None else "") + "):"]  # fmt: skip
+    theory, measured = probe.get("theoretical") or {}, probe.get("measured") or {}
+    for precision in [p for p in ("fp32", "tf32", "bf16", "fp16", "int8") if p in measured]:
+        t, m = theory.get(precision) or {}, measured.get(precision) or {}
+        got = m.get("error") or f"{_f(m.get('gflop_s'))} GFLOP/s measured ({m.get('kernel')}, n = {m.get('n')})"
+        share = ""
+        if m.get("gflop_s") and t.get("gflop_s"):
+            share = f", {100 * m['gflop_s'] / t['gflop_s']:.0f}% of theoretical"
+        lines.append(f"  {precision:5s} theoretical {_f(t.get('gflop_s'))} GFLOP/s ({t.get('formula') or '-'}); {got}{share}")
     return "\n".join(lines)

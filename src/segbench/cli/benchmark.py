@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                    "or FILE.onnx, FILE.pt, FILE.pt2, py:MODULE:FUNCTION, smp:ARCH:ENCODER[:CLASSES], hf:PATH_OR_ID")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
                    help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
-                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8")
+                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8, compile_bf16, compile_int8, openvino_nncf_int8")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
     b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
     b.add_argument("--no-train-step", action="store_true", help="skip the memory of one training step")
     b.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark (recorded either way)")
     b.add_argument("--measure-peak", action="store_true", help="also measure a large fp32 matmul on CPU")
+    b.add_argument("--no-probe", action="store_true",
+                   help="skip the peak probe (a large GEMM per precision, cached per machine) behind %%probe")
+    b.add_argument("--refresh-probe", action="store_true", help="measure the peak probe again (on an idle machine)")
     b.add_argument("--output", help="folder for benchmark.json")
     b.add_argument("--overwrite", action="store_true", help="replace an existing benchmark.json")
     b.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -51,10 +54,10 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     Raises:
         UserError: an unknown backend, a bad number, an existing output, missing --data, or no usable model.
     """
-    from segbench.bench.backends import BACKENDS
+    from segbench.bench.backends import ALL_BACKENDS
     from segbench.bench.table import check_specs
 
-    known = BACKENDS
+    known = ALL_BACKENDS
     for b in args.backend:
         if b not in known:
             raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(known)}")
@@ -78,7 +81,7 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
 
 def run(args) -> int:
     from segbench.bench.sweep import sweep
-    from segbench.bench.table import format_table, parse_sizes
+    from segbench.bench.table import format_probe, format_table, parse_sizes
     from segbench.compare import check_device
     from segbench.data.io import write_bytes_atomic
 
@@ -88,6 +91,11 @@ def run(args) -> int:
     models = [m for m in args.models if m not in bad]
     latency = {"min_time_s": args.min_time, "budget_s": args.budget, "rel_ci": args.rel_ci, "warmup_s": args.warmup_time}
     rows = [{"model": m, "error": e, "error_kind": "user"} for m, e in bad.items()]
+    probe = None
+    if not args.no_probe:  # measured once here (or read from the cache); the workers read the cache
+        from segbench.bench.peak import probe_peaks
+
+        probe = probe_peaks(device, args.threads, refresh=args.refresh_probe)
 
     def on_row(row, i, total):
         if out_file is not None:  # partial results survive an interrupted sweep
@@ -103,13 +111,15 @@ def run(args) -> int:
         models, backends=args.backend, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
         timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
         latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
-        cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak,
+        cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak, probe_peak=probe is not None,
     )  # fmt: skip
     if rows and all(r.get("error_kind") == "user" for r in rows) and len(rows) == 1:
         raise UserError(rows[0]["error"])
     print(f"device {device}; " + ("each case in a fresh subprocess" if not args.no_isolate else "all cases in this process"))
     print(format_table(rows))
     _print_legend(args, rows, device)
+    if probe is not None:
+        print(format_probe(probe))
     if out_file is not None:
         write_bytes_atomic(out_file, json.dumps(json_safe(rows), indent=2, default=str).encode())
         print(f"wrote {out_file}")
@@ -125,8 +135,9 @@ def _print_legend(args, rows: list[dict], device: str) -> None:
         print(f"p50/p90: median/90th percentile ms per batch; CI%: half-width of the 95% interval of the median "
               f"(order statistics) relative to it, * = not within --rel-ci {args.rel_ci:g} when the budget of "
               f"{args.budget:g} s ran out")
-        print(f"GFLOP/s: FLOPs (torch.utils.flop_counter, 1 multiply-add = 2 FLOPs) x batch / p50; %peak against "
-              f"the fp32 peak, {r0.get('peak_kind')}: {r0.get('peak_formula')}")
+        print(f"GFLOP/s: FLOPs (torch.utils.flop_counter, 1 multiply-add = 2 FLOPs) x batch / p50; prec: the precision "
+              f"the backend computes in; %peak against that precision's {r0.get('peak_kind')} peak "
+              f"(first row: {r0.get('peak_formula')}); %probe against this machine's measured GEMM in that precision")
         base = r0.get("rss_before_model_mib")
         print(f"mem: {r0.get('memory_kind')} during one forward; RSS: peak resident set of the measuring process "
               f"(ru_maxrss) before the training step, {fmt(base, '.0f')} MiB of it before the model was loaded "

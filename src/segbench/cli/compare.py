@@ -93,6 +93,12 @@ def run(args) -> int:
             for v in r.get("variants", [])[1:]:
                 print(f"{'':34s}   {v['name']}: mIoU {pct(v.get('miou'))} (plain {pct(r['variants'][0].get('miou'))}), "
                       f"{fmt(v.get('extra_ms_per_image'), '+.1f')} ms/image")
+    if "best" in args.backend:
+        from segbench.bench.select import describe_choice
+
+        for r in result["rows"]:
+            if r.get("best"):
+                print(describe_choice(r["model"], r["best_choice"]))
     print_skipped(result["skipped"])
     print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,6 +128,18 @@ def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: Inferenc
     return preds, last[0].max(0).values.float().cpu().numpy()
 
 
+def _score(variants: list[Variant] | None, preds: list[torch.Tensor], item: dict, keep: set[str] | None,
+           predictions: dict) -> None:
+    """One image's label maps into the variants' confusion matrices (``variants`` None: unlabelled), and its last
+    label map into ``predictions`` when its name is in ``keep``."""
+    if variants is not None:
+        target = torch.from_numpy(item["mask"]).unsqueeze(0).to(preds[0].device)
+        for v, pred in zip(variants, preds):
+            v._cm.update(pred, target)
+    if keep is not None and item["name"] in keep:
+        predictions[item["name"]] = preds[-1][0].cpu().numpy()
+
+
 def _finish(variants: list[Variant], num_images: int) -> None:
     """Milliseconds per image (a CRF step's including the step before it) and metrics of each variant."""
     for k, v in enumerate(variants):
@@ -192,21 +205,25 @@ def evaluate(
     variants = [Variant(n, _cm=ConfusionMatrix(num_classes, device=device) if labelled else None) for n in names]
     n = len(dataset) if not max_images else min(max_images, len(dataset))
     result = EvalResult(None, 0, variants=variants)
-    # The next images are read and decoded on a background thread while the model runs on this one.
-    for item in tqdm(prefetch(dataset, n), total=n, desc=desc, disable=not progress, unit="img", leave=False):
-        if "error" in item:
-            result.skipped.append({"file": item["path"], "reason": item["error"]})
-            continue
-        preds, conf = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants, on_image is not None)
-        if labelled:
-            target = torch.from_numpy(item["mask"]).unsqueeze(0).to(device)
-            for v, pred in zip(variants, preds):
-                v._cm.update(pred, target)
-        if keep is not None and item["name"] in keep:
-            result.predictions[item["name"]] = preds[-1][0].cpu().numpy()
-        if on_image is not None:
-            on_image(item, preds[-1][0].cpu().numpy(), conf)
-        result.num_images += 1
+    # The next images are read and decoded on a background thread while the model runs on this one, and the
+    # metrics of each image are accumulated on a second thread while the model runs on the next image (one
+    # image in flight: the same confusion matrices, in the same order, as accumulating here).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segbench-metrics") as scorer:
+        pending = None
+        for item in tqdm(prefetch(dataset, n), total=n, desc=desc, disable=not progress, unit="img", leave=False):
+            if "error" in item:
+                result.skipped.append({"file": item["path"], "reason": item["error"]})
+                continue
+            preds, conf = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants,
+                                         on_image is not None)  # fmt: skip
+            if pending is not None:
+                pending.result()  # re-raises a failure of the previous image's scoring
+            pending = scorer.submit(_score, variants if labelled else None, preds, item, keep, result.predictions)
+            if on_image is not None:
+                on_image(item, preds[-1][0].cpu().numpy(), conf)
+            result.num_images += 1
+        if pending is not None:
+            pending.result()
     _finish(variants, result.num_images)
     if labelled:
         result.metrics = variants[-1].metrics

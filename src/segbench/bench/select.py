@@ -1,0 +1,118 @@
+"""``--backend best``: for each model, the fastest backend whose accuracy stays within a stated band of eager.
+
+Accuracy is compared on the images compare evaluates (the calibration sample by default): the mIoU difference
+from eager's, in points, where the images are labelled with the model's classes; else the disagreement with
+eager's label maps, ``100 x (1 - agreement mIoU)`` points. Bands (:data:`BAND_POINTS`): 0.5 points for int8
+backends, 0.05 for bf16 and for the fp32 ones (an fp32 backend should not change the labels). Among the backends
+within the band, the one with the lowest median latency wins; eager is always a candidate (band 0), so every
+model gets a choice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from segbench.bench.backends import ALL_BACKENDS, cpu_supports_bf16
+from segbench.bench.peak import backend_precision
+
+__all__ = ["BAND_POINTS", "BEST", "candidates", "choose_best", "describe_choice", "expand_backends", "mark_best"]
+
+BEST = "best"
+BAND_POINTS = {"int8": 0.5, "bf16": 0.05, "fp32": 0.05, "tf32": 0.05}
+"""Largest accuracy loss against eager, in mIoU points, a backend of each precision may have to be chosen."""
+
+_NEEDS = {"onnxruntime": ("onnxruntime", "onnxscript"), "openvino": ("openvino", "onnxscript"), "nncf": ("nncf",),
+          "compile_int8": ("torchao",)}  # fmt: skip
+
+
+def _installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def candidates(device: str = "cpu") -> list[str]:
+    """The backends ``best`` tries on ``device``: eager first, then every backend whose packages are installed and
+    whose hardware is here (bf16 on a CPU with avx512_bf16 / amx_bf16; ONNX Runtime int8 and OpenVINO on CPU)."""
+    cuda = str(device).startswith("cuda")
+    out = []
+    for b in ALL_BACKENDS:
+        needs = [m for key, mods in _NEEDS.items() if key in b for m in mods]
+        if not _installed(*needs):
+            continue
+        if cuda and (b.endswith("int8") or b.startswith("openvino")):
+            continue
+        if b.endswith("bf16") and not cuda and not cpu_supports_bf16():
+            continue
+        out.append(b)
+    return out
+
+
+def expand_backends(backends: list[str] | tuple[str, ...], device: str = "cpu") -> list[str]:
+    """``backends`` with ``best`` replaced by :func:`candidates` (eager first), duplicates dropped."""
+    if BEST not in backends:
+        return list(dict.fromkeys(backends))
+    out: list[str] = ["eager"]
+    for b in backends:
+        out += candidates(device) if b == BEST else [b]
+    return list(dict.fromkeys(out))
+
+
+def _loss_points(row: dict, eager: dict) -> tuple[float | None, str]:
+    """The accuracy ``row`` loses against ``eager`` in points, and on what it is measured."""
+    if row is eager:
+        return 0.0, "eager itself"
+    if row.get("miou") is not None and eager.get("miou") is not None:
+        return 100 * (eager["miou"] - row["miou"]), "mIoU difference from eager"
+    if row.get("agreement_miou") is not None:
+        return 100 * (1 - row["agreement_miou"]), "disagreement with eager's label maps (100 - agreement mIoU)"
+    return None, "no accuracy measured"
+
+
+def choose_best(rows: list[dict], device: str = "cpu") -> dict | None:
+    """The fastest row of one model whose accuracy loss against eager is within its precision's band.
+
+    Args:
+        rows: result rows of one model (``backend``, ``latency_ms_p50``, ``miou`` / ``agreement_miou``, ``error``).
+        device: where they ran (the precision of the fp32 backends on CUDA is tf32).
+
+    Returns:
+        ``{"backend", "latency_ms_p50", "speedup_vs_eager", "loss_points", "band_points", "basis", "rejected"}``
+        (``rejected``: ``{backend: why}`` of the faster backends left out), or None without a timed eager row.
+    """
+    eager = next((r for r in rows if r.get("backend") == "eager" and not r.get("error") and r.get("latency_ms_p50")),
+                 None)  # fmt: skip
+    if eager is None:
+        return None
+    rejected, best = {}, None
+    for row in sorted((r for r in rows if not r.get("error") and r.get("latency_ms_p50")),
+                      key=lambda r: r["latency_ms_p50"]):  # fmt: skip
+        band = 0.0 if row is eager else BAND_POINTS[backend_precision(row["backend"], device)]
+        loss, basis = _loss_points(row, eager)
+        if loss is None or loss > band:
+            rejected[row["backend"]] = f"{basis}: {'-' if loss is None else f'{loss:.2f}'} points > band {band:g}"
+            continue
+        best = {"backend": row["backend"], "latency_ms_p50": row["latency_ms_p50"], "loss_points": loss,
+                "speedup_vs_eager": eager["latency_ms_p50"] / row["latency_ms_p50"], "band_points": band,
+                "basis": basis, "rejected": rejected}  # fmt: skip
+        break
+    return best
+
+
+def mark_best(rows: list[dict], device: str = "cpu") -> dict | None:
+    """:func:`choose_best` of one model's rows, recorded in them: ``best`` (True on the chosen row, False on the
+    others) and ``best_choice`` (the choice) on the chosen row."""
+    choice = choose_best(rows, device)
+    for r in rows:
+        r["best"] = choice is not None and r.get("backend") == choice["backend"] and not r.get("error")
+        if r["best"]:
+            r["best_choice"] = choice
+    return choice
+
+
+def describe_choice(model: str, choice: dict | None) -> str:
+    """One line: what to deploy for ``model`` and why."""
+    if choice is None:
+        return f"deploy {model}: no choice (eager did not run, so there is no reference)"
+    return (f"deploy {model}: {choice['backend']} ({choice['speedup_vs_eager']:.2f}x eager, "
+            f"{choice['latency_ms_p50']:.2f} ms; {choice['basis']} {choice['loss_points']:.2f} points, "
+            f"band {choice['band_points']:g}; faster but outside the band: "
+            f"{', '.join(choice['rejected']) or 'none'})")  # fmt: skip
