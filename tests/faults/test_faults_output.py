@@ -225,3 +225,16 @@ def test_default_whole_mode_slides_when_the_memory_budget_would_be_exceeded(tmp_
     assert main(["predict", "fast_scnn.camvid", str(data), "--output", str(tmp_path / "q"), "--quiet",
                  "--memory-budget", "0"]) == 0  # fmt: skip
     assert slid == [1]  # 0 lifts the bound: one whole-image pass
+
+
+def test_curves_output_of_the_wrong_kind_or_unwritable(tmp_path, capsys, monkeypatch):
+    (tmp_path / "fig.png").mkdir()
+    code = main(["curves", str(tmp_path), "--output", str(tmp_path / "fig.png"), "--overwrite"])
+    _one_line_exit_2(capsys, code, "is a folder; give a file name")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(files_mod.tempfile, "TemporaryFile", read_only)
+    code = main(["curves", str(tmp_path), "--output", str(tmp_path / "c.png")])
+    _one_line_exit_2(capsys, code, "cannot write there (Read-only file system)")
