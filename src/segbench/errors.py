@@ -9,6 +9,7 @@ name the flag.
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 
@@ -42,3 +43,21 @@ def require(module: str, extra: str, what: str) -> ModuleType:
         raise BackendUnavailable(
             f"{what} needs the {module.split('.')[0]!r} package: pip install 'segbench[{extra}]'"
         ) from None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_warning(threads: int | None, option: str = "--threads") -> str | None:
+    """One warning line when ``threads`` exceeds :func:`available_cores`, else None: more threads than cores
+    only compete for them (slower, noisier timings), so the value is used but the user is told."""
+    cores = available_cores()
+    if not threads or threads <= cores:
+        return None
+    return (f"warning: {option} {threads} is more than the {cores} CPU cores available to this process; "
+            "the threads will compete for cores (slower, noisier timings)")

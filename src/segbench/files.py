@@ -1,11 +1,17 @@
-"""User files: the one place that reads a user's text files (recipes, class files, split listings) and
-the one that prepares output locations before any work is done.
+"""User files: the one place that reads a user's text files (recipes, class files, split listings), the
+one that prepares output locations before any work is done, and the lock that keeps two commands from
+writing the same output at once.
 
 A leaf module: it imports nothing of segbench but the errors.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -46,31 +52,36 @@ def _probe_writable(folder: Path, option: str) -> None:
 
 
 def prepare_output_dir(path: str | Path, overwrite: bool, option: str = "--output") -> Path:
-    """Check, before any work, that a command can write its output folder ``path``; create it.
+    """Check, before any work, that a command can write its output folder ``path``; create and lock it
+    (:func:`lock_output`) and remove the temporary files an interrupted command left in it.
 
     Raises:
         UserError: ``path`` is a file; a non-empty folder without ``overwrite``; a location that cannot be
-            created or written (permissions, read-only file system, full disk). The message names ``option``.
+            created or written (permissions, read-only file system, full disk); a folder another command is
+            writing. The message names ``option``.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path}: exists and is not a folder; choose a folder")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise UserError(f"{path}: folder exists and is not empty; choose another {option} or pass --overwrite")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
     _probe_writable(path, option)
+    lock_output(path, option)
+    remove_stale_temporaries(path)
+    if not overwrite and any(p.name != LOCK_NAME for p in path.iterdir()):
+        raise UserError(f"{path}: folder exists and is not empty; choose another {option} or pass --overwrite")
     return path
 
 
 def prepare_output_file(path: str | Path, overwrite: bool, option: str = "--output") -> Path:
-    """Check, before any work, that a command can write the file ``path`` (its folder is created).
+    """Check, before any work, that a command can write the file ``path`` (its folder is created); lock it
+    (:func:`lock_output`) and remove the temporary files an interrupted command left for it.
 
     Raises:
         UserError: ``path`` is a folder; an existing file without ``overwrite``; a folder that cannot be
-            created or written. The message names ``option``.
+            created or written; a file another command is writing. The message names ``option``.
     """
     path = Path(path)
     if path.is_dir():
@@ -82,4 +93,133 @@ def prepare_output_file(path: str | Path, overwrite: bool, option: str = "--outp
     except OSError as exc:
         raise UserError(f"{option} {path.parent}: cannot create the folder ({exc.strerror or exc})") from None
     _probe_writable(path.parent, option)
+    lock_output(path, option)
+    remove_stale_temporaries(path)
     return path
+
+
+# The temporary names segbench writes before os.replace (tempfile.mkstemp with prefix ".NAME." and one of
+# these suffixes): atomic writes (.tmp) and exports (.onnx, .int8.onnx, and the exporters' .data beside them).
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(\.tmp|\.onnx|\.int8\.onnx)(\.data)?$")
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files a killed command left for the output ``path`` (a folder: every temporary
+    file in it; a file: those of that name beside it) and say so on stderr, one line. Call it only while
+    holding :func:`lock_output` on ``path``: no other command can be writing them then.
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    folder, name = (path, None) if path.is_dir() else (path.parent, path.name)
+    removed = []
+    for p in folder.iterdir():
+        m = _TEMPORARY.match(p.name)
+        if m and (name is None or m["name"] == name) and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    if removed:
+        print(f"segbench: removed {len(removed)} temporary file(s) left by an interrupted command in {folder} "
+              f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
+    return removed
+
+
+LOCK_NAME = ".segbench.lock"
+"""The lock file inside a locked output folder; a locked output file ``F`` has ``.F.segbench.lock`` beside it."""
+
+_HELD: dict[str, int] = {}  # lock file -> open descriptor holding its flock, in this process
+
+
+def _lock_file(path: Path) -> Path:
+    return path / LOCK_NAME if path.is_dir() else path.parent / f".{path.name}{LOCK_NAME}"
+
+
+def _try_flock(lock: Path) -> int | None:
+    """A descriptor of ``lock`` holding an exclusive ``flock`` on the file now at that name, or None when another
+    process holds it. A lock file left by a killed process holds no ``flock`` and is taken over."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:  # released (and removed) between our open and our flock
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def lock_output(path: str | Path, option: str = "--output") -> Path:
+    """Lock the output folder or file ``path`` for this process until :func:`release_output_locks` (the CLI
+    calls it when a command ends; it also runs at exit). Re-entrant within one process.
+
+    The lock is an exclusive ``flock`` on a lock file (:data:`LOCK_NAME`) holding the owner's pid; the kernel
+    drops it when the owner dies, so the lock file of a killed command is taken over. Without ``fcntl``
+    (Windows) outputs are not locked.
+
+    Raises:
+        UserError: another process holds the lock; the message names ``option``, the folder and its pid.
+    """
+    path = Path(path)
+    lock = _lock_file(path)
+    key = str(lock.resolve())
+    if key in _HELD:
+        return lock
+    try:
+        fd = _try_flock(lock)
+    except ImportError:
+        return lock
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot create the lock file {lock.name} ({exc.strerror or exc})") from None
+    if fd is None:
+        try:
+            pid = lock.read_text(encoding="ascii").strip() or "unknown"
+        except (OSError, UnicodeDecodeError):
+            pid = "unknown"
+        raise UserError(f"{option} {path}: in use by another segbench command (pid {pid}); wait for it to end or "
+                        "choose another output")  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[key] = fd
+    return lock
+
+
+def _release(key: str) -> None:
+    fd = _HELD.pop(key)
+    with contextlib.suppress(OSError):
+        os.unlink(key)  # before closing: a process arriving later locks a new file, never this one
+    os.close(fd)
+
+
+def release_output_locks() -> None:
+    """Release (and remove) every lock :func:`lock_output` took in this process."""
+    for key in list(_HELD):
+        _release(key)
+
+
+@contextlib.contextmanager
+def output_locked(path: str | Path, option: str = "--output"):
+    """:func:`lock_output` for the ``with`` block only (a lock this process already held stays held).
+
+    Raises:
+        UserError: as :func:`lock_output`.
+    """
+    key = str(_lock_file(Path(path)).resolve())
+    held_before = key in _HELD
+    lock_output(path, option)
+    try:
+        yield
+    finally:
+        if not held_before and key in _HELD:
+            _release(key)
+
+
+atexit.register(release_output_locks)

@@ -7,10 +7,13 @@ input (one line naming the file or option and what was expected).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, models, predict, train
-from segbench.errors import UserError
+from segbench.errors import UserError, threads_warning
+from segbench.files import release_output_locks
 
 SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, compare, export)
 
@@ -24,8 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is so that every ``finally`` (temporary files, locks) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``segbench`` command line; returns the exit code (0, 2 on a user error, 130 when interrupted)."""
+    """Run the ``segbench`` command line; returns the exit code (0, 2 on a user error, 130 when interrupted,
+    143 on SIGTERM)."""
     args = build_parser().parse_args(argv)
     for opt in ("batch", "threads", "max_images"):
         v = getattr(args, opt, None)
@@ -33,11 +45,23 @@ def main(argv: list[str] | None = None) -> int:
             if x is not None and x < (0 if opt == "max_images" else 1):
                 print(f"segbench: error: --{opt.replace('_', '-')} must be a positive number, got {x}", file=sys.stderr)
                 return 2
+    warning = threads_warning(getattr(args, "threads", None))
+    if warning:
+        print(f"segbench: {warning}", file=sys.stderr)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
         return args.func(args)
     except UserError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("segbench: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("segbench: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        release_output_locks()  # the outputs this command locked (segbench.files.lock_output)

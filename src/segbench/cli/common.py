@@ -202,15 +202,16 @@ def add_inference_args(sp) -> None:
     """--mode, --window, --stride, --gaussian, --memory-budget, --tta-*, --crf*."""
     g = sp.add_argument_group("inference (sliding window, test-time augmentation, dense CRF)")
     g.add_argument("--mode", choices=["whole", "slide", "auto"], default="whole",
-                   help="whole image (default), sliding window, or auto: slide when the image exceeds 2x the "
-                        "window per side or whole-image inference would need more than --memory-budget")
+                   help="whole image (default; slides instead when that would need more than --memory-budget), "
+                        "sliding window, or auto: also slide when the image exceeds 2x the window per side")
     g.add_argument("--window", nargs=2, type=int, metavar=("H", "W"),
                    help="sliding-window size in pixels (default: the model's training crop size, else 512 512)")
     g.add_argument("--stride", nargs=2, type=int, metavar=("H", "W"),
                    help="step between windows in pixels, at most the window (default: 2/3 of the window)")
     g.add_argument("--gaussian", action="store_true", help="Gaussian-weighted averaging of overlapping windows")
     g.add_argument("--memory-budget", type=float, default=2048.0, metavar="MiB",
-                   help="auto mode: slide when whole-image inference is predicted to exceed this (default 2048)")
+                   help="whole and auto: slide when whole-image inference is predicted to need more than this "
+                        "(default 2048; 0: whole images at any size)")
     g.add_argument("--tta-scales", type=scales, metavar="S[,S...]",
                    help="test-time augmentation scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (probabilities averaged)")
     g.add_argument("--tta-flip", action="store_true", help="test-time augmentation with left-right flips")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from segbench.files import prepare_output_file
+
 
 def add_parser(sub) -> None:
     """The ``curves`` subcommand and its options."""
@@ -15,6 +17,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from segbench.report import plot_curves
 
+    prepare_output_file(args.output, args.overwrite)  # a folder, an unwritable place: found before any work
     summary = plot_curves(args.runs, args.output, overwrite=args.overwrite)
     for label, counts in summary.items():
         print(f"{label}: {counts['miou_points']} mIoU points, {counts['loss_points']} loss points")

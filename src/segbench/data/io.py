@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,10 @@ def _open(path: Path) -> Image.Image:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        img = Image.open(path)
-        img.load()
+        with warnings.catch_warnings():  # Pillow warns from 89 megapixels; above twice that it refuses (below)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
     except PermissionError:
         raise UserError(f"{path}: cannot read the file (permission denied)") from None
     except Image.DecompressionBombError as exc:

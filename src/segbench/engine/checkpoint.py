@@ -11,13 +11,23 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from segbench.data.io import write_bytes_atomic
+from segbench.errors import UserError
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically (temporary file + rename)."""
+    """``torch.save`` ``state`` to ``path`` atomically (temporary file + rename): a write that fails (full
+    disk, read-only folder) leaves the file already at ``path`` as it was and no temporary file.
+
+    Raises:
+        UserError: the file cannot be written; the message names it.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
-    write_bytes_atomic(path, buf.getvalue())
+    try:
+        write_bytes_atomic(path, buf.getvalue())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the checkpoint ({exc.strerror or exc}); stopped, the file on disk "
+                        "is unchanged") from None  # fmt: skip
 
 
 def save_safetensors(model: nn.Module, meta: dict, path: str | Path, dtype: torch.dtype = torch.float16) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from segbench.data.datasets import SegmentationDataset
 from segbench.data.prefetch import prefetch
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig, dense_crf, require_crf
-from segbench.engine.inference import InferenceConfig, predict_probs
+from segbench.engine.inference import InferenceConfig, choose_mode, predict_label, predict_probs
 from segbench.metrics import ConfusionMatrix, SegMetrics
 
 
@@ -95,14 +95,20 @@ def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: Inferenc
     seconds to its variant, and with ``confidence`` the last step's largest class probability ``(H, W)``
     (float32 in [0, 1]; else None), computed outside the timed steps."""
     plain_cfg = cfg.plain
-    whole = plain_cfg.mode == "whole"  # plain whole-image: the argmax of the logits, as predict_logits
+    # plain whole-image: the argmax of the logits, as predict_logits; sliding without a CRF after it: the
+    # label map finished band by band (no (C, H, W) buffer for a huge photo)
+    whole = choose_mode(model, image.shape[:2], plain_cfg, device) == "whole"
     preds: list[torch.Tensor] = []
     t0 = time.perf_counter()
     if whole:
         out = predict_logits(model, image, mean, std, device)
+        preds.append(labels(out))
+    elif crf is None:
+        label, _ = predict_label(model, image, mean, std, replace(plain_cfg, mode="slide"), device)
+        preds.append(torch.from_numpy(label).long().unsqueeze(0).to(device))
     else:
-        out = predict_probs(model, image, mean, std, plain_cfg, device)
-    preds.append(labels(out))
+        out = predict_probs(model, image, mean, std, replace(plain_cfg, mode="slide"), device)
+        preds.append(labels(out))
     _sync(device)
     variants[0]._seconds += time.perf_counter() - t0
     probs = None

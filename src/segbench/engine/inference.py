@@ -4,7 +4,8 @@ One entry point, :func:`predict_probs`, turns one ``(H, W, 3)`` uint8 RGB image 
 probabilities ``(1, C, H, W)``. How is set by an :class:`InferenceConfig`:
 
 - ``mode="whole"``: one forward pass over the whole image (what :func:`segbench.engine.evaluate.predict_logits`
-  does); memory grows with the image.
+  does), unless that is predicted to exceed the memory budget: then it slides (:func:`choose_mode`), so
+  the network's memory stays within ``memory_budget_mib`` whatever the image size.
 - ``mode="slide"``: a sliding window of ``window = (h, w)`` pixels moves over the image by ``stride``; the
   logits of overlapping windows are averaged per pixel (optionally weighted by a Gaussian centred on each
   window, which down-weights window borders, where a network sees the least context). Images smaller than
@@ -64,6 +65,7 @@ __all__ = [
     "GAUSSIAN_SIGMA_SCALE",
     "MODES",
     "InferenceConfig",
+    "check_scales",
     "choose_mode",
     "estimate_whole_memory_mib",
     "gaussian_weights",
@@ -93,8 +95,8 @@ class InferenceConfig:
         gaussian: weight each window's logits by a Gaussian centred on it before averaging.
         scales: TTA resize factors; ``(1.0,)`` is no multi-scale TTA.
         flip: TTA with the left-right mirrored image as well.
-        memory_budget_mib: ``auto`` slides when whole-image inference is predicted to need more than this
-            many MiB (2**20 bytes); 0 disables the memory rule.
+        memory_budget_mib: ``whole`` and ``auto`` slide when whole-image inference is predicted to need more
+            than this many MiB (2**20 bytes); 0 disables the memory rule (whole images at any size).
         auto_size_ratio: ``auto`` slides when the image height or width exceeds this multiple of the
             window's.
 
@@ -252,22 +254,51 @@ def choose_mode(
 ) -> str:
     """``"whole"`` or ``"slide"`` for an image of ``image_size = (H, W)`` under ``cfg``.
 
-    ``whole`` and ``slide`` are returned as asked. ``auto`` slides when
-
-    1. the image height exceeds ``cfg.auto_size_ratio`` times the window height, or its width that many
-       times the window width (the window being the model's training size when known), or
-    2. ``cfg.memory_budget_mib > 0`` and :func:`estimate_whole_memory_mib` exceeds it;
-
-    otherwise it runs the whole image. Rule 2 is only evaluated when rule 1 does not already slide.
+    ``slide`` slides. ``auto`` slides when the image height exceeds ``cfg.auto_size_ratio`` times the window
+    height, or its width that many times the window width (the window being the model's training size when
+    known). ``whole`` and ``auto`` both slide when ``cfg.memory_budget_mib > 0``, the image has more pixels
+    than the window and :func:`estimate_whole_memory_mib` exceeds the budget: the memory bound holds for
+    every mode but an explicit ``slide`` with a huge window (``memory_budget_mib=0`` lifts it). Otherwise
+    the whole image is run. The memory rule is only evaluated when the size rule does not already slide.
     """
-    if cfg.mode != "auto":
-        return cfg.mode
-    (h, w), (wh, ww) = image_size, cfg.resolved_window()
-    if h > cfg.auto_size_ratio * wh or w > cfg.auto_size_ratio * ww:
+    if cfg.mode == "slide":
         return "slide"
-    if cfg.memory_budget_mib > 0 and estimate_whole_memory_mib(model, (h, w), (wh, ww), device) > cfg.memory_budget_mib:
+    (h, w), (wh, ww) = image_size, cfg.resolved_window()
+    if cfg.mode == "auto" and (h > cfg.auto_size_ratio * wh or w > cfg.auto_size_ratio * ww):
+        return "slide"
+    if (
+        cfg.memory_budget_mib > 0
+        and h * w > wh * ww  # not larger than one window: sliding would not need less
+        and estimate_whole_memory_mib(model, (h, w), (wh, ww), device) > cfg.memory_budget_mib
+    ):
         return "slide"
     return "whole"
+
+
+MIN_SCALED_SIDE = 8
+"""Smallest side in pixels that a TTA scale may shrink an image to: the smallest output stride of segbench's
+networks (8, dilated DeepLab and FCN), below which even their finest feature map is a single pixel."""
+
+
+def check_scales(scales: tuple[float, ...], image_size: tuple[int, int]) -> None:
+    """Refuse TTA scales that shrink an image of ``image_size = (H, W)`` to a side under
+    :data:`MIN_SCALED_SIDE` pixels (an image already that small is segmented at its size as it is).
+
+    Raises:
+        UserError: naming ``--tta-scales``, the scale, the size it gives and the smallest usable scale.
+    """
+    side = min(image_size)
+    if side < MIN_SCALED_SIDE:
+        return
+    for s in scales:
+        if round(side * s) < MIN_SCALED_SIDE:
+            h, w = (max(1, round(n * s)) for n in image_size)
+            smallest = math.ceil(MIN_SCALED_SIDE / side * 100) / 100
+            raise UserError(
+                f"--tta-scales {s:g}: shrinks a {image_size[0]} x {image_size[1]} image to {h} x {w} px, under the "
+                f"{MIN_SCALED_SIDE} px a side needs (the networks' smallest output stride); the smallest usable "
+                f"scale for this input is {smallest:g}"
+            )
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -322,11 +353,13 @@ def predict_probs(
 
     Raises:
         ValueError: the image is not ``(H, W, 3)`` with H, W >= 1, or a stride exceeds the window.
+        UserError: a TTA scale shrinks the image below a usable size (:func:`check_scales`).
     """
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise ValueError(f"image must be (H, W, 3) uint8 with H, W >= 1, got shape {image.shape}")
     cfg = cfg or InferenceConfig()
     H, W = image.shape[:2]
+    check_scales(cfg.scales, (H, W))
     acc: torch.Tensor | None = None
     n = 0
     for scale in cfg.scales:

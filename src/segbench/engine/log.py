@@ -15,6 +15,7 @@ import yaml
 from tqdm import tqdm
 
 from segbench.data.io import write_bytes_atomic
+from segbench.errors import UserError
 
 CSV_FIELDS = [
     "iter", "epoch", "loss", "lr", "miou", "pixel_accuracy", "mean_accuracy", "elapsed_s", "img_s", "data_wait_pct",
@@ -46,9 +47,16 @@ def rewrite_metrics(path: Path, upto_iter: int) -> None:
 
 
 def append_metrics(path: Path, row: dict) -> None:
-    """Append one row (keys of :data:`CSV_FIELDS`) to ``metrics.csv``."""
-    with open(path, "a", newline="") as f:
-        csv.DictWriter(f, CSV_FIELDS, lineterminator="\n").writerow(row)
+    """Append one row (keys of :data:`CSV_FIELDS`) to ``metrics.csv``.
+
+    Raises:
+        UserError: the file cannot be written (full disk, read-only folder); the message names it.
+    """
+    try:
+        with open(path, "a", newline="") as f:
+            csv.DictWriter(f, CSV_FIELDS, lineterminator="\n").writerow(row)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot append the metrics row ({exc.strerror or exc}); stopped") from None
 
 
 def tensorboard(out: Path, purge_step: int | None):

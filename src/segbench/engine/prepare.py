@@ -8,6 +8,7 @@ initialisation first), so a run and its resume see the same numbers.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from segbench.engine import distributed as dist_utils
 from segbench.engine.evaluate import evaluate
 from segbench.engine.init import initial_model
 from segbench.engine.optim import build_optimizer
-from segbench.errors import UserError
+from segbench.errors import UserError, threads_warning
 from segbench.losses import SegLoss, inverse_log_weights, median_frequency_weights
 from segbench.metrics import ConfusionMatrix, SegMetrics
 from segbench.models.weights import IMAGENET_MEAN, IMAGENET_STD
@@ -126,6 +127,9 @@ class TrainSetup:
 def seed_and_threads(cfg: TrainConfig) -> None:
     """Torch threads, deterministic algorithms, and the Python, numpy and torch seeds of ``cfg``."""
     if cfg.threads:
+        warning = threads_warning(cfg.threads, "threads")
+        if warning:
+            print(f"segbench: {warning}", file=sys.stderr)
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)

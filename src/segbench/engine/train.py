@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ from segbench.engine.prepare import (
 )
 from segbench.engine.state import ResumePoint, read_state, restore, rng_state, training_state
 from segbench.errors import UserError
+from segbench.files import output_locked
 from segbench.losses import median_frequency_weights
 from segbench.models.weights import IMAGENET_MEAN, IMAGENET_STD
 
@@ -91,10 +93,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raise UserError(f"{out}: a run already exists there; pass --resume to continue it or choose another out_dir")
     if resume and not last_path.exists():
         raise UserError(f"{last_path}: nothing to resume")
+    main = int(os.environ.get("RANK", "0")) == 0  # torchrun's other processes leave the run folder to rank 0
+    if main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"out_dir {out}: cannot create the folder ({exc.strerror or exc})") from None
     dinfo = dist_utils.init_distributed(cfg.device)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(cfg, resume, progress, out, last_path, dinfo)
+        with output_locked(out, "out_dir") if main else contextlib.nullcontext():
+            return _train(cfg, resume, progress, out, last_path, dinfo)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         dist_utils.cleanup()
