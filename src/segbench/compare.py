@@ -28,16 +28,21 @@ from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
 from segbench.data.datasets import open_dataset
+from segbench.data.io import write_bytes_atomic
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
+from segbench.engine.robustness import CorruptionPlan, corruption_sweep
+from segbench.engine.scores import DistanceCache, ScoreOptions
+from segbench.engine.summary import confusions_npz, flat_scores, summarise
 from segbench.errors import UserError, first_line
 from segbench.export import sample_calibration
 from segbench.metrics import ConfusionMatrix
 from segbench.models import load_model
 from segbench.models.weights import zoo_tags
 from segbench.report import display_name, write_report
+from segbench.scoring.summary import comparison_list, ranking
 
 
 def zoo_models() -> list[str]:
@@ -105,6 +110,11 @@ class CompareOptions:
             then also holds ``peak_rss_mib_total``, the worker's peak RSS, and on CUDA the memory of one
             training step); False: in this process, after the accuracy pass (faster to start, but the figures
             can depend on what ran before).
+        scores: bootstrap intervals (on by default), boundary IoU, trimap, ECE
+            (:class:`~segbench.engine.scores.ScoreOptions`); rows get ``miou_interval`` and the others, the
+            report every pair's paired interval.
+        corruptions: ImageNet-C corruptions for the robustness table (:mod:`segbench.engine.robustness`),
+            with their severities and images; None: no robustness pass.
     """
 
     split: str = "val"
@@ -122,6 +132,8 @@ class CompareOptions:
     backends: Sequence[str] = ("eager",)
     calibration: str | Path | None = None
     isolate: bool = True
+    scores: ScoreOptions = field(default_factory=ScoreOptions)
+    corruptions: CorruptionPlan | None = None
 
 
 @dataclass
@@ -137,6 +149,7 @@ class _Plan:
     several: bool
     palette: list | None = None
     class_names: list[str] | None = None
+    distances: DistanceCache = field(default_factory=DistanceCache)
 
 
 @dataclass
@@ -146,6 +159,8 @@ class _Results:
     rows: list[dict] = field(default_factory=list)
     grid_preds: dict[str, dict] = field(default_factory=dict)
     skipped: list[dict] | None = None
+    image_names: list[str] = field(default_factory=list)
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)  # row label -> per-image (N, C, C)
 
 
 def _first_image(plan: _Plan) -> dict | None:
@@ -166,7 +181,8 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     dataset = open_dataset(data, opts.split)
     n_images = len(dataset) if not opts.max_images else min(opts.max_images, len(dataset))
     grid_names = [dataset.pairs[i][0].stem for i in range(min(opts.grid_images, n_images))]
-    result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several)
+    result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several,
+                   distances=DistanceCache(opts.scores.max_width))  # fmt: skip
     if opts.input_size is None:
         first = _first_image(result)
         result.input_size = first["image"].shape[:2] if first else (360, 480)
@@ -197,6 +213,17 @@ def _accuracy(brow: dict, res, info, p: _Plan) -> None:
                         "accuracy not measured")  # fmt: skip
 
 
+def _scores(brow: dict, res, opts: CompareOptions, label: str, out: _Results) -> None:
+    """Intervals, per-image mIoU and the optional scores of a row; its per-image matrices kept for the pairs."""
+    summary = summarise(res, opts.scores)
+    if not summary:
+        return
+    brow.update(summary)
+    brow.update(flat_scores(summary))
+    out.matrices[label] = res.variants[-1].confusions
+    out.image_names = out.image_names or list(res.image_names)
+
+
 def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str):
     """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend)."""
     info = loaded.info
@@ -207,7 +234,8 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
     res = evaluate(
         runner, p.dataset, info.num_classes, info.mean, info.std, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
-        with_metrics=same_classes, inference=model_inference, crf=opts.crf,
+        with_metrics=same_classes, inference=model_inference, crf=opts.crf, scores=opts.scores,
+        cache=p.distances, class_names=list(info.class_names),
     )  # fmt: skip
     notes = getattr(runner, "notes", None) if backend != "eager" else None
     return res, model_inference, calib, notes
@@ -256,6 +284,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
             brow["backend_notes"] = notes
         out.skipped = res.skipped if out.skipped is None else out.skipped
         _accuracy(brow, res, info, p)
+        _scores(brow, res, opts, label, out)
         if len(p.backends) > 1:
             if reference is None:
                 small = np.uint8 if info.num_classes <= 256 else np.int32
@@ -308,8 +337,42 @@ def _settings(data: str | Path, p: _Plan, opts: CompareOptions, rows: list[dict]
     return settings
 
 
-def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions, results: _Results) -> dict:
-    """Write the report folder; returns ``{"rows", "skipped", "files"}``."""
+def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+    """Paired comparisons of every pair of rows evaluated on the same images (same resamples), ranking
+    statements, and the robustness table when corruptions were asked for."""
+    analysis: dict = {"scores": opts.scores.enabled(), "bootstrap": opts.scores.bootstrap}
+    shapes = {m.shape for m in results.matrices.values()}
+    if opts.scores.bootstrap and len(results.matrices) > 1 and len(shapes) == 1:
+        rank = ranking(results.matrices, opts.scores.bootstrap, opts.scores.seed)
+        analysis.update(comparisons=comparison_list(rank), statements=rank.statements(), tiers=rank.tiers)
+    if opts.corruptions is not None and p.dataset.labelled:
+        analysis["robustness"] = _robustness(models, p, opts, results)
+    return analysis
+
+
+def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+    """The corruption sweep over every model with an mIoU (eager PyTorch), its summary columns on the rows."""
+    runners = {}
+    for spec in dict.fromkeys(models):
+        try:
+            loaded = load_model(spec, weights=opts.weights)
+        except UserError:
+            continue  # its row already holds the error
+        info = loaded.info
+        if list(info.class_names) == list(p.dataset.class_set.names):
+            runners[info.name] = (loaded.model.eval().to(opts.device), info.mean, info.std, info.num_classes)
+    table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress)
+    for r in results.rows:
+        t = table["models"].get(r.get("model"))
+        if t is not None and r.get("miou") is not None and r.get("backend", "eager") == "eager":
+            r.update(corruption_miou=t["mean_miou"], corruption_relative=t["relative_miou"])
+    return table
+
+
+def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions, results: _Results,
+           analysis: dict | None = None) -> dict:  # fmt: skip
+    """Write the report folder (and ``confusions.npz`` when accuracy was measured); returns ``{"rows",
+    "skipped", "files"}`` and the ``comparisons``, ``statements`` and ``robustness`` of ``analysis``."""
     grid = []
     for i in range(min(opts.grid_images, p.n_images)):
         item = p.dataset[i]
@@ -323,9 +386,13 @@ def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions
         r.pop("env", None)
     files = write_report(
         out_dir, rows=rows, class_names=p.class_names, palette=p.palette, grid=grid, env=env,
-        settings=_settings(data, p, opts, rows), skipped=results.skipped or [],
+        settings=_settings(data, p, opts, rows), skipped=results.skipped or [], analysis=analysis,
     )  # fmt: skip
-    return {"rows": rows, "skipped": results.skipped or [], "files": files}
+    if results.matrices:
+        npz = confusions_npz(results.image_names, results.matrices, p.class_names)
+        files["confusions_npz"] = write_bytes_atomic(Path(out_dir) / "confusions.npz", npz)
+    kept = {k: v for k, v in (analysis or {}).items() if k in ("comparisons", "statements", "robustness")}
+    return {"rows": rows, "skipped": results.skipped or [], "files": files, **kept}
 
 
 def compare(models: list[str], data: str | Path, out_dir: str | Path, options: CompareOptions | None = None,
@@ -356,4 +423,4 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     results = _Results()
     for spec in models:
         _compare_model(spec, p, opts, results)
-    return report(data, out_dir, p, opts, results)
+    return report(data, out_dir, p, opts, results, analyse(models, p, opts, results))

@@ -17,12 +17,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from segbench.classes import IGNORE_INDEX
 from segbench.data.datasets import SegmentationDataset
 from segbench.data.prefetch import prefetch
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig, dense_crf, require_crf
 from segbench.engine.inference import InferenceConfig, predict_probs
-from segbench.metrics import ConfusionMatrix, SegMetrics
+from segbench.engine.scores import DistanceCache, ImageScores, ScoreOptions
+from segbench.metrics import SegMetrics
 
 
 @torch.inference_mode()
@@ -49,14 +51,20 @@ class Variant:
 
     ``name`` is ``"plain"`` (the configured mode, no TTA, no CRF), ``"tta"``, ``"crf"`` (plain + CRF) or
     ``"tta+crf"``; ``ms_per_image`` is the mean wall-clock time in milliseconds to produce its label map
-    from a decoded image (for ``+crf`` steps it includes the step before).
+    from a decoded image (for ``+crf`` steps it includes the step before). ``confusions`` holds one
+    ``(C, C)`` matrix per evaluated image, ``(N, C, C)`` int64 (:mod:`segbench.engine.scores`);
+    ``trimap_confusions`` the per-image band matrices ``(N, W, C, C)`` when trimap scores were asked for;
+    ``extra`` the optional scores (``boundary``, ``trimap``, ``calibration``).
     """
 
     name: str
     metrics: SegMetrics | None = None
     ms_per_image: float | None = None
+    confusions: np.ndarray | None = None
+    trimap_confusions: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
     _seconds: float = 0.0
-    _cm: ConfusionMatrix | None = None
+    _scores: ImageScores | None = None
 
     def to_dict(self, class_names: list[str] | None = None, plain_ms: float | None = None) -> dict:
         out: dict = {"name": self.name, "ms_per_image": self.ms_per_image}
@@ -65,6 +73,7 @@ class Variant:
         if self.metrics is not None:
             m = self.metrics.to_dict(class_names)
             out.update({k: m[k] for k in ("miou", "pixel_accuracy", "mean_accuracy", "iou")})
+        out.update(self.extra)
         return out
 
 
@@ -75,6 +84,7 @@ class EvalResult:
     skipped: list[dict] = field(default_factory=list)  # {"file", "reason"}
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # kept for the names asked for
     variants: list[Variant] = field(default_factory=list)  # plain [, tta] [, crf | tta+crf]
+    image_names: list[str] = field(default_factory=list)  # evaluated images, the order of the per-image matrices
 
     def variants_dicts(self, class_names: list[str] | None = None) -> list[dict]:
         """Variants as plain dicts with ``extra_ms_per_image`` relative to ``plain``."""
@@ -88,48 +98,54 @@ def _sync(device) -> None:
 
 
 def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: InferenceConfig, crf: CRFConfig | None,
-                   device, variants: list[Variant]) -> list[torch.Tensor]:  # fmt: skip
-    """Label maps ``(1, H, W)`` of one image for each variant (plain [, tta] [, crf]), adding each step's
-    seconds to its variant."""
+                   device, variants: list[Variant], want_probs: bool = False) -> list[tuple]:  # fmt: skip
+    """``(label map (1, H, W), probabilities (1, C, H, W) or None)`` of one image for each variant (plain
+    [, tta] [, crf]), adding each step's seconds to its variant; probabilities only with ``want_probs``."""
     plain_cfg = cfg.plain
     whole = plain_cfg.mode == "whole"  # plain whole-image: the argmax of the logits, as predict_logits
-    preds: list[torch.Tensor] = []
+    preds: list[tuple] = []
     t0 = time.perf_counter()
     if whole:
         out = predict_logits(model, image, mean, std, device)
     else:
         out = predict_probs(model, image, mean, std, plain_cfg, device)
-    preds.append(labels(out))
+    preds.append((labels(out), None))
     _sync(device)
     variants[0]._seconds += time.perf_counter() - t0
+    plain_probs = (torch.softmax(out.float(), 1) if whole else out) if want_probs or crf is not None else None
+    preds[0] = (preds[0][0], plain_probs if want_probs else None)
     probs = None
     if cfg.tta:
         t0 = time.perf_counter()
         probs = predict_probs(model, image, mean, std, cfg, device)
-        preds.append(labels(probs))
+        preds.append((labels(probs), probs if want_probs else None))
         _sync(device)
         variants[1]._seconds += time.perf_counter() - t0
     if crf is not None:
-        if probs is None:
-            probs = torch.softmax(out, 1) if whole else out
+        probs = plain_probs if probs is None else probs
         t0 = time.perf_counter()
         q = dense_crf(image, probs, crf)
-        preds.append(torch.from_numpy(q.argmax(0)).unsqueeze(0).to(device))
+        q_t = torch.from_numpy(q).unsqueeze(0)
+        preds.append((q_t.max(1).indices.to(device), q_t if want_probs else None))
         variants[-1]._seconds += time.perf_counter() - t0
     return preds
 
 
-def _finish(variants: list[Variant], num_images: int) -> None:
-    """Milliseconds per image (a CRF step's including the step before it) and metrics of each variant."""
+def _finish(variants: list[Variant], num_images: int, class_names: list[str] | None) -> None:
+    """Milliseconds per image (a CRF step's including the step before it), metrics, per-image matrices and
+    optional scores of each variant."""
     for k, v in enumerate(variants):
         if num_images:
             ms = 1000 * v._seconds / num_images
             if v.name.endswith("crf"):  # the CRF step's time includes producing its input
                 ms += variants[k - 1].ms_per_image
             v.ms_per_image = ms
-        if v._cm is not None:
-            v.metrics = v._cm.compute()
-        v._cm = None
+        if v._scores is not None and v._scores.confusions:
+            v.metrics = v._scores.total.compute()
+            v.confusions = v._scores.stacked()
+            v.trimap_confusions = v._scores.stacked_trimap()
+            v.extra = v._scores.extra(class_names)
+        v._scores = None
 
 
 def evaluate(
@@ -146,6 +162,9 @@ def evaluate(
     with_metrics: bool = True,
     inference: InferenceConfig | None = None,
     crf: CRFConfig | None = None,
+    scores: ScoreOptions | None = None,
+    cache: DistanceCache | None = None,
+    class_names: list[str] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset``: whole-image inference by default, or as ``inference`` says, with
     an optional dense CRF.
@@ -165,9 +184,14 @@ def evaluate(
         inference: mode (whole / slide / auto), window, stride and TTA; None = whole image, no TTA. Its
             window should already be resolved for the model (:meth:`InferenceConfig.for_model`).
         crf: dense CRF parameters; None = no CRF.
+        scores: optional scores (boundary IoU, trimap, ECE; :class:`~segbench.engine.scores.ScoreOptions`);
+            None = none. Per-image confusion matrices are always kept when metrics are.
+        cache: trimap distance maps shared with other evaluations of the same images (e.g. other models).
+        class_names: keys of the per-class optional scores (default ``"0"``, ``"1"``, ...).
 
     Returns:
-        :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions).
+        :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions), and per
+        variant the per-image confusion matrices in the order of ``image_names``.
 
     Raises:
         UserError: ``crf`` is given and pydensecrf2 is not installed.
@@ -178,7 +202,12 @@ def evaluate(
     model.eval().to(device)
     labelled = dataset.labelled and with_metrics
     names = ["plain"] + (["tta"] if cfg.tta else []) + ([("tta+crf" if cfg.tta else "crf")] if crf is not None else [])
-    variants = [Variant(n, _cm=ConfusionMatrix(num_classes, device=device) if labelled else None) for n in names]
+    opts = scores or ScoreOptions()
+    cache = cache or DistanceCache(opts.max_width)
+    # masks are read with every void id mapped to IGNORE_INDEX (segbench.data.io.read_mask)
+    variants = [Variant(n, _scores=ImageScores(num_classes, IGNORE_INDEX, opts, cache) if labelled else None)
+                for n in names]  # fmt: skip
+    want_probs = labelled and opts.ece
     n = len(dataset) if not max_images else min(max_images, len(dataset))
     result = EvalResult(None, 0, variants=variants)
     # The next images are read and decoded on a background thread while the model runs on this one.
@@ -186,15 +215,16 @@ def evaluate(
         if "error" in item:
             result.skipped.append({"file": item["path"], "reason": item["error"]})
             continue
-        preds = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants)
+        preds = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants, want_probs)
         if labelled:
             target = torch.from_numpy(item["mask"]).unsqueeze(0).to(device)
-            for v, pred in zip(variants, preds):
-                v._cm.update(pred, target)
+            for v, (pred, probs) in zip(variants, preds):
+                v._scores.update(item["name"], pred, target, probs)
         if keep is not None and item["name"] in keep:
-            result.predictions[item["name"]] = preds[-1][0].cpu().numpy()
+            result.predictions[item["name"]] = preds[-1][0][0].cpu().numpy()
+        result.image_names.append(item["name"])
         result.num_images += 1
-    _finish(variants, result.num_images)
+    _finish(variants, result.num_images, class_names)
     if labelled:
         result.metrics = variants[-1].metrics
     return result

@@ -30,6 +30,7 @@ import datetime as _dt
 from pathlib import Path
 
 from segbench.data.io import write_bytes_atomic
+from segbench.report.analysis import FIGURE_FILES, analysis_blocks, analysis_figures
 from segbench.report.blocks import build_blocks
 from segbench.report.figures import bars_png, model_colours, pareto_png
 from segbench.report.grid import grid_png
@@ -45,6 +46,7 @@ FILE_NAMES = {
     "grid_png": "grid.png",
     "report_md": "report.md",
     "report_html": "report.html",
+    **FIGURE_FILES,
 }
 
 
@@ -85,6 +87,15 @@ def _draw_figures(rows: list[dict], classes: list[str], names_given: bool, palet
     return figures, front
 
 
+def _with_analysis(blocks: list[tuple], extra: list[tuple]) -> list[tuple]:
+    """``extra`` inserted before the "Per-class IoU" section (else before the figures)."""
+    at = next((i for i, b in enumerate(blocks) if b[0] == "h" and b[1] == 2 and b[2].startswith("Per-class")), None)
+    if at is None:
+        at = next((i for i, b in enumerate(blocks) if b[0] == "h" and b[1] == 2 and b[2] == "Accuracy vs latency"),
+                  len(blocks))  # fmt: skip
+    return blocks[:at] + extra + blocks[at:]
+
+
 def _write_figures(out: Path, figures: dict[str, tuple[bytes | None, str]]) -> dict[str, Path]:
     """Write the drawn figures; remove a figure not drawn this time that an earlier run left in ``out``."""
     written = {}
@@ -108,6 +119,7 @@ def write_report(
     settings: dict,
     skipped: list[dict] | None = None,
     title: str = "segbench compare",
+    analysis: dict | None = None,
 ) -> dict[str, Path]:
     """Write the comparison report folder.
 
@@ -135,6 +147,9 @@ def write_report(
             in figures and notes when present.
         skipped: ``{"file": str, "reason": str}`` for each input skipped as bad.
         title: Title of report.md / report.html.
+        analysis: What compares the rows (:func:`segbench.compare.analyse`): ``comparisons`` (every pair's
+            paired interval), ``statements``, ``robustness``; its keys go to the top level of results.json,
+            and the report gets sections on uncertainty, boundaries, calibration and robustness.
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
@@ -155,12 +170,15 @@ def write_report(
     _label_rows(rows_n)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
+    analysis = analysis or {}
     figures, front = _draw_figures(rows_n, classes, names_given is not None, palette, grid, settings)
+    figures.update(analysis_figures(rows_n, analysis))
     written = _write_figures(out, figures)
 
     results = {
         "title": title, "generated": generated, "settings": settings, "env": env, "class_names": classes,
         "accuracy_measured": has_acc, "pareto_front": front, "rows": rows_n, "skipped": skipped_n,
+        "comparisons": [], **analysis,
     }  # fmt: skip
     written["results_json"] = write_bytes_atomic(out / FILE_NAMES["results_json"], results_json(results))
     written["results_csv"] = write_bytes_atomic(out / FILE_NAMES["results_csv"], results_csv(rows_n, classes))
@@ -168,6 +186,7 @@ def write_report(
     shown = {k: (FILE_NAMES[k] if data is not None else None, note) for k, (data, note) in figures.items()}
     blocks = build_blocks(title=title, rows=rows_n, classes=classes, has_acc=has_acc, env=env, settings=settings,
                           skipped=skipped_n, figures=shown, front=front, generated=generated)
+    blocks = _with_analysis(blocks, analysis_blocks(rows_n, analysis, {k: v[0] for k, v in shown.items()}))
     written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: data for k, (data, _) in figures.items() if data is not None}
     page = render_html(blocks, title, images)
