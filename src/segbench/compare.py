@@ -33,7 +33,7 @@ from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
-from segbench.engine.robustness import CorruptionPlan, corruption_sweep
+from segbench.engine.robustness import CorruptionPlan, corruption_sweep, load_runners
 from segbench.engine.scores import DistanceCache, ScoreOptions
 from segbench.engine.summary import confusions_npz, flat_scores, summarise
 from segbench.errors import UserError, first_line
@@ -351,16 +351,9 @@ def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results
 
 
 def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
-    """The corruption sweep over every model with an mIoU (eager PyTorch), its summary columns on the rows."""
-    runners = {}
-    for spec in dict.fromkeys(models):
-        try:
-            loaded = load_model(spec, weights=opts.weights)
-        except UserError:
-            continue  # its row already holds the error
-        info = loaded.info
-        if list(info.class_names) == list(p.dataset.class_set.names):
-            runners[info.name] = (loaded.model.eval().to(opts.device), info.mean, info.std, info.num_classes)
+    """The corruption sweep over every model with the data's classes (eager PyTorch); its summary columns
+    ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
+    runners = load_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device)
     table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress)
     for r in results.rows:
         t = table["models"].get(r.get("model"))

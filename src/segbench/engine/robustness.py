@@ -31,9 +31,11 @@ from tqdm import tqdm
 from segbench.engine.evaluate import predict_mask
 from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
+from segbench.models import load_model
 from segbench.scoring.confusion import score_confusions
 
-__all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "require_corruptions"]
+__all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "load_runners", "parse_severities",
+           "require_corruptions"]
 
 GROUPS = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
@@ -202,6 +204,21 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
                 mats[label][k] += cm.mat.cpu().numpy()
     return {"corruptions": list(plan.corruptions), "severities": list(plan.severities), "num_images": len(items),
             "seed": plan.seed, "models": {label: _table(m, plan) for label, m in mats.items()}}  # fmt: skip
+
+
+def load_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu") -> dict:
+    """Name -> ``(model, mean, std, num_classes)`` for :func:`corruption_sweep`: each spec that loads and
+    predicts ``class_names`` (a spec that fails to load is left out: its comparison row holds the error)."""
+    runners = {}
+    for spec in dict.fromkeys(specs):
+        try:
+            loaded = load_model(spec, weights=weights)
+        except UserError:
+            continue
+        info = loaded.info
+        if list(info.class_names) == list(class_names):
+            runners[info.name] = (loaded.model.eval().to(device), info.mean, info.std, info.num_classes)
+    return runners
 
 
 def _table(mats: np.ndarray, plan: CorruptionPlan) -> dict:
