@@ -31,10 +31,14 @@ from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
 from segbench.bench.select import BEST, expand_backends, mark_best
 from segbench.data.datasets import open_dataset
+from segbench.data.io import write_bytes_atomic
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.inference import InferenceConfig
+from segbench.engine.robustness import CorruptionPlan, corruption_sweep, load_runners
+from segbench.engine.scores import DistanceCache, ScoreOptions
 from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
+from segbench.engine.summary import confusions_npz, flat_scores, summarise
 from segbench.errors import UserError, first_line
 from segbench.export import sample_calibration
 from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
@@ -42,6 +46,7 @@ from segbench.metrics import ConfusionMatrix
 from segbench.models.weights import zoo_tags
 from segbench.report import display_name, write_report
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
+from segbench.scoring.summary import comparison_list, ranking
 
 
 def zoo_models() -> list[str]:
@@ -116,6 +121,11 @@ class CompareOptions:
         class_map: a YAML file mapping model classes onto the data's (``--class-map``); without it a model
             whose classes differ from the data's is mapped by class name (:mod:`segbench.external.classmap`)
             and the row's ``class_mapping`` says how.
+        scores: bootstrap intervals (on by default), boundary IoU, trimap, ECE
+            (:class:`~segbench.engine.scores.ScoreOptions`); rows get ``miou_interval`` and the others, the
+            report every pair's paired interval.
+        corruptions: ImageNet-C corruptions for the robustness table (:mod:`segbench.engine.robustness`),
+            with their severities and images; None: no robustness pass.
     """
 
     split: str = "val"
@@ -136,6 +146,8 @@ class CompareOptions:
     inputs: ModelInputs | None = None
     class_map: str | Path | None = None
     dataset: str | None = None
+    scores: ScoreOptions = field(default_factory=ScoreOptions)
+    corruptions: CorruptionPlan | None = None
 
 
 @dataclass
@@ -151,6 +163,7 @@ class _Plan:
     several: bool
     palette: list | None = None
     class_names: list[str] | None = None
+    distances: DistanceCache = field(default_factory=DistanceCache)
 
 
 @dataclass
@@ -172,6 +185,8 @@ class _Results:
             self.store = MaskStore(self.browser_dir, p.palette, n)
         row, store = len(self.rows), self.store
         return lambda item, pred, confidence: store.add(row, item, pred, confidence)
+    image_names: list[str] = field(default_factory=list)
+    matrices: dict[str, np.ndarray] = field(default_factory=dict)  # row label -> per-image (N, C, C)
 
 
 def _first_image(plan: _Plan) -> dict | None:
@@ -194,7 +209,8 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     dataset = open_dataset(data, opts.split, opts.dataset)
     n_images = len(dataset) if not opts.max_images else min(opts.max_images, len(dataset))
     grid_names = [dataset.pairs[i][0].stem for i in range(min(opts.grid_images, n_images))]
-    result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several)
+    result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several,
+                   distances=DistanceCache(opts.scores.max_width))  # fmt: skip
     if opts.input_size is None:
         first = _first_image(result)
         result.input_size = first["image"].shape[:2] if first else (360, 480)
@@ -226,6 +242,17 @@ def _accuracy(brow: dict, res, info, p: _Plan, names: list[str]) -> None:
                         "accuracy not measured")  # fmt: skip
 
 
+def _scores(brow: dict, res, opts: CompareOptions, label: str, out: _Results) -> None:
+    """Intervals, per-image mIoU and the optional scores of a row; its per-image matrices kept for the pairs."""
+    summary = summarise(res, opts.scores)
+    if not summary:
+        return
+    brow.update(summary)
+    brow.update(flat_scores(summary))
+    out.matrices[label] = res.variants[-1].confusions
+    out.image_names = out.image_names or list(res.image_names)
+
+
 def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str, mapping=None,
                       on_image=None):  # fmt: skip
     """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend); with a class
@@ -243,6 +270,8 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
         runner, dataset, num_classes, info.mean, info.std, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
         with_metrics=same_classes, inference=model_inference, crf=opts.crf, on_image=on_image,
+        scores=opts.scores, cache=p.distances,
+        class_names=list(mapping.data_names) if mapping is not None else list(info.class_names),
     )  # fmt: skip
     notes = getattr(runner, "notes", None) if backend != "eager" else None
     return res, model_inference, calib, notes
@@ -300,6 +329,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
             brow["backend_notes"] = notes
         out.skipped = res.skipped if out.skipped is None else out.skipped
         _accuracy(brow, res, info, p, names)
+        _scores(brow, res, opts, label, out)
         if len(p.backends) > 1:
             if reference is None:
                 small = np.uint8 if len(names) <= 256 else np.int32
@@ -354,8 +384,35 @@ def _settings(data: str | Path, p: _Plan, opts: CompareOptions, rows: list[dict]
     return settings
 
 
-def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions, results: _Results) -> dict:
-    """Write the report folder; returns ``{"rows", "skipped", "files"}``."""
+def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+    """Paired comparisons of every pair of rows evaluated on the same images (same resamples), ranking
+    statements, and the robustness table when corruptions were asked for."""
+    analysis: dict = {"scores": opts.scores.enabled(), "bootstrap": opts.scores.bootstrap}
+    shapes = {m.shape for m in results.matrices.values()}
+    if opts.scores.bootstrap and len(results.matrices) > 1 and len(shapes) == 1:
+        rank = ranking(results.matrices, opts.scores.bootstrap, opts.scores.seed)
+        analysis.update(comparisons=comparison_list(rank), statements=rank.statements(), tiers=rank.tiers)
+    if opts.corruptions is not None and p.dataset.labelled:
+        analysis["robustness"] = _robustness(models, p, opts, results)
+    return analysis
+
+
+def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+    """The corruption sweep over every model with the data's classes (eager PyTorch); its summary columns
+    ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
+    runners = load_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device)
+    table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress)
+    for r in results.rows:
+        t = table["models"].get(r.get("model"))
+        if t is not None and r.get("miou") is not None and r.get("backend", "eager") == "eager":
+            r.update(corruption_miou=t["mean_miou"], corruption_relative=t["relative_miou"])
+    return table
+
+
+def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions, results: _Results,
+           analysis: dict | None = None) -> dict:  # fmt: skip
+    """Write the report folder (and ``confusions.npz`` when accuracy was measured); returns ``{"rows",
+    "skipped", "files"}`` and the ``comparisons``, ``statements`` and ``robustness`` of ``analysis``."""
     grid = []
     for i in range(min(opts.grid_images, p.n_images)):
         item = p.dataset[i]
@@ -370,9 +427,13 @@ def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions
     files = write_report(
         out_dir, rows=rows, class_names=p.class_names, palette=p.palette, grid=grid, env=env,
         settings=_settings(data, p, opts, rows), skipped=results.skipped or [], masks=results.store,
-        interactive=True,
+        interactive=True, analysis=analysis,
     )  # fmt: skip
-    return {"rows": rows, "skipped": results.skipped or [], "files": files}
+    if results.matrices:
+        npz = confusions_npz(results.image_names, results.matrices, p.class_names)
+        files["confusions_npz"] = write_bytes_atomic(Path(out_dir) / "confusions.npz", npz)
+    kept = {k: v for k, v in (analysis or {}).items() if k in ("comparisons", "statements", "robustness")}
+    return {"rows": rows, "skipped": results.skipped or [], "files": files, **kept}
 
 
 def compare(models: list[str], data: str | Path, out_dir: str | Path, options: CompareOptions | None = None,
@@ -405,4 +466,4 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         _compare_model(spec, p, opts, results)
     if not is_main():  # under torchrun, rank 0 alone writes the report
         return {"rows": results.rows, "skipped": results.skipped or [], "files": {}}
-    return report(data, out_dir, p, opts, results)
+    return report(data, out_dir, p, opts, results, analyse(models, p, opts, results))

@@ -41,6 +41,8 @@ def _summary(res) -> dict:
     return {
         "num_images": res.num_images,
         "confusion": [v.metrics.confusion for v in res.variants],
+        "per_image": [v.confusions.tolist() for v in res.variants],  # one matrix per image, in image order
+        "image_names": list(res.image_names),
         "variants": [v.name for v in res.variants],
         "skipped": [s["file"] for s in res.skipped],
         "kept": list(res.predictions),

@@ -114,6 +114,13 @@ COMPARE = (
     Field("class_mapping", "", "how the model's classes were mapped onto the data's (segbench.external.classmap)"),
     Field("best", "", "--backend best: whether this row is the model's chosen backend (segbench.bench.select)"),
     Field("best_choice", "", "--backend best: the choice, its speed-up, accuracy loss, band and the rejected backends"),
+    Field("miou_lo", "fraction", "lower end of the mIoU's 95% bootstrap interval over images"),
+    Field("miou_hi", "fraction", "upper end of the mIoU's 95% bootstrap interval over images"),
+    Field("per_image_miou_mean", "fraction", "mean over images of each image's own mIoU"),
+    Field("boundary_miou", "fraction", "mean Boundary IoU over classes (arXiv 2103.16562)"),
+    Field("ece", "fraction", "expected calibration error of max-softmax, 15 bins (arXiv 1706.04599)"),
+    Field("corruption_miou", "fraction", "mIoU averaged over the corruptions and severities run"),
+    Field("corruption_relative", "fraction", "corruption_miou / clean mIoU of the same images"),
 )
 """Columns :func:`segbench.compare.compare` adds to a benchmark row: accuracy and agreement."""
 

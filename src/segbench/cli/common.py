@@ -221,3 +221,35 @@ def add_inference_args(sp) -> None:
     g.add_argument("--crf-param", action="append", metavar="NAME=VALUE",
                    help="CRF parameter: smooth_weight, smooth_sxy, appearance_weight, appearance_sxy, "
                         "appearance_srgb (defaults: DeepLab's 3, 1, 4, 67, 3)")
+
+
+def add_score_args(sp) -> None:
+    """--bootstrap, --seed, --boundary, --trimap, --ece (:class:`segbench.engine.scores.ScoreOptions`)."""
+    g = sp.add_argument_group("scores beyond mIoU (intervals on by default; the others cost seconds per image)")
+    g.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="resamples of the images for the 95%% intervals (default 1000; 0 = no intervals)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    g.add_argument("--boundary", action="store_true",
+                   help="Boundary IoU per class and mean (arXiv 2103.16562; about 0.3 s per 720x960 image)")
+    g.add_argument("--boundary-ratio", type=float, default=0.02, metavar="R",
+                   help="Boundary IoU's distance as a fraction of the image diagonal (default 0.02)")
+    g.add_argument("--trimap", action="store_true",
+                   help="mIoU and pixel accuracy in bands of 1..40 px around label boundaries (arXiv 1412.7062; "
+                        "about 1.4 s per 720x960 image, shared by all models)")
+    g.add_argument("--trimap-width", type=int, default=40, metavar="PX", help="widest trimap band (default 40)")
+    g.add_argument("--ece", action="store_true",
+                   help="expected calibration error (15 bins of max-softmax) and reliability diagram (arXiv 1706.04599)")
+    g.add_argument("--ece-bins", type=int, default=15, metavar="M", help="ECE bins (default 15)")
+
+
+def score_options(args):
+    """ScoreOptions from the options of :func:`add_score_args`.
+
+    Raises:
+        UserError: a value out of range.
+    """
+    from segbench.engine.scores import ScoreOptions
+
+    return ScoreOptions(boundary=args.boundary, dilation_ratio=args.boundary_ratio, trimap=args.trimap,
+                        max_width=args.trimap_width, ece=args.ece, num_bins=args.ece_bins,
+                        bootstrap=args.bootstrap, seed=args.seed)  # fmt: skip

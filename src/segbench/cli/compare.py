@@ -10,6 +10,7 @@ from segbench.cli.common import (
     add_class_map_arg,
     add_inference_args,
     add_model_args,
+    add_score_args,
     check_backend_args,
     check_new_dir,
     crf_config,
@@ -19,6 +20,7 @@ from segbench.cli.common import (
     pct,
     print_busy_warning,
     print_skipped,
+    score_options,
 )
 from segbench.cli.datasets import add_dataset_arg
 from segbench.cli.launch import distributed
@@ -46,6 +48,13 @@ def add_parser(sub) -> None:
                    help="time the models in this process instead of a fresh subprocess per (model, backend)")
     c.add_argument("--quiet", action="store_true")
     add_inference_args(c)
+    add_score_args(c)
+    r = c.add_argument_group("robustness (ImageNet-C corruptions, arXiv 1903.12261; needs segbench[robustness])")
+    r.add_argument("--corruptions", nargs="+", metavar="C",
+                   help="all, noise, blur, weather, digital or corruption names: mIoU per corruption and severity")
+    r.add_argument("--severities", default="1-5", help="severities 1..5, e.g. 1-5 or 1,3,5 (default 1-5)")
+    r.add_argument("--corruption-images", type=int, default=0, metavar="N",
+                   help="corrupt only the first N evaluated images (default 0 = all)")
     add_backend_args(c, several=True)
     add_model_args(c, "weights for bare ARCH names and smp: specs: a tag, a file, or 'none'")
     add_class_map_arg(c)
@@ -68,6 +77,7 @@ def run(args) -> int:
         if external_kind(spec) is not None:
             check_spec(spec)
     inference, crf = inference_config(args), crf_config(args)
+    scores, corruptions = score_options(args), corruption_plan(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     on_main(check_new_dir, out, args.overwrite)
     if is_main():
@@ -77,7 +87,7 @@ def run(args) -> int:
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
-        inputs=model_inputs(args), class_map=args.class_map,
+        inputs=model_inputs(args), class_map=args.class_map, scores=scores, corruptions=corruptions,
     )
     if not is_main():
         return 0  # rank 0 reports for every process
@@ -88,11 +98,16 @@ def run(args) -> int:
             print(f"{name:34s} error: {r['error']}")
         else:
             agree = "" if r.get("agreement_miou") is None else f"  agreement mIoU {pct(r['agreement_miou'])}"
-            print(f"{name:34s} mIoU {pct(r.get('miou')):>6s}  p50 {fmt(r.get('latency_ms_p50')):>8s} ms  "
+            ci = "" if not r.get("miou_interval") else f" [{pct(r['miou_lo'])}, {pct(r['miou_hi'])}]"
+            print(f"{name:34s} mIoU {pct(r.get('miou')):>6s}{ci}  p50 {fmt(r.get('latency_ms_p50')):>8s} ms  "
                   f"{fmt(r.get('params_m'))} M params  {fmt(r.get('gflops'))} GFLOPs{agree}")
             for v in r.get("variants", [])[1:]:
                 print(f"{'':34s}   {v['name']}: mIoU {pct(v.get('miou'))} (plain {pct(r['variants'][0].get('miou'))}), "
                       f"{fmt(v.get('extra_ms_per_image'), '+.1f')} ms/image")
+            for g in r.get("gains", []):
+                print(f"{'':34s}   {g['statement']}")
+    for line in result.get("statements", []):
+        print(line)
     if "best" in args.backend:
         from segbench.bench.select import describe_choice
 
@@ -103,3 +118,20 @@ def run(args) -> int:
     print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0
+
+
+def corruption_plan(args):
+    """CorruptionPlan from --corruptions/--severities/--corruption-images (None without --corruptions).
+
+    Raises:
+        UserError: bad names or severities, options without --corruptions, or imagecorruptions missing.
+    """
+    from segbench.engine.robustness import CorruptionPlan, require_corruptions
+
+    if not args.corruptions:
+        if args.severities != "1-5" or args.corruption_images:
+            raise UserError("--severities/--corruption-images: given without --corruptions")
+        return None
+    plan = CorruptionPlan.parse(args.corruptions, args.severities, args.corruption_images, args.seed)
+    require_corruptions()  # a missing package fails before any work
+    return plan

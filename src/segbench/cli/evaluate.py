@@ -12,15 +12,18 @@ from segbench.cli.common import (
     add_class_map_arg,
     add_inference_args,
     add_model_args,
+    add_score_args,
     backend_runner,
     check_backend_args,
     check_new_dir,
     crf_config,
     fmt,
     inference_config,
+    json_safe,
     load_cli_model,
     pct,
     print_skipped,
+    score_options,
 )
 from segbench.cli.datasets import add_dataset_arg
 from segbench.cli.launch import distributed
@@ -36,11 +39,12 @@ def add_parser(sub) -> None:
     e.add_argument("--split", default="val")
     add_dataset_arg(e)
     e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
-    e.add_argument("--output", help="folder for metrics.json and confusion_matrix.csv")
+    e.add_argument("--output", help="folder for metrics.json, confusion_matrix.csv and confusions.npz (per image)")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     add_inference_args(e)
+    add_score_args(e)
     add_backend_args(e)
     add_model_args(e)
     add_class_map_arg(e)
@@ -83,9 +87,11 @@ def _open(args):
 def run(args) -> int:
     from segbench.compare import check_device
     from segbench.engine.sharded import evaluate_sharded, is_main
+    from segbench.engine.summary import summarise
 
     device = check_device(args.device)
     inference_config(args)  # bad options fail before any work
+    scores = score_options(args)
     check_backend_args(args)
     crf = crf_config(args)
     dataset, loaded, mapping = _open(args)
@@ -100,7 +106,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     res = evaluate_sharded(runner, dataset, len(names), info.mean, info.std, device,
                    max_images=args.max_images, progress=not args.quiet, desc=info.name,
-                   inference=inference, crf=crf)  # fmt: skip
+                   inference=inference, crf=crf, scores=scores, class_names=names)  # fmt: skip
     seconds = time.perf_counter() - t0
     if not is_main():
         return 0  # rank 0 reports for every process
@@ -118,23 +124,42 @@ def run(args) -> int:
         "class_mapping": mapping.describe() if mapping is not None else None,
         "model_notes": [n for n in (getattr(info, "missing", ""), *getattr(info, "notes", [])) if n],
     }  # fmt: skip
+    out.update(summarise(res, scores))
+    out["definitions"] = DEFINITIONS
     if args.output:
-        _write_files(Path(args.output), out, names, m["confusion"])
+        _write_files(Path(args.output), out, names, m["confusion"], res)
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(json_safe(out), indent=2))
         return 0
     _print_metrics(args, info, names, m, res.num_images, seconds)
+    _print_scores(out, names)
     _print_variants(out["variants"], inference, crf)
+    for g in out.get("gains", []):
+        print(f"{g['statement']} (paired 95% interval over images)")
     if args.output:
-        print(f"wrote {Path(args.output) / 'metrics.json'} and confusion_matrix.csv")
+        print(f"wrote {Path(args.output) / 'metrics.json'}, confusion_matrix.csv and confusions.npz")
     return 0
 
 
-def _write_files(folder: Path, out: dict, class_names: list[str], confusion: list[list[int]]) -> None:
-    """``metrics.json`` and ``confusion_matrix.csv`` (rows: target class, columns: predicted class)."""
-    from segbench.data.io import write_bytes_atomic
+DEFINITIONS = {
+    "miou": "dataset-level mIoU: per-class IoU from the confusion matrix summed over all images, averaged over "
+            "classes (a class absent from labels and predictions is left out)",
+    "per_image_miou_mean": "mean over images of each image's own mIoU (from that image's matrix; classes absent "
+                           "from the image's labels and predictions left out): every image weighs the same",
+    "intervals": "95% percentile bootstrap intervals over images (resampled with replacement, metrics recomputed "
+                 "from the summed matrices of each resample)",
+}  # fmt: skip
 
-    write_bytes_atomic(folder / "metrics.json", json.dumps(out, indent=2).encode())
+
+def _write_files(folder: Path, out: dict, class_names: list[str], confusion: list[list[int]], res) -> None:
+    """``metrics.json``, ``confusion_matrix.csv`` (rows: target class, columns: predicted class) and
+    ``confusions.npz`` (per image and variant, :func:`segbench.engine.summary.confusions_npz`)."""
+    from segbench.data.io import write_bytes_atomic
+    from segbench.engine.summary import confusions_npz
+
+    write_bytes_atomic(folder / "metrics.json", json.dumps(json_safe(out), indent=2).encode())
+    matrices = {v.name: v.confusions for v in res.variants if v.confusions is not None}
+    write_bytes_atomic(folder / "confusions.npz", confusions_npz(res.image_names, matrices, class_names))
     header = "target\\pred," + ",".join(class_names) + "\n"
     body = "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(class_names, confusion))
     write_bytes_atomic(folder / "confusion_matrix.csv", (header + body).encode())
@@ -151,6 +176,35 @@ def _print_metrics(args, info, names: list[str], m: dict, num_images: int, secon
     print(f"{'mIoU':16s} {pct(m['miou']):>7s}")
     print(f"pixel accuracy {pct(m['pixel_accuracy'])} %, mean class accuracy {pct(m['mean_accuracy'])} %")
     print("IoU is NaN ('-') for a class absent from both labels and predictions; such classes are left out of mIoU.")
+
+
+def _interval(pair) -> str:
+    return "" if not pair or pair[0] is None else f" [{pct(pair[0])}, {pct(pair[1])}]"
+
+
+def _print_scores(out: dict, class_names: list[str]) -> None:
+    """Intervals, per-image mIoU, boundary IoU, trimap and ECE lines (those measured)."""
+    if "miou_interval" in out:
+        b = out["bootstrap"]
+        q = out["per_image_miou_quantiles"]
+        print(f"mIoU {pct(out['miou'])}{_interval(out['miou_interval'])} %, pixel accuracy "
+              f"{pct(out['pixel_accuracy'])}{_interval(out['pixel_accuracy_interval'])} % (95% bootstrap intervals "
+              f"over {b['num_images']} images, B = {b['num_resamples']}, seed {b['seed']})")  # fmt: skip
+        print(f"per-image mIoU: mean {pct(out['per_image_miou_mean'])}{_interval(out['per_image_miou_interval'])} %, "
+              f"median {pct(q['median'])}, quartiles {pct(q['q25'])}-{pct(q['q75'])} (each image's own mIoU; the "
+              "dataset-level mIoU above pools the pixels of all images first)")  # fmt: skip
+        print("class IoU intervals: " + ", ".join(
+            f"{n}{_interval(i)}" for n, i in zip(class_names, out["iou_interval"])))  # fmt: skip
+    if "boundary" in out:
+        print(f"boundary mIoU {pct(out['boundary']['boundary_miou'])} % (dilation ratio "
+              f"{out['boundary']['dilation_ratio']})")  # fmt: skip
+    if "trimap" in out:
+        t = out["trimap"]
+        shown = [w for w in (1, 2, 5, 10, 20, 40) if w <= len(t["width_px"])]
+        print("trimap mIoU % by band width: " + ", ".join(f"{w} px {pct(t['miou'][w - 1])}" for w in shown))
+    if "calibration" in out:
+        print(f"ECE {pct(out['calibration']['ece'])} % (max-softmax, {len(out['calibration']['reliability']['count'])}"
+              " bins, labelled pixels)")
 
 
 def _print_variants(variants: list[dict], inference, crf) -> None:

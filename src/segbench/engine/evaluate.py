@@ -19,12 +19,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from segbench.classes import IGNORE_INDEX
 from segbench.data.datasets import SegmentationDataset
 from segbench.data.prefetch import prefetch
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig, dense_crf, require_crf
 from segbench.engine.inference import InferenceConfig, choose_mode, predict_label, predict_probs
-from segbench.metrics import ConfusionMatrix, SegMetrics
+from segbench.engine.scores import DistanceCache, ImageScores, ScoreOptions
+from segbench.metrics import SegMetrics
 
 
 @torch.inference_mode()
@@ -51,14 +53,20 @@ class Variant:
 
     ``name`` is ``"plain"`` (the configured mode, no TTA, no CRF), ``"tta"``, ``"crf"`` (plain + CRF) or
     ``"tta+crf"``; ``ms_per_image`` is the mean wall-clock time in milliseconds to produce its label map
-    from a decoded image (for ``+crf`` steps it includes the step before).
+    from a decoded image (for ``+crf`` steps it includes the step before). ``confusions`` holds one
+    ``(C, C)`` matrix per evaluated image, ``(N, C, C)`` int64 (:mod:`segbench.engine.scores`);
+    ``trimap_confusions`` the per-image band matrices ``(N, W, C, C)`` when trimap scores were asked for;
+    ``extra`` the optional scores (``boundary``, ``trimap``, ``calibration``).
     """
 
     name: str
     metrics: SegMetrics | None = None
     ms_per_image: float | None = None
+    confusions: np.ndarray | None = None
+    trimap_confusions: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
     _seconds: float = 0.0
-    _cm: ConfusionMatrix | None = None
+    _scores: ImageScores | None = None
 
     def to_dict(self, class_names: list[str] | None = None, plain_ms: float | None = None) -> dict:
         out: dict = {"name": self.name, "ms_per_image": self.ms_per_image}
@@ -67,6 +75,7 @@ class Variant:
         if self.metrics is not None:
             m = self.metrics.to_dict(class_names)
             out.update({k: m[k] for k in ("miou", "pixel_accuracy", "mean_accuracy", "iou")})
+        out.update(self.extra)
         return out
 
 
@@ -77,6 +86,7 @@ class EvalResult:
     skipped: list[dict] = field(default_factory=list)  # {"file", "reason"}
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # kept for the names asked for
     variants: list[Variant] = field(default_factory=list)  # plain [, tta] [, crf | tta+crf]
+    image_names: list[str] = field(default_factory=list)  # evaluated images, the order of the per-image matrices
 
     def variants_dicts(self, class_names: list[str] | None = None) -> list[dict]:
         """Variants as plain dicts with ``extra_ms_per_image`` relative to ``plain``."""
@@ -90,73 +100,80 @@ def _sync(device) -> None:
 
 
 def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: InferenceConfig, crf: CRFConfig | None,
-                   device, variants: list[Variant], confidence: bool = False) -> tuple[list[torch.Tensor], np.ndarray | None]:  # fmt: skip
-    """Label maps ``(1, H, W)`` of one image for each variant (plain [, tta] [, crf]), adding each step's
-    seconds to its variant, and with ``confidence`` the last step's largest class probability ``(H, W)``
-    (float32 in [0, 1]; else None), computed outside the timed steps."""
+                   device, variants: list[Variant], want_probs: bool = False,
+                   confidence: bool = False) -> tuple[list[tuple], np.ndarray | None]:  # fmt: skip
+    """``(label map (1, H, W), probabilities (1, C, H, W) or None)`` of one image for each variant (plain
+    [, tta] [, crf]), adding each step's seconds to its variant; probabilities only with ``want_probs``. With
+    ``confidence`` also the last step's largest class probability ``(H, W)`` (float32 in [0, 1]; else None),
+    computed outside the timed steps."""
     plain_cfg = cfg.plain
-    # plain whole-image: the argmax of the logits, as predict_logits; sliding without a CRF after it: the
-    # label map finished band by band (no (C, H, W) buffer for a huge photo)
+    # plain whole-image: the argmax of the logits, as predict_logits; sliding with no probabilities needed
+    # after it: the label map finished band by band (no (C, H, W) buffer for a huge photo)
     whole = choose_mode(model, image.shape[:2], plain_cfg, device) == "whole"
-    preds: list[torch.Tensor] = []
+    need_plain_probs = want_probs or crf is not None or (confidence and not cfg.tta)
     t0 = time.perf_counter()
+    out = None
     if whole:
         out = predict_logits(model, image, mean, std, device)
-        preds.append(labels(out))
-    elif crf is None:
+        plain_label = labels(out)
+    elif not need_plain_probs:
         label, _ = predict_label(model, image, mean, std, replace(plain_cfg, mode="slide"), device)
-        preds.append(torch.from_numpy(label).long().unsqueeze(0).to(device))
+        plain_label = torch.from_numpy(label).long().unsqueeze(0).to(device)
     else:
         out = predict_probs(model, image, mean, std, replace(plain_cfg, mode="slide"), device)
-        preds.append(labels(out))
+        plain_label = labels(out)
     _sync(device)
     variants[0]._seconds += time.perf_counter() - t0
+    plain_probs = None
+    if out is not None and need_plain_probs:
+        plain_probs = torch.softmax(out.float(), 1) if whole else out
+    preds: list[tuple] = [(plain_label, plain_probs if want_probs else None)]
     probs = None
     if cfg.tta:
         t0 = time.perf_counter()
         probs = predict_probs(model, image, mean, std, cfg, device)
-        preds.append(labels(probs))
+        preds.append((labels(probs), probs if want_probs else None))
         _sync(device)
         variants[1]._seconds += time.perf_counter() - t0
-    q = None
+    last = probs if probs is not None else plain_probs
     if crf is not None:
-        if probs is None:
-            probs = torch.softmax(out, 1) if whole else out
         t0 = time.perf_counter()
-        q = dense_crf(image, probs, crf)
-        preds.append(torch.from_numpy(q.argmax(0)).unsqueeze(0).to(device))
+        q = dense_crf(image, last, crf)
+        last = torch.from_numpy(q).unsqueeze(0)
+        preds.append((last.max(1).indices.to(device), last if want_probs else None))
         variants[-1]._seconds += time.perf_counter() - t0
     if not confidence:
         return preds, None
-    if q is not None:
-        return preds, np.asarray(q).max(0).astype(np.float32)
-    last = probs if probs is not None else (torch.softmax(out, 1) if whole else out)
     return preds, last[0].max(0).values.float().cpu().numpy()
 
 
-def _score(variants: list[Variant] | None, preds: list[torch.Tensor], item: dict, keep: set[str] | None,
+def _score(variants: list[Variant] | None, preds: list[tuple], item: dict, keep: set[str] | None,
            predictions: dict) -> None:
-    """One image's label maps into the variants' confusion matrices (``variants`` None: unlabelled), and its last
-    label map into ``predictions`` when its name is in ``keep``."""
+    """One image's label maps (and probabilities) into the variants' per-image scores (``variants`` None:
+    unlabelled), and its last label map into ``predictions`` when its name is in ``keep``."""
     if variants is not None:
-        target = torch.from_numpy(item["mask"]).unsqueeze(0).to(preds[0].device)
-        for v, pred in zip(variants, preds):
-            v._cm.update(pred, target)
+        target = torch.from_numpy(item["mask"]).unsqueeze(0).to(preds[0][0].device)
+        for v, (pred, probs) in zip(variants, preds):
+            v._scores.update(item["name"], pred, target, probs)
     if keep is not None and item["name"] in keep:
-        predictions[item["name"]] = preds[-1][0].cpu().numpy()
+        predictions[item["name"]] = preds[-1][0][0].cpu().numpy()
 
 
-def _finish(variants: list[Variant], num_images: int) -> None:
-    """Milliseconds per image (a CRF step's including the step before it) and metrics of each variant."""
+def _finish(variants: list[Variant], num_images: int, class_names: list[str] | None) -> None:
+    """Milliseconds per image (a CRF step's including the step before it), metrics, per-image matrices and
+    optional scores of each variant."""
     for k, v in enumerate(variants):
         if num_images:
             ms = 1000 * v._seconds / num_images
             if v.name.endswith("crf"):  # the CRF step's time includes producing its input
                 ms += variants[k - 1].ms_per_image
             v.ms_per_image = ms
-        if v._cm is not None:
-            v.metrics = v._cm.compute()
-        v._cm = None
+        if v._scores is not None and v._scores.confusions:
+            v.metrics = v._scores.total.compute()
+            v.confusions = v._scores.stacked()
+            v.trimap_confusions = v._scores.stacked_trimap()
+            v.extra = v._scores.extra(class_names)
+        v._scores = None
 
 
 def evaluate(
@@ -173,6 +190,9 @@ def evaluate(
     with_metrics: bool = True,
     inference: InferenceConfig | None = None,
     crf: CRFConfig | None = None,
+    scores: ScoreOptions | None = None,
+    cache: DistanceCache | None = None,
+    class_names: list[str] | None = None,
     on_image: Callable[[dict, np.ndarray, np.ndarray], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset``: whole-image inference by default, or as ``inference`` says, with
@@ -193,11 +213,16 @@ def evaluate(
         inference: mode (whole / slide / auto), window, stride and TTA; None = whole image, no TTA. Its
             window should already be resolved for the model (:meth:`InferenceConfig.for_model`).
         crf: dense CRF parameters; None = no CRF.
+        scores: optional scores (boundary IoU, trimap, ECE; :class:`~segbench.engine.scores.ScoreOptions`);
+            None = none. Per-image confusion matrices are always kept when metrics are.
+        cache: trimap distance maps shared with other evaluations of the same images (e.g. other models).
+        class_names: keys of the per-class optional scores (default ``"0"``, ``"1"``, ...).
         on_image: called with each evaluated item, its label map ``(H, W)`` and the largest class probability
             of each pixel ``(H, W)`` (both the last step's), as they come.
 
     Returns:
-        :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions).
+        :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions), and per
+        variant the per-image confusion matrices in the order of ``image_names``.
 
     Raises:
         UserError: ``crf`` is given and pydensecrf2 is not installed.
@@ -208,29 +233,35 @@ def evaluate(
     model.eval().to(device)
     labelled = dataset.labelled and with_metrics
     names = ["plain"] + (["tta"] if cfg.tta else []) + ([("tta+crf" if cfg.tta else "crf")] if crf is not None else [])
-    variants = [Variant(n, _cm=ConfusionMatrix(num_classes, device=device) if labelled else None) for n in names]
+    opts = scores or ScoreOptions()
+    cache = cache or DistanceCache(opts.max_width)
+    # masks are read with every void id mapped to IGNORE_INDEX (segbench.data.io.read_mask)
+    variants = [Variant(n, _scores=ImageScores(num_classes, IGNORE_INDEX, opts, cache) if labelled else None)
+                for n in names]  # fmt: skip
+    want_probs = labelled and opts.ece
     n = len(dataset) if not max_images else min(max_images, len(dataset))
     result = EvalResult(None, 0, variants=variants)
     # The next images are read and decoded on a background thread while the model runs on this one, and the
-    # metrics of each image are accumulated on a second thread while the model runs on the next image (one
-    # image in flight: the same confusion matrices, in the same order, as accumulating here).
+    # scores of each image are accumulated on a second thread while the model runs on the next image (one
+    # image in flight: the same matrices, in the same order, as accumulating here).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segbench-metrics") as scorer:
         pending = None
         for item in tqdm(prefetch(dataset, n), total=n, desc=desc, disable=not progress, unit="img", leave=False):
             if "error" in item:
                 result.skipped.append({"file": item["path"], "reason": item["error"]})
                 continue
-            preds, conf = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants,
+            preds, conf = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants, want_probs,
                                          on_image is not None)  # fmt: skip
             if pending is not None:
                 pending.result()  # re-raises a failure of the previous image's scoring
             pending = scorer.submit(_score, variants if labelled else None, preds, item, keep, result.predictions)
             if on_image is not None:
-                on_image(item, preds[-1][0].cpu().numpy(), conf)
+                on_image(item, preds[-1][0][0].cpu().numpy(), conf)
+            result.image_names.append(item["name"])
             result.num_images += 1
         if pending is not None:
             pending.result()
-    _finish(variants, result.num_images)
+    _finish(variants, result.num_images, class_names)
     if labelled:
         result.metrics = variants[-1].metrics
     return result

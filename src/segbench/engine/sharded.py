@@ -105,9 +105,11 @@ def _payload(res: EvalResult, indices: list[int], shard: SegmentationDataset, se
     steps = []
     for v in res.variants:
         conf = None if v.metrics is None else np.asarray(v.metrics.confusion, dtype=np.int64)
-        steps.append((v.name, conf, v.ms_per_image))
+        steps.append((v.name, conf, v.ms_per_image, v.confusions))
     return {
         "num_images": res.num_images, "steps": steps,
+        "image_order": [name_index.get(name, -1) for name in res.image_names],
+        "image_names": list(res.image_names),
         "skipped": [(index_of.get(s["file"], -1), s) for s in res.skipped],
         "predictions": [(name_index.get(k, -1), k, np.asarray(p)) for k, p in res.predictions.items()],
         "seen": [(index_of.get(path, -1), pred, conf) for path, pred, conf in seen or []],
@@ -126,8 +128,10 @@ def _replay(payloads: list[dict], dataset: SegmentationDataset, on_image) -> Non
 def _merge(payloads: list[dict], num_classes: int) -> EvalResult:
     """One :class:`EvalResult` from every rank's :func:`_payload`, as a single process would have made it."""
     total = sum(p["num_images"] for p in payloads)
+    # every evaluated image's place in the whole dataset, and the (payload, row) its per-image matrix is in
+    order = sorted((i, r, j) for r, p in enumerate(payloads) for j, i in enumerate(p["image_order"]))
     variants = []
-    for k, (name, conf, _) in enumerate(payloads[0]["steps"]):
+    for k, (name, conf, *_) in enumerate(payloads[0]["steps"]):
         v = Variant(name)
         timed = [(p["steps"][k][2], p["num_images"]) for p in payloads if p["steps"][k][2] is not None]
         if total and timed:
@@ -136,11 +140,15 @@ def _merge(payloads: list[dict], num_classes: int) -> EvalResult:
             cm = ConfusionMatrix(num_classes)
             cm.mat = torch.from_numpy(sum(p["steps"][k][1] for p in payloads))
             v.metrics = cm.compute()
+        if conf is not None and order:  # each rank that evaluated an image holds its per-image matrices
+            v.confusions = np.stack([payloads[r]["steps"][k][3][j] for _, r, j in order])
         variants.append(v)
     skipped = [s for _, s in sorted((s for p in payloads for s in p["skipped"]), key=lambda t: t[0])]
     preds = sorted((t for p in payloads for t in p["predictions"]), key=lambda t: t[0])
     metrics = variants[-1].metrics if variants else None
-    return EvalResult(metrics, total, skipped=skipped, predictions={k: a for _, k, a in preds}, variants=variants)
+    names = [payloads[r]["image_names"][j] for _, r, j in order]
+    return EvalResult(metrics, total, skipped=skipped, predictions={k: a for _, k, a in preds}, variants=variants,
+                      image_names=names)  # fmt: skip
 
 
 def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean, std, device: str = "cpu",
@@ -167,6 +175,10 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean
     if world == 1:
         return evaluate(model, dataset, num_classes, mean, std, device, max_images=max_images, progress=progress,
                         **kwargs)  # fmt: skip
+    scores = kwargs.get("scores")
+    if scores is not None and (scores.boundary or scores.trimap or scores.ece):
+        raise UserError("--boundary, --trimap and --ece: not available under torchrun yet; run them in one "
+                        "process (intervals and per-image mIoU are)")
     on_image, seen = kwargs.pop("on_image", None), []
     if on_image is not None:  # replayed on rank 0 after the gather, so only rank 0 writes
         kwargs["on_image"] = lambda item, pred, conf: seen.append((item["path"], np.asarray(pred), conf))

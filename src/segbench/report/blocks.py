@@ -84,8 +84,12 @@ def _main_columns(rows: list[dict], has_acc: bool) -> list[Column]:
     if any(r.get("weights") not in (None, "", r["model"]) for r in rows):  # the tag already names them
         cols.append(("Weights", "weights", lambda v: DASH if v in (None, "") else str(v), None))
     if has_acc:
-        cols += [("mIoU (%)", "miou", fmt_pct, "max"), ("Pixel acc (%)", "pixel_accuracy", fmt_pct, "max"),
-                 ("Mean acc (%)", "mean_accuracy", fmt_pct, "max")]
+        cols.append(("mIoU (%)", "miou", fmt_pct, "max"))
+        if any(r.get("miou_interval") for r in rows):
+            cols.append(("mIoU 95% CI", "miou_interval", fmt_interval, None))
+        cols += [("Pixel acc (%)", "pixel_accuracy", fmt_pct, "max"), ("Mean acc (%)", "mean_accuracy", fmt_pct, "max")]
+        if any(num(r.get("corruption_miou")) is not None for r in rows):
+            cols.append(("Corrupted mIoU (%)", "corruption_miou", fmt_pct, "max"))
     if any(num(r.get("agreement_miou")) is not None for r in rows):
         cols.append(("Agreement mIoU (%)", "agreement_miou", fmt_pct, None))
     cols += [("Params (M)", "params_m", fmt, None), ("Size (MB)", "size_mb", fmt, "min")]
@@ -98,6 +102,13 @@ def _main_columns(rows: list[dict], has_acc: bool) -> list[Column]:
     if has_acc and any(r.get("num_images") is not None for r in rows):
         cols.append(("Images", "num_images", lambda v: DASH if v is None else str(v), None))
     return cols
+
+
+def fmt_interval(pair) -> str:
+    """``"[70.02, 74.40]"``: a ``[low, high]`` fraction interval in percent, or the dash."""
+    if not pair or num(pair[0]) is None or num(pair[1]) is None:
+        return DASH
+    return f"[{fmt_pct(pair[0])}, {fmt_pct(pair[1])}]"
 
 
 def _main_table(rows: list[dict], cols: list[Column], mixed_kinds: bool) -> Table:
@@ -125,6 +136,11 @@ def _column_notes(rows: list[dict], cols: list[Column], has_acc: bool, settings:
                      "mIoU averages it over the classes present in the labels or the predictions (a class absent "
                      "from both has no IoU and is left out). Pixel acc = correct pixels / labelled pixels; Mean acc "
                      "= per-class accuracy averaged over classes. Ignored pixels (void) are excluded.")
+        if any(c[1] == "miou_interval" for c in cols):
+            notes.append("**mIoU 95% CI**: bootstrap interval over images (see Uncertainty and rankings).")
+        if any(c[1] == "corruption_miou" for c in cols):
+            notes.append("**Corrupted mIoU (%)**: mIoU averaged over the corruptions and severities of the "
+                         "robustness pass (see Robustness to corruptions).")
     fp16_col = any(c[1] == "size_mb_fp16" for c in cols)
     notes.append("**Params (M)**: parameters in millions. **Size (MB)**: the weights (state_dict) serialised "
                  "with safetensors, in megabytes of 10^6 bytes, fp32" + (" (fp16 in its own column)" if fp16_col else "")

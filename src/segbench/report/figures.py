@@ -18,7 +18,10 @@ from segbench.errors import UserError
 from segbench.report.results import pareto_front
 from segbench.report.values import fmt, num
 
-__all__ = ["bars_png", "model_colours", "pareto_png", "plot_curves", "read_metrics"]
+__all__ = [
+    "bars_png", "corruption_png", "model_colours", "pareto_png", "plot_curves", "read_metrics", "reliability_png",
+    "trimap_png",
+]
 
 
 def fig_png(fig, **savefig) -> bytes:
@@ -77,6 +80,7 @@ def pareto_png(rows: list[dict], colours: dict, settings: dict) -> tuple[bytes |
     if len(front) > 1:
         ax.step([xs[i] for i in front], [ys[i] for i in front], where="post", color="#444444", linewidth=1.5,
                 linestyle="--", zorder=2, label="Pareto front (no model is both faster and more accurate)")
+    _interval_bars(ax, pts, xs, ys, colours)
     for i, r in enumerate(pts):
         best = i in on_front
         ax.scatter([xs[i]], [ys[i]], s=90 if best else 55, color=colours[r["_label"]],
@@ -99,6 +103,92 @@ def pareto_png(rows: list[dict], colours: dict, settings: dict) -> tuple[bytes |
     if missing:
         note += " Not plotted (no latency): " + ", ".join(missing) + "."
     return fig_png(fig), note, names
+
+
+def _interval_bars(ax, rows: list[dict], xs: list[float], ys: list[float], colours: dict) -> None:
+    """95% interval bars: mIoU (bootstrap over images, ``miou_interval``) and latency (the median's,
+    ``latency_ms_ci_low`` / ``_high``), where a row has them."""
+    for x, y, r in zip(xs, ys, rows):
+        lo, hi = (r.get("miou_interval") or [None, None])[:2]
+        xlo, xhi = num(r.get("latency_ms_ci_low")), num(r.get("latency_ms_ci_high"))
+        yerr = [[y - 100 * lo], [100 * hi - y]] if num(lo) is not None and num(hi) is not None else None
+        xerr = [[max(x - xlo, 0)], [max(xhi - x, 0)]] if xlo is not None and xhi is not None else None
+        if yerr or xerr:
+            ax.errorbar([x], [y], yerr=yerr, xerr=xerr, fmt="none", ecolor=colours[r["_label"]], elinewidth=1.2,
+                        capsize=3, alpha=0.8, zorder=2)
+
+
+def trimap_png(series: list[tuple[str, dict]]) -> bytes:
+    """mIoU (%) and pixel accuracy (%) inside trimap bands against the band width (px), one line per series.
+
+    Args:
+        series: ``(label, trimap dict)`` with ``width_px``, ``miou`` and ``pixel_accuracy`` lists (fractions).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    axes = fig.subplots(1, 2)
+    for label, t in series:
+        for ax, key in zip(axes, ("miou", "pixel_accuracy")):
+            vals = [np.nan if v is None else 100 * v for v in t[key]]
+            ax.plot(t["width_px"], vals, marker="o", markersize=2.5, label=label)
+    for ax, title in zip(axes, ("mIoU in the band (%)", "Pixel accuracy in the band (%)")):
+        ax.set(title=title, xlabel="band width around label boundaries (px)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig_png(fig)
+
+
+def reliability_png(series: list[tuple[str, dict, float | None]]) -> bytes:
+    """Reliability diagram: accuracy (%) against mean confidence (%) per bin, one line per series, the
+    diagonal = perfect calibration.
+
+    Args:
+        series: ``(label, reliability dict with "accuracy" and "confidence" lists, ECE fraction or None)``.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.6, 5.2), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 100], [0, 100], color="#888888", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for label, rel, ece in series:
+        pts = [(100 * c, 100 * a) for c, a in zip(rel["confidence"], rel["accuracy"]) if c is not None and a is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", markersize=3,
+                    label=label + ("" if ece is None else f" (ECE {100 * ece:.1f}%)"))  # fmt: skip
+    ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="confidence: max softmax (%)", ylabel="accuracy (%)",
+           title="Reliability (labelled pixels, equal-width bins)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig_png(fig)
+
+
+def corruption_png(table: dict) -> bytes:
+    """Heat map per model of mIoU (%) by corruption (rows) and severity (columns), from
+    :func:`segbench.engine.robustness.corruption_sweep`'s table."""
+    from matplotlib.figure import Figure
+
+    names, corr, sev = list(table["models"]), table["corruptions"], table["severities"]
+    cols = min(len(names), 3)
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(1.2 + 0.75 * len(sev) * cols + 1.2 * cols, 0.8 + 0.32 * len(corr) * rows), dpi=100)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, name in zip(axes, names):
+        grid = np.array([table["models"][name]["miou"][c] for c in corr], dtype=float) * 100
+        ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+        ax.set_xticks(range(len(sev)), [str(s) for s in sev], fontsize=8)
+        ax.set_yticks(range(len(corr)), corr, fontsize=8)
+        ax.set_title(f"{name}\nclean {100 * table['models'][name]['clean_miou']:.1f}", fontsize=9)
+        ax.set_xlabel("severity", fontsize=8)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle("mIoU (%) under corruption", fontsize=11)
+    fig.tight_layout()
+    return fig_png(fig)
 
 
 _BAR_METRICS = (

@@ -27,7 +27,9 @@ ROW_KEYS = columns(
 )  # fmt: skip
 """Keys every normalised row holds (None when not measured); other keys of a row are kept as given."""
 CSV_COLUMNS = columns(
-    "model", "weights", "backend", "miou", "pixel_accuracy", "mean_accuracy", "agreement_miou", "pixel_agreement",
+    "model", "weights", "backend", "miou", "miou_lo", "miou_hi", "per_image_miou_mean", "pixel_accuracy",
+    "mean_accuracy", "boundary_miou", "ece", "corruption_miou", "corruption_relative", "agreement_miou",
+    "pixel_agreement",
     "params_m", "size_mb", "size_mb_fp16", "gflops", "gmacs", "latency_ms_p50", "latency_ms_p90",
     "latency_ms_std", "throughput_img_s", "achieved_gflop_s", "peak_fraction", "memory_mib", "memory_reserved_mib",
     "memory_kind", "peak_rss_mib_total", "cpu_busy_before_pct", "num_images", "error",

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from segbench.data.io import write_bytes_atomic
 from segbench.report import browser as _browser
+from segbench.report.analysis import FIGURE_FILES, analysis_blocks, analysis_figures
 from segbench.report.blocks import build_blocks
 from segbench.report.figures import bars_png, model_colours, pareto_png
 from segbench.report.grid import grid_png
@@ -52,6 +53,7 @@ FILE_NAMES = {
     "grid_png": "grid.png",
     "report_md": "report.md",
     "report_html": "report.html",
+    **FIGURE_FILES,
 }
 
 
@@ -92,6 +94,15 @@ def _draw_figures(rows: list[dict], classes: list[str], names_given: bool, palet
     return figures, front
 
 
+def _with_analysis(blocks: list[tuple], extra: list[tuple]) -> list[tuple]:
+    """``extra`` inserted before the "Per-class IoU" section (else before the figures)."""
+    at = next((i for i, b in enumerate(blocks) if b[0] == "h" and b[1] == 2 and b[2].startswith("Per-class")), None)
+    if at is None:
+        at = next((i for i, b in enumerate(blocks) if b[0] == "h" and b[1] == 2 and b[2] == "Accuracy vs latency"),
+                  len(blocks))  # fmt: skip
+    return blocks[:at] + extra + blocks[at:]
+
+
 def _write_figures(out: Path, figures: dict[str, tuple[bytes | None, str]]) -> dict[str, Path]:
     """Write the drawn figures; remove a figure not drawn this time that an earlier run left in ``out``."""
     written = {}
@@ -122,6 +133,7 @@ def write_report(
     masks: MaskStore | None = None,
     interactive: bool = False,
     embed_limit_mb: float | None = None,
+    analysis: dict | None = None,
 ) -> dict[str, Path]:
     """Write the comparison report folder.
 
@@ -156,6 +168,9 @@ def write_report(
             tables, the Pareto plot as SVG with tooltips and backend toggles, the image browser.
         embed_limit_mb: Most MB of pictures the browser embeds (None: :data:`segbench.report.browser.EMBED_LIMIT_MB`);
             past it report.html loads them from ``OUT/browser``.
+        analysis: What compares the rows (:func:`segbench.compare.analyse`): ``comparisons`` (every pair's
+            paired interval), ``statements``, ``robustness``; its keys go to the top level of results.json,
+            and the report gets sections on uncertainty, boundaries, calibration and robustness.
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
@@ -176,13 +191,16 @@ def write_report(
     _label_rows(rows_n)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
+    analysis = analysis or {}
     figures, front = _draw_figures(rows_n, classes, names_given is not None, palette, grid, settings)
+    figures.update(analysis_figures(rows_n, analysis))
     written = _write_figures(out, figures)
     entries = _browser.image_entries(masks, rows_n) if masks is not None else None
 
     results = {
         "title": title, "generated": generated, "settings": settings, "env": env, "class_names": classes,
         "accuracy_measured": has_acc, "pareto_front": front, "rows": rows_n, "skipped": skipped_n,
+        "comparisons": [], **analysis,
     }  # fmt: skip
     if entries is not None:
         results["images"] = entries
@@ -198,6 +216,7 @@ def write_report(
                           skipped=skipped_n, figures=shown, front=front, generated=generated,
                           pareto_html=pareto_svg(rows_n, colours) if interactive else None, browser=browser,
                           comparisons=results.get("comparisons"))  # fmt: skip
+    blocks = _with_analysis(blocks, analysis_blocks(rows_n, analysis, {k: v[0] for k, v in shown.items()}))
     written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: data for k, (data, _) in figures.items() if data is not None}
     page = render_html(blocks, title, images, interactive)

@@ -30,7 +30,7 @@ from segbench.errors import UserError
 from segbench.scoring.confusion import score_confusions
 from segbench.scoring.labels import check_labels, integral, window_sum
 
-__all__ = ["Trimap", "TrimapScores", "band_confusions", "distance_to_other_class"]
+__all__ = ["Trimap", "TrimapScores", "band_confusions", "counts_in_bands", "distance_to_other_class"]
 
 
 def distance_to_other_class(target: torch.Tensor, ignore_index: int = 255, max_width: int = 40) -> torch.Tensor:
@@ -93,6 +93,30 @@ def band_confusions(
     """
     pred, target = check_labels(pred, target, num_classes, ignore_index)
     dist = distance_to_other_class(target, ignore_index, max_width)
+    return counts_in_bands(pred, target, dist, num_classes, max_width)
+
+
+def counts_in_bands(
+    pred: torch.Tensor, target: torch.Tensor, dist: torch.Tensor, num_classes: int, max_width: int = 40
+) -> np.ndarray:
+    """:func:`band_confusions` from a distance map computed once (it depends on the target only, so several
+    predictions of the same image, e.g. with and without CRF, or of several models, can share it).
+
+    Args:
+        pred: Checked predicted class indices ``(N, H, W)`` int64 (:func:`~segbench.scoring.labels.check_labels`).
+        target: Checked true class indices, same shape.
+        dist: :func:`distance_to_other_class` of ``target`` with the same ``max_width``.
+        num_classes: ``C``.
+        max_width: ``W``, the widest band.
+
+    Returns:
+        int64 numpy array ``(N, W, C, C)`` as :func:`band_confusions`.
+
+    Raises:
+        UserError: ``dist`` is not of the shape of ``target``.
+    """
+    if dist.shape != target.shape:
+        raise UserError(f"distance map {tuple(dist.shape)} does not match target {tuple(target.shape)}")
     n, c = target.shape[0], num_classes
     keep = dist <= max_width
     image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)

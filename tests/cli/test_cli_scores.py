@@ -1,0 +1,106 @@
+"""End to end: evaluate and compare with intervals, boundary IoU, trimap, ECE and corruptions on tiny data."""
+
+import csv
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from segbench.cli import main
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+
+    def run(*argv):
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+def test_evaluate_writes_intervals_scores_and_per_image_matrices(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    out_dir = tmp_path / "ev"
+    rc, out, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--quiet",
+                       "--boundary", "--trimap", "--trimap-width", 8, "--ece", "--bootstrap", 200)  # fmt: skip
+    assert rc == 0, err
+    m = json.loads((out_dir / "metrics.json").read_text())
+    lo, hi = m["miou_interval"]
+    assert lo <= m["miou"] <= hi and len(m["iou_interval"]) == 11
+    assert m["bootstrap"] == {"num_images": 2, "num_resamples": 200, "seed": 0, "confidence": 0.95}
+    assert 0 <= m["per_image_miou_mean"] <= 1 and "per_image_miou_mean" in m["definitions"]
+    assert 0 <= m["boundary"]["boundary_miou"] <= 1 and len(m["trimap"]["miou"]) == 8
+    assert 0 <= m["calibration"]["ece"] <= 1
+    with np.load(out_dir / "confusions.npz") as z:
+        assert z["plain"].shape == (2, 11, 11) and len(z["image_names"]) == 2
+        assert np.array_equal(z["plain"].sum(0), np.asarray(m["confusion"]))
+    assert "mIoU" in out and "95% bootstrap intervals over 2 images" in out and "ECE" in out
+    assert "per-image mIoU: mean" in out and "boundary mIoU" in out and "trimap mIoU" in out
+
+
+def test_evaluate_without_flags_has_intervals_only(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    rc, out, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--json", "--quiet")
+    assert rc == 0, err
+    m = json.loads(out)
+    assert "miou_interval" in m and not {"boundary", "trimap", "calibration"} & set(m)
+    rc, out, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--json", "--quiet", "--bootstrap", 0)
+    assert "miou_interval" not in json.loads(out)
+
+
+def test_compare_holds_intervals_comparisons_and_statements(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    out_dir = tmp_path / "cmp"
+    rc, out, err = cli("compare", fast_scnn_ckpt, "fast_scnn.camvid", "--data", camvid_root, "--output", out_dir,
+                       "--min-time", 0.01, "--in-process", "--quiet", "--ece", "--bootstrap", 200)  # fmt: skip
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    for row in results["rows"]:
+        lo, hi = row["miou_interval"]
+        assert lo <= row["miou"] <= hi
+        assert len(row["pixel_accuracy_interval"]) == 2 and len(row["iou_interval"]) == 11
+        assert row["per_image_miou_mean"] is not None and row["calibration"]["ece"] is not None
+    (pair,) = results["comparisons"]
+    assert set(pair) == {"a", "b", "difference", "interval", "significant", "statement"}
+    assert pair["interval"][0] <= pair["difference"] <= pair["interval"][1]
+    report = (out_dir / "report.md").read_text()
+    assert "Uncertainty and rankings" in report and "mIoU 95% CI" in report
+    for statement in results["statements"]:
+        assert statement in report
+    assert "not distinguishable on 2 images" in report or " > " in report
+    assert "run with `--boundary`" in report and "run with `--corruptions all`" in report  # how to turn them on
+    assert (out_dir / "reliability.png").is_file() and (out_dir / "confusions.npz").is_file()
+    with open(out_dir / "results.csv", newline="") as f:
+        rec = list(csv.DictReader(f))
+    assert float(rec[0]["miou_lo"]) <= float(rec[0]["miou"]) <= float(rec[0]["miou_hi"])
+    assert pair["statement"].split(" ")[0] in out or "not distinguishable" in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
+                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
+def test_compare_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    out_dir = tmp_path / "rob"
+    rc, out, err = cli("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--min-time", 0.01,
+                       "--in-process", "--quiet", "--corruptions", "noise", "--severities", "1,5",
+                       "--corruption-images", 1)  # fmt: skip
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    table = results["robustness"]
+    assert table["corruptions"] == ["gaussian_noise", "shot_noise", "impulse_noise"]
+    assert table["severities"] == [1, 5] and table["num_images"] == 1
+    (name,) = table["models"]
+    t = table["models"][name]
+    assert len(t["miou"]["shot_noise"]) == 2 and 0 <= t["mean_miou"] <= 1
+    assert results["rows"][0]["corruption_miou"] == pytest.approx(t["mean_miou"])
+    report = (out_dir / "report.md").read_text()
+    assert "Robustness to corruptions" in report and "Corrupted mIoU (%)" in report
+    assert (out_dir / "corruptions.png").is_file()
+
+
+def test_bad_score_and_corruption_options(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    for argv, fragment in ((["--bootstrap", -1], "--bootstrap"), (["--corruptions", "rain"], "--corruptions"),
+                           (["--severities", "2-3"], "--severities"),
+                           (["--corruptions", "noise", "--severities", "0-7"], "--severities")):  # fmt: skip
+        rc, out, err = cli("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", tmp_path / "x", *argv)
+        assert rc == 2 and fragment in err and "Traceback" not in err, (argv, err)

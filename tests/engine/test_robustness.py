@@ -1,0 +1,53 @@
+"""Corruption plans, seeded corrupted images and the robustness table (segbench.engine.robustness)."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from segbench.engine.robustness import GROUPS, CorruptionPlan, _table, corrupt_image, parse_severities
+from segbench.errors import UserError
+
+needs_package = pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
+                                   reason="imagecorruptions not installed (pip install 'segbench[robustness]')")
+
+
+def test_groups_are_the_fifteen_imagenet_c_corruptions():
+    names = [n for g in GROUPS.values() for n in g]
+    assert len(names) == len(set(names)) == 15
+    assert CorruptionPlan.parse(["all"]).corruptions == tuple(names)
+    assert CorruptionPlan.parse(["blur", "fog", "motion_blur"]).corruptions == GROUPS["blur"] + ("fog",)
+
+
+def test_parse_severities():
+    assert parse_severities("1-5") == (1, 2, 3, 4, 5)
+    assert parse_severities("5,1,3") == (1, 3, 5)
+    for bad in ("0", "6", "3-2", "x", ""):
+        with pytest.raises(UserError):
+            parse_severities(bad)
+    with pytest.raises(UserError):
+        CorruptionPlan.parse(["rain"])
+
+
+@needs_package
+@pytest.mark.parametrize("name", ["gaussian_noise", "fog", "jpeg_compression", "frost"])
+def test_corrupted_image_is_seeded_and_depends_on_severity(name):
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    state = np.random.get_state()
+    a = corrupt_image(image, name, 3, seed=1, index=2)
+    assert np.array_equal(a, corrupt_image(image, name, 3, seed=1, index=2))
+    assert a.shape == image.shape and a.dtype == np.uint8
+    assert not np.array_equal(a, corrupt_image(image, name, 5, seed=1, index=2))
+    assert not np.array_equal(a, image)
+    assert np.array_equal(state[1], np.random.get_state()[1])  # numpy's global generator restored
+
+
+def test_table_means_and_relative_to_clean():
+    plan = CorruptionPlan(("a", "b"), (1, 2))
+    perfect = np.diag([50, 50])
+    half = np.array([[25, 25], [25, 25]])  # IoU 1/3 per class
+    mats = np.stack([perfect, perfect, half, half, half])  # clean, a1, a2, b1, b2
+    t = _table(mats, plan)
+    assert t["clean_miou"] == 1.0 and t["miou"]["a"] == pytest.approx([1.0, 1 / 3])
+    assert t["mean"]["b"] == pytest.approx(1 / 3) and t["relative"]["a"] == pytest.approx(2 / 3)
+    assert t["mean_miou"] == pytest.approx(0.5) and t["relative_miou"] == pytest.approx(0.5)
