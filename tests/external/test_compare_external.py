@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from external_nets import torchscript_file_fixture  # noqa: F401 (the fixture torchscript_file)
 
 from segbench.cli import main
 from segbench.compare import compare
@@ -55,10 +56,10 @@ def test_shipped_tag_and_its_onnx_export_on_the_shipped_sample(tmp_path):
 
 
 def test_every_external_model_gets_the_whole_report(tmp_path, camvid_root, torchscript_file, monkeypatch):
-    from conftest import export_plain_onnx, tiny_net
+    from external_nets import export_plain_onnx, tiny_net
 
     onnx_file = export_plain_onnx(tiny_net(), tmp_path / "nometa.onnx", torch.randn(1, 3, 16, 16))
-    (tmp_path / "mymod.py").write_text("from conftest import tiny_net\n\ndef build():\n    return tiny_net(seed=1)\n")
+    (tmp_path / "mymod.py").write_text("from external_nets import tiny_net\n\ndef build():\n    return tiny_net(seed=1)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     names = tmp_path / "camvid.txt"
     names.write_text("\n".join(["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
@@ -83,7 +84,7 @@ def test_every_external_model_gets_the_whole_report(tmp_path, camvid_root, torch
 
 
 def test_a_model_of_other_classes_is_mapped_in_the_report(tmp_path, camvid_root):
-    from conftest import export_plain_onnx, tiny_net
+    from external_nets import export_plain_onnx, tiny_net
 
     from segbench.classes import CITYSCAPES
     from segbench.export import write_metadata

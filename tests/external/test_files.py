@@ -8,7 +8,14 @@ import zipfile
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CAMVID_META, NHWC, export_plain_onnx, tiny_net
+from external_nets import (  # noqa: F401 (the fixtures pt2_file and torchscript_file)
+    CAMVID_META,
+    NHWC,
+    export_plain_onnx,
+    pt2_file_fixture,
+    tiny_net,
+    torchscript_file_fixture,
+)
 
 from segbench.classes import CAMVID
 from segbench.errors import BackendUnavailable, UserError

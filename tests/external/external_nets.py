@@ -1,4 +1,6 @@
-"""Tiny networks and model files for the tests of segbench.external, all made in temporary folders."""
+"""Tiny networks, model files and their fixtures for the tests of segbench.external, made in temporary folders.
+
+Not a conftest.py: a second module named conftest would shadow tests/conftest.py for `from conftest import`."""
 
 from __future__ import annotations
 
@@ -52,16 +54,16 @@ def export_plain_onnx(net: nn.Module, path: Path, example: torch.Tensor, dynamic
 CAMVID_META = {"classes": list(CAMVID.names), "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 
 
-@pytest.fixture
-def torchscript_file(tmp_path) -> Path:
+@pytest.fixture(name="torchscript_file")
+def torchscript_file_fixture(tmp_path) -> Path:
     """A TorchScript archive of an 11-class TinyNet with segbench.json metadata (CamVid classes)."""
     path = tmp_path / "tiny_ts.pt"
     torch.jit.save(torch.jit.script(tiny_net()), str(path), _extra_files={"segbench.json": json.dumps(CAMVID_META)})
     return path
 
 
-@pytest.fixture
-def pt2_file(tmp_path) -> Path:
+@pytest.fixture(name="pt2_file")
+def pt2_file_fixture(tmp_path) -> Path:
     """A torch.export program of an 11-class TinyNet with logits at half size, dynamic H and W, with metadata."""
     net = tiny_net(stride=2)
     dims = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
