@@ -138,3 +138,18 @@ def fast_scnn_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "fast_scnn_camvid.safetensors"
     save_safetensors(model.eval(), camvid_meta(), path)
     return path
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Run ``segbench ARGS`` in-process from an empty working folder; returns (exit code, stdout, stderr)."""
+    from segbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*argv):
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run

@@ -15,7 +15,6 @@ from PIL import Image
 from safetensors import safe_open
 
 from segbench.classes import CAMVID
-from segbench.cli import main
 from segbench.data.io import read_image
 from segbench.engine.evaluate import predict_mask
 from segbench.models import build_model, list_models, load_model
@@ -27,18 +26,6 @@ def _strict_json(text: str):
 
     return json.loads(text, parse_constant=no_constants)
 
-
-@pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    """Run ``segbench ARGS`` in-process from an empty working folder; returns (exit code, stdout, stderr)."""
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv):
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def assert_user_error(result, *fragments):

@@ -7,19 +7,6 @@ import pytest
 from dataset_layouts import make_ade20k, make_cityscapes, make_voc, save_checkpoint
 
 from segbench.classes import ADE20K, CITYSCAPES, VOC
-from segbench.cli import main
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv):
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def _user_error(result, *fragments):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segbench.cli import main
 from segbench.data.datasets import open_dataset
 from segbench.data.io import read_image
 from segbench.engine import crf as crf_module
@@ -17,17 +16,6 @@ from segbench.models import load_model
 
 needs_crf = pytest.mark.skipif(not crf_available(), reason="pydensecrf2 not installed (pip install 'segbench[crf]')")
 
-
-@pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv):
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def assert_user_error(result, *fragments):

@@ -7,20 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from segbench.cli import main
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv):
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
-
 
 def test_evaluate_writes_intervals_scores_and_per_image_matrices(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     out_dir = tmp_path / "ev"

@@ -148,7 +148,7 @@ def test_torchrun_evaluate_and_compare_equal_one_process(tmp_path):
     ckpt = save_checkpoint(tmp_path / "cs.safetensors", CITYSCAPES)
     two = _torchrun(["evaluate", ckpt, "--data", root, "--output", tmp_path / "two", "--quiet"], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
-    assert two.stdout.count("wrote ") == 1 and two.stdout.count("3 images") == 1  # rank 0 alone prints
+    assert two.stdout.count("wrote ") == 1 and two.stdout.count("(val, 3 images") == 1  # rank 0 alone prints
     one = _one_process(["evaluate", ckpt, "--data", root, "--output", tmp_path / "one", "--quiet"], tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
