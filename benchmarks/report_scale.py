@@ -9,7 +9,7 @@ the report mean nothing, only its size and structure match). Then time it in Chr
 Usage: python benchmarks/report_scale.py DATASET OUT [--split val]
 
 Measured 2026-12-01 on the project's 2-core machine while it was shared with other jobs (load average about
-10): ``python benchmarks/report_scale.py /work/shared/datasets/camvid /tmp/r17scale`` (101 images, 27 MB
+10): ``python benchmarks/report_scale.py /path/to/camvid OUT`` (101 images, 27 MB
 report.html: the random pixels compress worse than real masks), then the command above: opened and showed
 its first image in 3.16 s, the next image in 0.85 s, sorted the per-image table in 0.29 s (bounds asserted:
 15 s and 3 s).
