@@ -89,14 +89,25 @@ def read_class_file(path: str | Path) -> tuple[list[str], list[tuple[int, int, i
     return [str(n) for n in names], palette
 
 
+def _decoded(value, source: str, what: str, expected: str):
+    """``value`` itself, or parsed from JSON when a file's metadata holds it as text.
+
+    Raises:
+        UserError: text that is not JSON, naming ``source``, the metadata key and what was ``expected``.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise UserError(f"{source}: metadata {what!r} is not a JSON list of {expected}") from None
+
+
 def _triple(value, what: str, source: str) -> tuple[float, float, float] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise UserError(f"{source}: metadata {what!r} is not a JSON list of 3 numbers: {value!r}") from None
+    raw = value
+    value = _decoded(value, source, what, f"3 numbers: {raw!r}")
     try:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
@@ -109,11 +120,7 @@ def _triple(value, what: str, source: str) -> tuple[float, float, float] | None:
 def _names(value, source: str) -> list[str] | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise UserError(f"{source}: metadata 'classes' is not a JSON list of names") from None
+    value = _decoded(value, source, "classes", "names")
     if isinstance(value, dict):  # id2label
         value = [value[k] for k in sorted(value, key=int)]
     return [str(v) for v in value]
