@@ -398,9 +398,11 @@ def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results
 
 
 def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
-    """The corruption sweep over every model with the data's classes (eager PyTorch); its summary columns
+    """The corruption sweep over every model predicting the data's classes, directly or through a class mapping
+    (eager PyTorch, or the model's own runtime for external files); its summary columns
     ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
-    runners = load_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device)
+    runners = load_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
+                           opts.class_map)  # fmt: skip
     table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress)
     for r in results.rows:
         t = table["models"].get(r.get("model"))

@@ -51,3 +51,11 @@ def test_table_means_and_relative_to_clean():
     assert t["clean_miou"] == 1.0 and t["miou"]["a"] == pytest.approx([1.0, 1 / 3])
     assert t["mean"]["b"] == pytest.approx(1 / 3) and t["relative"]["a"] == pytest.approx(2 / 3)
     assert t["mean_miou"] == pytest.approx(0.5) and t["relative_miou"] == pytest.approx(0.5)
+
+
+def test_a_subset_of_images_is_spread_over_the_sequence():
+    assert CorruptionPlan(("fog",), max_images=3).image_indices(101) == [0, 50, 100]
+    assert CorruptionPlan(("fog",), max_images=5).image_indices(9) == [0, 2, 4, 6, 8]
+    assert CorruptionPlan(("fog",), max_images=1).image_indices(7) == [0]
+    assert CorruptionPlan(("fog",)).image_indices(4) == [0, 1, 2, 3]  # 0: all
+    assert CorruptionPlan(("fog",), max_images=9).image_indices(4) == [0, 1, 2, 3]

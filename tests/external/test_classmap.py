@@ -3,6 +3,7 @@ logits and targets it maps, and evaluate end to end."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -12,6 +13,8 @@ from torch import nn
 
 from segbench.classes import CAMVID, CITYSCAPES, IGNORE_INDEX
 from segbench.cli import main
+from segbench.data.datasets import open_dataset
+from segbench.engine.robustness import CorruptionPlan, corruption_sweep, load_runners
 from segbench.errors import UserError
 from segbench.external import class_mapping, read_class_map
 
@@ -111,3 +114,19 @@ def test_evaluate_without_any_mapping_is_one_line(colour_model, shapes_root, tmp
     assert rc == 2 and "no class name matches; map them with --class-map FILE" in err and len(err.splitlines()) == 1
     rc, _, err = _evaluate(capsys, colour_model, "--data", shapes_root, "--class-map", tmp_path / "gone.yaml")
     assert rc == 2 and "gone.yaml: no such class map" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
+                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
+def test_corruption_sweep_scores_an_external_model_through_its_class_mapping(colour_model, shapes_root):
+    ds = open_dataset(shapes_root, "val")
+    runners = load_runners([str(colour_model), "fast_scnn"], "none", list(ds.class_set.names))
+    assert list(runners) == ["colours.pt"]  # fast_scnn predicts Cityscapes' 19 classes: no name maps onto shapes'
+    runner = runners["colours.pt"]
+    assert runner.num_classes == 3 and runner.mapping is not None
+    plan = CorruptionPlan(("brightness",), (1,), max_images=2)
+    table = corruption_sweep(runners, ds, len(ds), plan, progress=False)
+    t = table["models"]["colours.pt"]
+    assert table["image_indices"] == [0, len(ds) - 1] and table["num_images"] == 2
+    assert t["clean_miou"] == 1.0  # background has no model class: ignored, as in evaluate
+    assert 0.0 <= t["miou"]["brightness"][0] <= 1.0

@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
                    help="all, noise, blur, weather, digital or corruption names: mIoU per corruption and severity")
     r.add_argument("--severities", default="1-5", help="severities 1..5, e.g. 1-5 or 1,3,5 (default 1-5)")
     r.add_argument("--corruption-images", type=int, default=0, metavar="N",
-                   help="corrupt only the first N evaluated images (default 0 = all)")
+                   help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
     add_backend_args(c, several=True)
     add_model_args(c, "weights for bare ARCH names and smp: specs: a tag, a file, or 'none'")
     add_class_map_arg(c)

@@ -23,6 +23,7 @@ import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,10 +32,9 @@ from tqdm import tqdm
 from segbench.engine.evaluate import predict_mask
 from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
-from segbench.models import load_model
 from segbench.scoring.confusion import score_confusions
 
-__all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "load_runners", "parse_severities",
+__all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "load_runners", "parse_severities", "Runner",
            "require_corruptions"]
 
 GROUPS = {
@@ -69,7 +69,8 @@ class CorruptionPlan:
     Attributes:
         corruptions: Corruption names (of :data:`GROUPS`), in table order.
         severities: Severities in 1..5.
-        max_images: Use the first N evaluated images (0 = all of them).
+        max_images: Use N of the evaluated images, spread evenly over them (0 = all of them); see
+            :meth:`image_indices`.
         seed: Seed from which each (image, corruption, severity) seed is derived.
     """
 
@@ -77,6 +78,16 @@ class CorruptionPlan:
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     max_images: int = 0
     seed: int = 0
+
+    def image_indices(self, num_images: int) -> list[int]:
+        """Indices of the images the sweep scores among ``num_images``: all of them, or :attr:`max_images` of
+        them evenly spaced from the first to the last (frames of a video sequence are alike, so the first N
+        would be N near-copies of one scene)."""
+        if not self.max_images or self.max_images >= num_images:
+            return list(range(num_images))
+        if self.max_images == 1:
+            return [0]
+        return sorted({round(k * (num_images - 1) / (self.max_images - 1)) for k in range(self.max_images)})
 
     @classmethod
     def parse(cls, names: list[str], severities: str = "1-5", max_images: int = 0, seed: int = 0) -> CorruptionPlan:
@@ -172,9 +183,10 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
     """mIoU of every model on every corrupted copy of the images.
 
     Args:
-        models: Row label -> ``(model, mean, std, num_classes)``; each model returns logits ``(1, C, H, W)``.
+        models: Row label -> :class:`Runner`; each model returns logits ``(1, C, H, W)`` in the dataset's
+            classes (mapped ones through their class mapping).
         dataset: A labelled :class:`~segbench.data.datasets.SegmentationDataset`.
-        num_images: Images evaluated in the run; the first ``plan.max_images`` of them are used (all when 0).
+        num_images: Images evaluated in the run; ``plan.image_indices(num_images)`` of them are used.
         plan: Corruptions, severities, images and seed.
         device: Where the models run.
         progress: A progress bar over (corruption, severity).
@@ -188,36 +200,65 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
         BackendUnavailable: ``imagecorruptions`` is not installed.
     """
     require_corruptions()
-    n = num_images if not plan.max_images else min(plan.max_images, num_images)
-    items = [(i, dataset[i]) for i in range(n)]
+    items = [(i, dataset[i]) for i in plan.image_indices(num_images)]
     items = [(i, it) for i, it in items if "error" not in it and it.get("mask") is not None]
     cells = [(None, 0)] + [(c, s) for c in plan.corruptions for s in plan.severities]
-    mats = {label: np.zeros((len(cells), m[3], m[3]), dtype=np.int64) for label, m in models.items()}
+    mats = {label: np.zeros((len(cells), m.num_classes, m.num_classes), dtype=np.int64) for label, m in models.items()}
     for k, (corruption, severity) in enumerate(tqdm(cells, desc="corruptions", disable=not progress, leave=False)):
         for i, item in items:
             image = item["image"] if corruption is None else corrupt_image(
                 item["image"], corruption, severity, plan.seed, i)  # fmt: skip
-            target = torch.from_numpy(item["mask"]).unsqueeze(0).to(device)
-            for label, (model, mean, std, num_classes) in models.items():
-                cm = ConfusionMatrix(num_classes, device=device)
-                cm.update(torch.from_numpy(predict_mask(model, image, mean, std, device)).unsqueeze(0).to(device), target)
+            for label, r in models.items():
+                mask = item["mask"] if r.mapping is None else r.mapping.map_labels(item["mask"])
+                target = torch.from_numpy(mask).unsqueeze(0).to(device)
+                cm = ConfusionMatrix(r.num_classes, device=device)
+                pred = predict_mask(r.model, image, r.mean, r.std, device)
+                cm.update(torch.from_numpy(pred).unsqueeze(0).to(device), target)
                 mats[label][k] += cm.mat.cpu().numpy()
     return {"corruptions": list(plan.corruptions), "severities": list(plan.severities), "num_images": len(items),
-            "seed": plan.seed, "models": {label: _table(m, plan) for label, m in mats.items()}}  # fmt: skip
+            "image_indices": [i for i, _ in items], "seed": plan.seed,
+            "models": {label: _table(m, plan) for label, m in mats.items()}}  # fmt: skip
 
 
-def load_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu") -> dict:
-    """Name -> ``(model, mean, std, num_classes)`` for :func:`corruption_sweep`: each spec that loads and
-    predicts ``class_names`` (a spec that fails to load is left out: its comparison row holds the error)."""
+class Runner(NamedTuple):
+    """One model of a corruption sweep.
+
+    Attributes:
+        model: Maps ``(1, 3, H, W)`` to logits ``(1, C, H, W)`` over the dataset's ``C`` classes.
+        mean: Normalisation mean (RGB, 0..1 scale).
+        std: Normalisation std.
+        num_classes: ``C``.
+        mapping: The model's :class:`~segbench.external.classmap.ClassMapping` onto the dataset's classes
+            (labels of dataset classes nothing maps onto are ignored); None: the same classes.
+    """
+
+    model: torch.nn.Module
+    mean: tuple
+    std: tuple
+    num_classes: int
+    mapping: object = None
+
+
+def load_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu",
+                 inputs=None, class_map=None) -> dict:  # fmt: skip
+    """Name -> :class:`Runner` for :func:`corruption_sweep`: every spec that loads (segbench's own or external,
+    :func:`segbench.external.load_any`) and predicts ``class_names``, directly or through a class mapping
+    (:func:`segbench.external.class_mapping`, with ``class_map`` when given). A spec that fails to load, or
+    whose classes do not map onto ``class_names``, is left out: its comparison row holds the error or note."""
+    from segbench.external import class_mapping, load_any
+
     runners = {}
     for spec in dict.fromkeys(specs):
         try:
-            loaded = load_model(spec, weights=weights)
+            loaded = load_any(spec, weights=weights, inputs=inputs, device=device)
+            mapping = class_mapping(loaded.info.class_names, class_names, class_map)
         except UserError:
             continue
-        info = loaded.info
-        if list(info.class_names) == list(class_names):
-            runners[info.name] = (loaded.model.eval().to(device), info.mean, info.std, info.num_classes)
+        info, model = loaded.info, loaded.model.eval().to(device)
+        if mapping is not None:
+            runners[info.name] = Runner(mapping.wrap(model), info.mean, info.std, len(class_names), mapping)
+        elif list(info.class_names) == list(class_names):
+            runners[info.name] = Runner(model, info.mean, info.std, info.num_classes)
     return runners
 
 

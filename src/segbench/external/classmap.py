@@ -95,6 +95,17 @@ class ClassMapping:
             text += f"; model classes not mapped (left out): {', '.join(left)}"
         return text
 
+    def map_labels(self, mask: np.ndarray) -> np.ndarray:
+        """A label map ``(H, W)`` with the labels of :attr:`unmatched_data` (and any label outside the dataset's
+        classes) set to the ignore index; the same dtype."""
+        lut = np.full(max(256, len(self.data_names) + 1), IGNORE_INDEX, np.int64)
+        for _, d in self.pairs:
+            lut[d] = d
+        keep = (mask >= 0) & (mask < len(lut))
+        mapped = np.full_like(mask, IGNORE_INDEX)
+        mapped[keep] = lut[mask[keep]]
+        return mapped
+
     def wrap(self, runner: nn.Module) -> MappedLogits:
         """``runner`` with its logits mapped onto the dataset's classes."""
         return MappedLogits(runner, self)
@@ -132,9 +143,7 @@ class MappedTargets:
 
     def __init__(self, dataset, mapping: ClassMapping) -> None:
         self.dataset = dataset
-        self._lut = np.full(max(256, len(mapping.data_names) + 1), IGNORE_INDEX, np.int64)
-        for _, d in mapping.pairs:
-            self._lut[d] = d
+        self.mapping = mapping
 
     def __getattr__(self, name):
         return getattr(self.dataset, name)
@@ -144,12 +153,7 @@ class MappedTargets:
 
     def _map(self, item: dict) -> dict:
         mask = item.get("mask")
-        if mask is not None:
-            keep = (mask >= 0) & (mask < len(self._lut))
-            mapped = np.full_like(mask, IGNORE_INDEX)
-            mapped[keep] = self._lut[mask[keep]]
-            item = {**item, "mask": mapped}
-        return item
+        return item if mask is None else {**item, "mask": self.mapping.map_labels(mask)}
 
     def __getitem__(self, i: int) -> dict:
         return self._map(self.dataset[i])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from segbench.report.figures import corruption_png, reliability_png, trimap_png
 from segbench.report.render import Table
-from segbench.report.values import DASH, fmt_pct, num
+from segbench.report.values import DASH, fmt_interval, fmt_pct, num
 
 __all__ = ["FIGURE_FILES", "analysis_blocks", "analysis_figures"]
 
@@ -115,8 +115,9 @@ def _boundaries(rows: list[dict], figures: dict) -> list[tuple]:
     with_b = [r for r in rows if r.get("boundary")]
     if with_b:
         ratio = with_b[0]["boundary"].get("dilation_ratio")
-        cells = [[r["_label"], fmt_pct(r["boundary"].get("boundary_miou")), fmt_pct(r["miou"])] for r in with_b]
-        blocks += [("table", Table(["Model", "Boundary mIoU (%)", "mIoU (%)"], cells, ["l", "r", "r"])),
+        cells = [[r["_label"], fmt_pct(r["boundary"].get("boundary_miou")),
+                  fmt_interval(r["boundary"].get("boundary_miou_interval")), fmt_pct(r["miou"])] for r in with_b]
+        blocks += [("table", Table(["Model", "Boundary mIoU (%)", "95% CI", "mIoU (%)"], cells, ["l", "r", "r", "r"])),
                    ("p", f"Boundary IoU (Cheng et al., arXiv 2103.16562): IoU of the pixels within d of each "
                          f"class's contour in labels and prediction, d = {ratio} x the image diagonal; summed "
                          "over images, averaged over classes.")]  # fmt: skip
@@ -170,7 +171,8 @@ def _robustness(analysis: dict, figures: dict) -> list[tuple]:
                     f"relative to the clean mIoU of the same {table['num_images']} images (%), as Kamann and Rother "
                     "(arXiv 1908.04047). Corruptions of ImageNet-C (Hendrycks and Dietterich, arXiv 1903.12261) "
                     f"through `imagecorruptions`, each generated once per (image, corruption, severity) from seed "
-                    f"{table['seed']} and shared by all models; whole-image inference, eager PyTorch.")]  # fmt: skip
+                    f"{table['seed']} and shared by all models; whole-image inference, each model as loaded (eager "
+                    "PyTorch for segbench's own).")]  # fmt: skip
     if figures.get("corruptions_png"):
         blocks.append(("img", "mIoU by corruption and severity, per model", figures["corruptions_png"]))
     return blocks
