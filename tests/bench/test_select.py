@@ -64,3 +64,7 @@ def test_compare_best_reports_what_to_deploy(fast_scnn_ckpt, camvid_root, tmp_pa
     fastest = min(rows, key=lambda r: r["latency_ms_p50"])
     assert chosen[0]["backend"] == fastest["backend"]  # channels_last equals eager: within any band
     assert f"deploy {rows[0]['model']}: {fastest['backend']}" in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    section = report.split("## What to deploy (`--backend best`)")[1].split("\n## ")[0]
+    deploy_row = next(line for line in section.splitlines() if line.startswith(f"| {rows[0]['model']} |"))
+    assert f"| {fastest['backend']} | {chosen[0]['best_choice']['speedup_vs_eager']:.2f}x |" in deploy_row

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 def test_evaluate_writes_intervals_scores_and_per_image_matrices(cli, tmp_path, camvid_root, fast_scnn_ckpt):
@@ -19,12 +20,18 @@ def test_evaluate_writes_intervals_scores_and_per_image_matrices(cli, tmp_path, 
     assert m["bootstrap"] == {"num_images": 2, "num_resamples": 200, "seed": 0, "confidence": 0.95}
     assert 0 <= m["per_image_miou_mean"] <= 1 and "per_image_miou_mean" in m["definitions"]
     assert 0 <= m["boundary"]["boundary_miou"] <= 1 and len(m["trimap"]["miou"]) == 8
+    b_lo, b_hi = m["boundary"]["boundary_miou_interval"]
+    assert b_lo <= m["boundary"]["boundary_miou"] <= b_hi
     assert 0 <= m["calibration"]["ece"] <= 1
     with np.load(out_dir / "confusions.npz") as z:
         assert z["plain"].shape == (2, 11, 11) and len(z["image_names"]) == 2
         assert np.array_equal(z["plain"].sum(0), np.asarray(m["confusion"]))
     assert "mIoU" in out and "95% bootstrap intervals over 2 images" in out and "ECE" in out
     assert "per-image mIoU: mean" in out and "boundary mIoU" in out and "trimap mIoU" in out
+    for png in ("trimap.png", "reliability.png"):
+        with Image.open(out_dir / png) as im:
+            assert im.size[0] > 300 and im.size[1] > 300, png
+        assert png in out
 
 
 def test_evaluate_without_flags_has_intervals_only(cli, tmp_path, camvid_root, fast_scnn_ckpt):

@@ -81,6 +81,7 @@ def test_optional_scores_are_off_by_default_and_on_when_asked(tmp_path):
     for key in ("miou_interval", "pixel_accuracy_interval", "iou_interval", "per_image_miou_mean", "boundary"):
         assert key in summary
     assert summary["miou_interval"] == [1.0, 1.0]
+    assert extra["boundary"]["boundary_miou_interval"] == [1.0, 1.0]
 
 
 def test_distance_cache_gives_the_bands_of_band_confusions():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from segbench.errors import UserError
-from segbench.scoring.boundary import BoundaryIoU, boundary_counts, boundary_distance
+from segbench.scoring.boundary import BoundaryIoU, boundary_counts, boundary_distance, boundary_interval
+from segbench.scoring.intervals import resample_counts
 
 
 def _erode_reference(mask: np.ndarray, d: int) -> np.ndarray:
@@ -106,3 +107,21 @@ def test_distance_and_errors():
         boundary_counts(torch.full((2, 2), 5), torch.zeros(2, 2, dtype=torch.int64), 2)
     with pytest.raises(UserError):
         boundary_counts(torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.int64), 2)
+
+
+def test_boundary_interval_resamples_images_and_brackets_the_estimate():
+    rng = np.random.default_rng(3)
+    union = rng.integers(50, 200, (40, 4))
+    inter = (union * rng.uniform(0.2, 0.9, (40, 4))).astype(np.int64)
+    inter[:, 3] = union[:, 3] = 0  # a class without any boundary: left out of the mean
+    got = boundary_interval(inter, union, num_resamples=300, seed=1)
+    assert got.estimate == pytest.approx(np.mean(inter.sum(0)[:3] / union.sum(0)[:3]))
+    assert got.low < got.estimate < got.high
+    # the draws of the mIoU bootstrap with the same seed, each resample's mIoU recomputed by hand
+    counts = resample_counts(40, 300, seed=1)
+    by_hand = [np.mean((c @ inter)[:3] / (c @ union)[:3]) for c in counts]
+    assert [got.low, got.high] == pytest.approx(np.percentile(by_hand, [2.5, 97.5]))
+    same = boundary_interval(np.tile(inter[:1], (40, 1)), np.tile(union[:1], (40, 1)), 300, seed=1)
+    assert same.low == pytest.approx(same.high) and same.low == pytest.approx(np.mean(inter[0, :3] / union[0, :3]))
+    with pytest.raises(UserError):
+        boundary_interval(inter[:, :2], union, 10)

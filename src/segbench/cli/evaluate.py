@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     e.add_argument("--split", default="val")
     add_dataset_arg(e)
     e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
-    e.add_argument("--output", help="folder for metrics.json, confusion_matrix.csv and confusions.npz (per image)")
+    e.add_argument("--output", help="folder for metrics.json, confusion_matrix.csv, confusions.npz (per image) and the "
+                   "--trimap / --ece plots")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -137,7 +138,9 @@ def run(args) -> int:
     for g in out.get("gains", []):
         print(f"{g['statement']} (paired 95% interval over images)")
     if args.output:
-        print(f"wrote {Path(args.output) / 'metrics.json'}, confusion_matrix.csv and confusions.npz")
+        plots = [f for k, f in (("trimap", "trimap.png"), ("calibration", "reliability.png")) if out.get(k)]
+        print(f"wrote {Path(args.output) / 'metrics.json'}, confusion_matrix.csv, confusions.npz"
+              + "".join(f", {f}" for f in plots))
     return 0
 
 
@@ -152,14 +155,21 @@ DEFINITIONS = {
 
 
 def _write_files(folder: Path, out: dict, class_names: list[str], confusion: list[list[int]], res) -> None:
-    """``metrics.json``, ``confusion_matrix.csv`` (rows: target class, columns: predicted class) and
-    ``confusions.npz`` (per image and variant, :func:`segbench.engine.summary.confusions_npz`)."""
+    """``metrics.json``, ``confusion_matrix.csv`` (rows: target class, columns: predicted class),
+    ``confusions.npz`` (per image and variant, :func:`segbench.engine.summary.confusions_npz`), and with
+    ``--trimap`` / ``--ece`` the plots ``trimap.png`` / ``reliability.png``."""
     from segbench.data.io import write_bytes_atomic
     from segbench.engine.summary import confusions_npz
+    from segbench.report.analysis import FIGURE_FILES, analysis_figures
 
     write_bytes_atomic(folder / "metrics.json", json.dumps(json_safe(out), indent=2).encode())
     matrices = {v.name: v.confusions for v in res.variants if v.confusions is not None}
     write_bytes_atomic(folder / "confusions.npz", confusions_npz(res.image_names, matrices, class_names))
+    row = {"_label": out["model"], "trimap": out.get("trimap"), "calibration": out.get("calibration"),
+           "variants": out.get("variants")}
+    for key, (png, _) in analysis_figures([row], {}).items():  # trimap.png, reliability.png when measured
+        if png is not None:
+            write_bytes_atomic(folder / FIGURE_FILES[key], png)
     header = "target\\pred," + ",".join(class_names) + "\n"
     body = "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(class_names, confusion))
     write_bytes_atomic(folder / "confusion_matrix.csv", (header + body).encode())
@@ -196,8 +206,9 @@ def _print_scores(out: dict, class_names: list[str]) -> None:
         print("class IoU intervals: " + ", ".join(
             f"{n}{_interval(i)}" for n, i in zip(class_names, out["iou_interval"])))  # fmt: skip
     if "boundary" in out:
-        print(f"boundary mIoU {pct(out['boundary']['boundary_miou'])} % (dilation ratio "
-              f"{out['boundary']['dilation_ratio']})")  # fmt: skip
+        b_out = out["boundary"]
+        print(f"boundary mIoU {pct(b_out['boundary_miou'])}{_interval(b_out.get('boundary_miou_interval'))} % "
+              f"(dilation ratio {b_out['dilation_ratio']})")  # fmt: skip
     if "trimap" in out:
         t = out["trimap"]
         shown = [w for w in (1, 2, 5, 10, 20, 40) if w <= len(t["width_px"])]

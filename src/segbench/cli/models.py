@@ -11,12 +11,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import torch
+
     from segbench.bench import count_params
     from segbench.models import available_weights, build_model, list_models
 
     print(f"{'model':32s} {'params (M)':>10s}  weights")
     for name in list_models():
-        params = count_params(build_model(name, num_classes=args.num_classes)) / 1e6
+        with torch.device("meta"):  # shapes only: no memory, no initialisation (seconds for the ResNet-101s)
+            params = count_params(build_model(name, num_classes=args.num_classes)) / 1e6
         tags = ", ".join(f"{name}.{t}" for t in available_weights(name)) or "-"
         print(f"{name:32s} {params:10.2f}  {tags}")
     print(f"\nparameters at {args.num_classes} classes, without auxiliary heads")

@@ -22,6 +22,7 @@ import torch
 from segbench.errors import UserError
 from segbench.metrics import ConfusionMatrix
 from segbench.scoring import BoundaryIoU, Calibration
+from segbench.scoring.boundary import boundary_interval
 from segbench.scoring.labels import check_labels
 from segbench.scoring.trimap import Trimap, counts_in_bands, distance_to_other_class
 
@@ -106,6 +107,7 @@ class ImageScores:
         self.total = ConfusionMatrix(num_classes, ignore_index)
         self.confusions: list[np.ndarray] = []
         self.boundary = BoundaryIoU(num_classes, ignore_index, options.dilation_ratio) if options.boundary else None
+        self.boundary_counts: list[tuple[np.ndarray, np.ndarray]] = []  # per image (intersection, union), (C,) each
         self.trimap = Trimap(num_classes, ignore_index, options.max_width) if options.trimap else None
         self.trimap_confusions: list[np.ndarray] = []  # per image (W, C, C), for paired gains inside a band
         self.calibration = Calibration(options.num_bins, ignore_index) if options.ece else None
@@ -133,7 +135,8 @@ class ImageScores:
         self.total.mat = self.total.mat.to(cm.mat.device) + cm.mat
         self.confusions.append(cm.mat.cpu().numpy())
         if self.boundary is not None:
-            self.boundary.update(pred, target)
+            inter, union = self.boundary.update(pred, target)
+            self.boundary_counts.append((inter[0], union[0]))
         if self.trimap is not None:
             p, t = check_labels(pred, target, self.num_classes, self.ignore_index)
             dist = self.cache.get(name, t, self.ignore_index)
@@ -152,10 +155,16 @@ class ImageScores:
         return np.stack(self.trimap_confusions) if self.trimap_confusions else None
 
     def extra(self, class_names: list[str] | None) -> dict:
-        """The optional scores as JSON-friendly dicts: ``boundary``, ``trimap``, ``calibration``."""
+        """The optional scores as JSON-friendly dicts: ``boundary`` (with ``boundary_miou_interval``, the 95%
+        bootstrap interval on the mIoU interval's resamples, when ``bootstrap`` is on), ``trimap``,
+        ``calibration``."""
         out = {}
         if self.boundary is not None:
             out["boundary"] = self.boundary.compute().to_dict(class_names)
+            if self.options.bootstrap and self.boundary_counts:
+                inter, union = (np.stack(a) for a in zip(*self.boundary_counts))
+                i = boundary_interval(inter, union, self.options.bootstrap, self.options.seed)
+                out["boundary"]["boundary_miou_interval"] = [i.to_dict()["low"], i.to_dict()["high"]]
         if self.trimap is not None:
             out["trimap"] = self.trimap.compute().to_dict()
         if self.calibration is not None:

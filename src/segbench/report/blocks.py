@@ -13,7 +13,7 @@ from typing import Any
 from segbench.engine.memory import MEMORY_KINDS
 from segbench.report.render import Table
 from segbench.report.svgplot import interval
-from segbench.report.values import DASH, fmt, fmt_pct, fmt_value, num
+from segbench.report.values import DASH, fmt, fmt_interval, fmt_pct, fmt_value, num
 
 FIGURES = (
     ("pareto_png", "Accuracy vs latency", "mIoU vs latency with Pareto front"),
@@ -102,13 +102,6 @@ def _main_columns(rows: list[dict], has_acc: bool) -> list[Column]:
     if has_acc and any(r.get("num_images") is not None for r in rows):
         cols.append(("Images", "num_images", lambda v: DASH if v is None else str(v), None))
     return cols
-
-
-def fmt_interval(pair) -> str:
-    """``"[70.02, 74.40]"``: a ``[low, high]`` fraction interval in percent, or the dash."""
-    if not pair or num(pair[0]) is None or num(pair[1]) is None:
-        return DASH
-    return f"[{fmt_pct(pair[0])}, {fmt_pct(pair[1])}]"
 
 
 def _main_table(rows: list[dict], cols: list[Column], mixed_kinds: bool) -> Table:
@@ -282,6 +275,27 @@ def _comparisons(comparisons) -> list[tuple]:
     return [("h", 2, "Model comparisons"), ("table", table)]
 
 
+def _deploy(rows: list[dict]) -> list[tuple]:
+    """Section "What to deploy" (``--backend best``): per model, the fastest backend within its precision's
+    accuracy band against eager, its speed-up, its loss and the faster backends left out (and why)."""
+    chosen = [r for r in rows if r.get("best") and isinstance(r.get("best_choice"), dict)]
+    if not chosen:
+        return []
+    cells = []
+    for r in chosen:
+        c = r["best_choice"]
+        rejected = "; ".join(f"{b} ({why})" for b, why in (c.get("rejected") or {}).items()) or "none"
+        cells.append([str(r["model"]), str(c["backend"]), f"{c['speedup_vs_eager']:.2f}x",
+                      fmt(c["latency_ms_p50"]), f"{c['loss_points']:.2f} ({c['basis']})", f"{c['band_points']:g}",
+                      rejected])  # fmt: skip
+    table = Table(["Model", "Backend", "Speed-up vs eager", "Latency p50 (ms)", "Accuracy loss (points)",
+                   "Band (points)", "Faster, but outside the band"], cells, ["l", "l", "r", "r", "l", "r", "l"])  # fmt: skip
+    return [("h", 2, "What to deploy (`--backend best`)"), ("table", table),
+            ("p", "For each model, the fastest backend whose accuracy loss against eager PyTorch stays within the "
+                  "band of its precision: the mIoU difference on the evaluated images when they are labelled, "
+                  "else the disagreement with eager's label maps (100 - agreement mIoU).")]  # fmt: skip
+
+
 def _errors_and_skipped(rows: list[dict], skipped: list[dict]) -> list[tuple]:
     """Sections "Errors" (each failed model's message) and "Skipped inputs", and the list of files."""
     blocks: list[tuple] = []
@@ -331,6 +345,7 @@ def build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: b
         ("h", 2, "Settings"), ("table", _kv_table(settings)) if settings else ("p", "None recorded."),
         ("h", 2, "Environment"), ("table", _kv_table(env)) if env else ("p", "None recorded."),
         *_results(rows, has_acc, settings),
+        *_deploy(rows),
         *_variants(rows),
         *_per_class(rows, classes, has_acc),
         *_figures(figures, pareto_html),

@@ -82,3 +82,10 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(jsonable(value), ensure_ascii=False)
     return str(value).replace("\n", " ")
+
+
+def fmt_interval(pair) -> str:
+    """``"[70.02, 74.40]"``: a ``[low, high]`` fraction interval in percent, or the dash."""
+    if not pair or num(pair[0]) is None or num(pair[1]) is None:
+        return DASH
+    return f"[{fmt_pct(pair[0])}, {fmt_pct(pair[1])}]"

@@ -28,6 +28,7 @@ Reference:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 
 from segbench.errors import UserError
 from segbench.scoring.confusion import nanmean
+from segbench.scoring.intervals import Interval, check_confidence, percentile_interval, resample_counts
 from segbench.scoring.labels import check_labels, contour, integral, window_sum
 
 __all__ = ["BoundaryIoU", "BoundaryScores", "boundary_counts", "boundary_distance", "boundary_region"]
@@ -177,3 +179,37 @@ class BoundaryIoU:
             union=self.union.tolist(),
             dilation_ratio=self.dilation_ratio,
         )
+
+
+def boundary_interval(intersection: np.ndarray, union: np.ndarray, num_resamples: int = 1000, seed: int = 0,
+                      confidence: float = 0.95) -> Interval:  # fmt: skip
+    """Bootstrap interval of the boundary mIoU over images, on the same resamples as
+    :func:`segbench.scoring.intervals.bootstrap` with the same ``seed`` (so it sits beside the mIoU interval).
+
+    Args:
+        intersection: Per-image boundary intersections ``(N, C)`` int64 (as :meth:`BoundaryIoU.update`).
+        union: Per-image boundary unions ``(N, C)`` int64.
+        num_resamples: ``B``.
+        seed: Seed of the resampling generator.
+        confidence: Coverage of the percentile interval.
+
+    Returns:
+        The boundary mIoU with its percentile interval (fractions).
+
+    Raises:
+        UserError: shapes that differ or are not ``(N, C)`` with ``N >= 1``, or a bad ``confidence``.
+    """
+    check_confidence(confidence)
+    inter, uni = np.asarray(intersection, np.float64), np.asarray(union, np.float64)
+    if inter.ndim != 2 or inter.shape != uni.shape or not len(inter):
+        raise UserError(f"boundary counts must be two (N, C) arrays with N >= 1, got {inter.shape} and {uni.shape}")
+    counts = resample_counts(len(inter), num_resamples, seed).astype(np.float64)
+
+    def miou(i, u):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(u > 0, i / np.maximum(u, 1), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no class has a boundary
+            return np.nanmean(iou, axis=-1)
+
+    return percentile_interval(miou(inter.sum(0), uni.sum(0)), miou(counts @ inter, counts @ uni), confidence)

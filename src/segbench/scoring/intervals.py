@@ -103,7 +103,7 @@ def check_confidence(confidence: float) -> None:
         raise UserError(f"confidence must lie in (0, 1), got {confidence}")
 
 
-def _interval(estimate, samples: np.ndarray, confidence: float) -> list[Interval] | Interval:
+def percentile_interval(estimate, samples: np.ndarray, confidence: float) -> list[Interval] | Interval:
     """Percentile interval(s) of ``samples`` ``(B, ...)`` around ``estimate`` ``(...)``, NaN left out."""
     tail = 100 * (1 - confidence) / 2
     if not np.isnan(samples).any():
@@ -204,11 +204,11 @@ def bootstrap(confusions, num_resamples: int = 1000, seed: int = 0, confidence: 
     resampled = score_confusions(resampled_sums(counts, confusions))
     per_image = score_confusions(confusions).miou
     return Bootstrap(
-        miou=_interval(full.miou, resampled.miou, confidence),
-        pixel_accuracy=_interval(full.pixel_accuracy, resampled.pixel_accuracy, confidence),
-        mean_accuracy=_interval(full.mean_accuracy, resampled.mean_accuracy, confidence),
-        iou=_interval(full.iou, resampled.iou, confidence),
-        per_image_miou=_interval(
+        miou=percentile_interval(full.miou, resampled.miou, confidence),
+        pixel_accuracy=percentile_interval(full.pixel_accuracy, resampled.pixel_accuracy, confidence),
+        mean_accuracy=percentile_interval(full.mean_accuracy, resampled.mean_accuracy, confidence),
+        iou=percentile_interval(full.iou, resampled.iou, confidence),
+        per_image_miou=percentile_interval(
             np.nanmean(per_image) if (~np.isnan(per_image)).any() else math.nan,
             _per_image_mean(counts.astype(np.float64), per_image),
             confidence,
@@ -292,11 +292,11 @@ def paired_difference(
     return PairedDifference(
         name_a=names[0],
         name_b=names[1],
-        miou=_interval(fa.miou - fb.miou, ra.miou - rb.miou, confidence),
-        pixel_accuracy=_interval(
+        miou=percentile_interval(fa.miou - fb.miou, ra.miou - rb.miou, confidence),
+        pixel_accuracy=percentile_interval(
             fa.pixel_accuracy - fb.pixel_accuracy, ra.pixel_accuracy - rb.pixel_accuracy, confidence
         ),
-        iou=_interval(fa.iou - fb.iou, ra.iou - rb.iou, confidence),
+        iou=percentile_interval(fa.iou - fb.iou, ra.iou - rb.iou, confidence),
         num_images=num_images,
         confidence=confidence,
     )
