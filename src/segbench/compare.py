@@ -35,7 +35,7 @@ from segbench.data.io import write_bytes_atomic
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.inference import InferenceConfig
-from segbench.engine.robustness import CorruptionPlan, corruption_sweep, load_runners
+from segbench.engine.robustness import CorruptionPlan, Runner, corruption_sweep
 from segbench.engine.scores import DistanceCache, ScoreOptions
 from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
 from segbench.engine.summary import confusions_npz, flat_scores, summarise
@@ -397,11 +397,32 @@ def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results
     return analysis
 
 
+def corruption_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu",
+                       inputs: ModelInputs | None = None, class_map: str | Path | None = None) -> dict:  # fmt: skip
+    """Name -> :class:`~segbench.engine.robustness.Runner` for the corruption sweep: every spec that loads
+    (segbench's own or external, :func:`~segbench.external.load_any`) and predicts ``class_names``, directly or
+    through a class mapping (:func:`~segbench.external.class_mapping`, with ``class_map`` when given). A spec that fails to load, or
+    whose classes do not map onto ``class_names``, is left out: its comparison row holds the error or note."""
+    runners = {}
+    for spec in dict.fromkeys(specs):
+        try:
+            loaded = load_any(spec, weights=weights, inputs=inputs, device=device)
+            mapping = class_mapping(loaded.info.class_names, class_names, class_map)
+        except UserError:
+            continue
+        info, model = loaded.info, loaded.model.eval().to(device)
+        if mapping is not None:
+            runners[info.name] = Runner(mapping.wrap(model), info.mean, info.std, len(class_names), mapping)
+        elif list(info.class_names) == list(class_names):
+            runners[info.name] = Runner(model, info.mean, info.std, info.num_classes)
+    return runners
+
+
 def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
     """The corruption sweep over every model predicting the data's classes, directly or through a class mapping
     (eager PyTorch, or the model's own runtime for external files); its summary columns
     ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
-    runners = load_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
+    runners = corruption_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
                            opts.class_map)  # fmt: skip
     table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress)
     for r in results.rows:

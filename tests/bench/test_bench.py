@@ -329,8 +329,10 @@ def test_end_to_end_stages_and_miou(tmp_path):
     out = measure_end_to_end(predictor, paths, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_time_s=0,
                              min_rounds=2, warmup=1, num_classes=2, masks=masks)  # fmt: skip
     assert out["e2e_images"] == 4 and len(seen) == 5 and seen[0] == (1, 3, 20, 30)
-    parts = sum(out[k] for k in ("e2e_decode_ms", "e2e_preprocess_ms", "e2e_model_ms", "e2e_postprocess_ms"))
-    assert out["e2e_ms_p50"] > 0 and parts == pytest.approx(out["e2e_ms_p50"], rel=0.5)
+    # every stage timed (medians of the stages need not add up to the median total: no timing comparison,
+    # which another test process on the same cores can upset)
+    assert out["e2e_ms_p50"] > 0
+    assert all(out[k] > 0 for k in ("e2e_decode_ms", "e2e_preprocess_ms", "e2e_model_ms", "e2e_postprocess_ms"))
     assert out["miou"] > 0.95  # resampling is identity here; the only errors are pixels at exactly 127.5
     resized = measure_end_to_end(
         predictor, paths[:1], (0.5,) * 3, (0.5,) * 3, input_size=(8, 12), min_time_s=0, warmup=0

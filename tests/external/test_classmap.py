@@ -13,8 +13,9 @@ from torch import nn
 
 from segbench.classes import CAMVID, CITYSCAPES, IGNORE_INDEX
 from segbench.cli import main
+from segbench.compare import corruption_runners
 from segbench.data.datasets import open_dataset
-from segbench.engine.robustness import CorruptionPlan, corruption_sweep, load_runners
+from segbench.engine.robustness import CorruptionPlan, corruption_sweep
 from segbench.errors import UserError
 from segbench.external import class_mapping, read_class_map
 
@@ -120,7 +121,7 @@ def test_evaluate_without_any_mapping_is_one_line(colour_model, shapes_root, tmp
                     reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
 def test_corruption_sweep_scores_an_external_model_through_its_class_mapping(colour_model, shapes_root):
     ds = open_dataset(shapes_root, "val")
-    runners = load_runners([str(colour_model), "fast_scnn"], "none", list(ds.class_set.names))
+    runners = corruption_runners([str(colour_model), "fast_scnn"], "none", list(ds.class_set.names))
     assert list(runners) == ["colours.pt"]  # fast_scnn predicts Cityscapes' 19 classes: no name maps onto shapes'
     runner = runners["colours.pt"]
     assert runner.num_classes == 3 and runner.mapping is not None

@@ -34,7 +34,7 @@ from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
 from segbench.scoring.confusion import score_confusions
 
-__all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "load_runners", "parse_severities", "Runner",
+__all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "Runner",
            "require_corruptions"]
 
 GROUPS = {
@@ -237,29 +237,6 @@ class Runner(NamedTuple):
     std: tuple
     num_classes: int
     mapping: object = None
-
-
-def load_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu",
-                 inputs=None, class_map=None) -> dict:  # fmt: skip
-    """Name -> :class:`Runner` for :func:`corruption_sweep`: every spec that loads (segbench's own or external,
-    :func:`segbench.external.load_any`) and predicts ``class_names``, directly or through a class mapping
-    (:func:`segbench.external.class_mapping`, with ``class_map`` when given). A spec that fails to load, or
-    whose classes do not map onto ``class_names``, is left out: its comparison row holds the error or note."""
-    from segbench.external import class_mapping, load_any
-
-    runners = {}
-    for spec in dict.fromkeys(specs):
-        try:
-            loaded = load_any(spec, weights=weights, inputs=inputs, device=device)
-            mapping = class_mapping(loaded.info.class_names, class_names, class_map)
-        except UserError:
-            continue
-        info, model = loaded.info, loaded.model.eval().to(device)
-        if mapping is not None:
-            runners[info.name] = Runner(mapping.wrap(model), info.mean, info.std, len(class_names), mapping)
-        elif list(info.class_names) == list(class_names):
-            runners[info.name] = Runner(model, info.mean, info.std, info.num_classes)
-    return runners
 
 
 def _table(mats: np.ndarray, plan: CorruptionPlan) -> dict:
