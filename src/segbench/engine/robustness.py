@@ -204,13 +204,16 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
     items = [(i, it) for i, it in items if "error" not in it and it.get("mask") is not None]
     cells = [(None, 0)] + [(c, s) for c in plan.corruptions for s in plan.severities]
     mats = {label: np.zeros((len(cells), m.num_classes, m.num_classes), dtype=np.int64) for label, m in models.items()}
+    targets = {  # each model's labels of each image, made once for all the cells
+        (i, label): torch.from_numpy(item["mask"] if r.mapping is None else r.mapping.map_labels(item["mask"]))
+        .unsqueeze(0).to(device) for i, item in items for label, r in models.items()
+    }  # fmt: skip
     for k, (corruption, severity) in enumerate(tqdm(cells, desc="corruptions", disable=not progress, leave=False)):
         for i, item in items:
             image = item["image"] if corruption is None else corrupt_image(
                 item["image"], corruption, severity, plan.seed, i)  # fmt: skip
             for label, r in models.items():
-                mask = item["mask"] if r.mapping is None else r.mapping.map_labels(item["mask"])
-                target = torch.from_numpy(mask).unsqueeze(0).to(device)
+                target = targets[i, label]
                 cm = ConfusionMatrix(r.num_classes, device=device)
                 pred = predict_mask(r.model, image, r.mean, r.std, device)
                 cm.update(torch.from_numpy(pred).unsqueeze(0).to(device), target)
