@@ -16,6 +16,7 @@ Stages: :func:`plan` (data, backends, grid images, input size) -> per model :fun
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -125,7 +126,10 @@ class CompareOptions:
             (:class:`~segbench.engine.scores.ScoreOptions`); rows get ``miou_interval`` and the others, the
             report every pair's paired interval.
         corruptions: ImageNet-C corruptions for the robustness table (:mod:`segbench.engine.robustness`),
-            with their severities and images; None: no robustness pass.
+            with their severities and images; None: no robustness pass. The finished cells of the sweep are
+            kept in ``out_dir/corruptions.partial.npz`` until it ends.
+        resume: continue the corruption sweep from ``out_dir/corruptions.partial.npz`` (left by a run that
+            stopped); everything else is measured again.
     """
 
     split: str = "val"
@@ -148,6 +152,11 @@ class CompareOptions:
     dataset: str | None = None
     scores: ScoreOptions = field(default_factory=ScoreOptions)
     corruptions: CorruptionPlan | None = None
+    resume: bool = False
+
+
+CHECKPOINT = "corruptions.partial.npz"
+"""The corruption sweep's finished cells, in the report folder while it runs."""
 
 
 @dataclass
@@ -384,16 +393,18 @@ def _settings(data: str | Path, p: _Plan, opts: CompareOptions, rows: list[dict]
     return settings
 
 
-def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results,
+            checkpoint: Path | None = None) -> dict:  # fmt: skip
     """Paired comparisons of every pair of rows evaluated on the same images (same resamples), ranking
-    statements, and the robustness table when corruptions were asked for."""
+    statements, and the robustness table when corruptions were asked for (its finished cells saved to
+    ``checkpoint`` while it runs)."""
     analysis: dict = {"scores": opts.scores.enabled(), "bootstrap": opts.scores.bootstrap}
     shapes = {m.shape for m in results.matrices.values()}
     if opts.scores.bootstrap and len(results.matrices) > 1 and len(shapes) == 1:
         rank = ranking(results.matrices, opts.scores.bootstrap, opts.scores.seed)
         analysis.update(comparisons=comparison_list(rank), statements=rank.statements(), tiers=rank.tiers)
     if opts.corruptions is not None and p.dataset.labelled:
-        analysis["robustness"] = _robustness(models, p, opts, results)
+        analysis["robustness"] = _robustness(models, p, opts, results, checkpoint)
     return analysis
 
 
@@ -418,13 +429,21 @@ def corruption_runners(specs: list[str], weights: str | None, class_names: list[
     return runners
 
 
-def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results) -> dict:
+def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results,
+                checkpoint: Path | None = None) -> dict:  # fmt: skip
     """The corruption sweep over every model predicting the data's classes, directly or through a class mapping
     (eager PyTorch, or the model's own runtime for external files); its summary columns
     ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
     runners = corruption_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
                            opts.class_map)  # fmt: skip
-    table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress)
+    try:
+        table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress,
+                                 checkpoint=checkpoint, resume=opts.resume)  # fmt: skip
+    except KeyboardInterrupt:
+        if checkpoint is not None and checkpoint.exists():
+            print(f"segbench: the corruption sweep's finished cells are saved in {checkpoint}; run the same "
+                  "command with --resume to continue from them", file=sys.stderr)  # fmt: skip
+        raise
     for r in results.rows:
         t = table["models"].get(r.get("model"))
         if t is not None and r.get("miou") is not None and r.get("backend", "eager") == "eager":
@@ -489,4 +508,4 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         _compare_model(spec, p, opts, results)
     if not is_main():  # under torchrun, rank 0 alone writes the report
         return {"rows": results.rows, "skipped": results.skipped or [], "files": {}}
-    return report(data, out_dir, p, opts, results, analyse(models, p, opts, results))
+    return report(data, out_dir, p, opts, results, analyse(models, p, opts, results, Path(out_dir) / CHECKPOINT))

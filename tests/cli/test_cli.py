@@ -153,6 +153,19 @@ def test_evaluate_json(cli, camvid_root, fast_scnn_ckpt):
     assert 0.0 <= data["miou"] <= 1.0 and 0.0 <= data["pixel_accuracy"] <= 1.0
 
 
+def test_evaluate_threads(cli, camvid_root, fast_scnn_ckpt, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    rc, out, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--json", "--quiet", "--max-images", "1",
+                       "--threads", "1")  # fmt: skip
+    assert rc == 0, err
+    assert calls == [1]
+    assert _strict_json(out)["threads"] == torch.get_num_threads()
+    assert_user_error(cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--threads", "0"), "--threads")
+
+
 def test_evaluate_refuses_non_empty_output(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")

@@ -89,11 +89,27 @@ def test_compare_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     report = (out_dir / "report.md").read_text()
     assert "Robustness to corruptions" in report and "Corrupted mIoU (%)" in report
     assert (out_dir / "corruptions.png").is_file()
+    assert not (out_dir / "corruptions.partial.npz").exists()  # the sweep's checkpoint is gone once it ends
+
+
+@pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
+                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
+def test_compare_resume_reads_the_sweeps_checkpoint_in_output(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    out_dir = tmp_path / "rob"
+    out_dir.mkdir()
+    np.savez(out_dir / "corruptions.partial.npz", key=np.array("another sweep"), done=np.array(1))
+    argv = ("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--min-time", 0.01,
+            "--in-process", "--quiet", "--corruptions", "contrast", "--severities", "1", "--corruption-images", 1)
+    rc, out, err = cli(*argv, "--resume")  # a non-empty --output is allowed with --resume
+    assert rc == 2 and "corruptions.partial.npz: written by a sweep of other models" in err, err
+    rc, out, err = cli(*argv, "--overwrite")  # without --resume the sweep starts again
+    assert rc == 0, err
+    assert not (out_dir / "corruptions.partial.npz").exists()
 
 
 def test_bad_score_and_corruption_options(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     for argv, fragment in ((["--bootstrap", -1], "--bootstrap"), (["--corruptions", "rain"], "--corruptions"),
-                           (["--severities", "2-3"], "--severities"),
+                           (["--severities", "2-3"], "--severities"), (["--resume"], "--resume"),
                            (["--corruptions", "noise", "--severities", "0-7"], "--severities")):  # fmt: skip
         rc, out, err = cli("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", tmp_path / "x", *argv)
         assert rc == 2 and fragment in err and "Traceback" not in err, (argv, err)

@@ -4,8 +4,17 @@ import importlib.util
 
 import numpy as np
 import pytest
+import torch
 
-from segbench.engine.robustness import GROUPS, CorruptionPlan, _table, corrupt_image, parse_severities
+from segbench.engine.robustness import (
+    GROUPS,
+    CorruptionPlan,
+    Runner,
+    _table,
+    corrupt_image,
+    corruption_sweep,
+    parse_severities,
+)
 from segbench.errors import UserError
 
 needs_package = pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
@@ -59,3 +68,55 @@ def test_a_subset_of_images_is_spread_over_the_sequence():
     assert CorruptionPlan(("fog",), max_images=1).image_indices(7) == [0]
     assert CorruptionPlan(("fog",)).image_indices(4) == [0, 1, 2, 3]  # 0: all
     assert CorruptionPlan(("fog",), max_images=9).image_indices(4) == [0, 1, 2, 3]
+
+
+class _RedIsClassOne(torch.nn.Module):
+    """Two-class logits from the red channel; counts its calls and raises KeyboardInterrupt after ``stop_after``."""
+
+    def __init__(self, scale: float = 1.0, stop_after: int | None = None):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor([scale]))
+        self.calls, self.stop_after = 0, stop_after
+
+    def forward(self, x):
+        self.calls += 1
+        if self.stop_after is not None and self.calls > self.stop_after:
+            raise KeyboardInterrupt
+        return torch.cat([-x[:, :1], x[:, :1]], 1) * self.scale
+
+
+def _red_images(n=3):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(n)]
+    return [{"image": im, "mask": (im[..., 0] > 128).astype(np.int64)} for im in images]
+
+
+@needs_package
+def test_a_stopped_sweep_resumes_from_its_checkpoint(tmp_path):
+    data, plan = _red_images(), CorruptionPlan(("gaussian_noise", "contrast"), (1, 3))  # 5 cells x 3 images
+    runner = lambda model: {"m": Runner(model, (0.5,) * 3, (0.5,) * 3, 2)}  # noqa: E731
+    whole = corruption_sweep(runner(_RedIsClassOne()), data, 3, plan, progress=False)
+    ckpt = tmp_path / "sweep.npz"
+    with pytest.raises(KeyboardInterrupt):  # stopped in the third cell: the first two are saved
+        corruption_sweep(runner(_RedIsClassOne(stop_after=7)), data, 3, plan, progress=False, checkpoint=ckpt)
+    with np.load(ckpt) as z:
+        assert int(z["done"]) == 2
+    model = _RedIsClassOne()
+    resumed = corruption_sweep(runner(model), data, 3, plan, progress=False, checkpoint=ckpt, resume=True)
+    assert model.calls == 9  # cells 2..4 only
+    assert resumed == whole and not ckpt.exists()  # removed once the sweep ends
+
+
+@needs_package
+def test_resume_refuses_a_checkpoint_of_another_sweep(tmp_path):
+    data, plan = _red_images(), CorruptionPlan(("contrast",), (1, 2))
+    ckpt = tmp_path / "sweep.npz"
+    with pytest.raises(KeyboardInterrupt):
+        corruption_sweep({"m": Runner(_RedIsClassOne(stop_after=4), (0.5,) * 3, (0.5,) * 3, 2)}, data, 3, plan,
+                         progress=False, checkpoint=ckpt)  # fmt: skip
+    other = {"m": Runner(_RedIsClassOne(scale=2.0), (0.5,) * 3, (0.5,) * 3, 2)}  # other weights
+    with pytest.raises(UserError, match="other models, weights"):
+        corruption_sweep(other, data, 3, plan, progress=False, checkpoint=ckpt, resume=True)
+    ckpt.write_bytes(b"not an npz")
+    with pytest.raises(UserError, match="not a readable corruption checkpoint"):
+        corruption_sweep(other, data, 3, plan, progress=False, checkpoint=ckpt, resume=True)

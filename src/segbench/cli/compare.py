@@ -55,6 +55,9 @@ def add_parser(sub) -> None:
     r.add_argument("--severities", default="1-5", help="severities 1..5, e.g. 1-5 or 1,3,5 (default 1-5)")
     r.add_argument("--corruption-images", type=int, default=0, metavar="N",
                    help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a stopped sweep from the finished cells it saved in --output "
+                        "(corruptions.partial.npz; the other measurements are repeated)")
     add_backend_args(c, several=True)
     add_model_args(c, "weights for bare ARCH names and smp: specs: a tag, a file, or 'none'")
     add_class_map_arg(c)
@@ -79,7 +82,7 @@ def run(args) -> int:
     inference, crf = inference_config(args), crf_config(args)
     scores, corruptions = score_options(args), corruption_plan(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
-    on_main(check_new_dir, out, args.overwrite)
+    on_main(check_new_dir, out, args.overwrite or args.resume)
     if is_main():
         print(f"comparing {', '.join(models)} on {data}")
     result = compare(
@@ -88,6 +91,7 @@ def run(args) -> int:
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
         inputs=model_inputs(args), class_map=args.class_map, scores=scores, corruptions=corruptions,
+        resume=args.resume,
     )
     if not is_main():
         return 0  # rank 0 reports for every process
@@ -129,8 +133,8 @@ def corruption_plan(args):
     from segbench.engine.robustness import CorruptionPlan, require_corruptions
 
     if not args.corruptions:
-        if args.severities != "1-5" or args.corruption_images:
-            raise UserError("--severities/--corruption-images: given without --corruptions")
+        if args.severities != "1-5" or args.corruption_images or args.resume:
+            raise UserError("--severities/--corruption-images/--resume: given without --corruptions")
         return None
     plan = CorruptionPlan.parse(args.corruptions, args.severities, args.corruption_images, args.seed)
     require_corruptions()  # a missing package fails before any work

@@ -44,6 +44,7 @@ def add_parser(sub) -> None:
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     add_inference_args(e)
     add_score_args(e)
     add_backend_args(e)
@@ -86,11 +87,15 @@ def _open(args):
 
 @distributed
 def run(args) -> int:
+    import torch
+
     from segbench.compare import check_device
     from segbench.engine.sharded import evaluate_sharded, is_main
     from segbench.engine.summary import summarise
 
     device = check_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     inference_config(args)  # bad options fail before any work
     scores = score_options(args)
     check_backend_args(args)
@@ -118,7 +123,7 @@ def run(args) -> int:
     out = {
         "model": info.name, "weights": info.weights, "backend": args.backend,
         "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "dataset": dataset.layout, "split": args.split,
-        "num_images": res.num_images, "seconds": seconds, "throughput_img_s": res.num_images / seconds,
+        "num_images": res.num_images, "threads": torch.get_num_threads(), "seconds": seconds, "throughput_img_s": res.num_images / seconds,
         **m, "skipped": res.skipped,
         "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
         "variants": res.variants_dicts(names),
