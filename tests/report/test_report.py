@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import numpy as np
@@ -197,3 +198,19 @@ def test_report_has_no_tta_section_without_variants(tmp_path):
     files = write_report(tmp_path / "r2", rows=rows, class_names=None, palette=None, grid=None, env={}, settings={})
     section = files["report_md"].read_text().split("## Test-time augmentation and CRF")[1].split("\n## ")[0]
     assert "| m | crf | 55.0 | +5.0 |" in section and "+7.0" in section
+
+
+@pytest.mark.parametrize("num_corruptions, num_models", [(1, 1), (15, 5)])
+def test_corruption_heat_map_fits_its_titles(num_corruptions, num_models):
+    import warnings
+
+    from segbench.report.figures import corruption_png
+
+    corr = [f"c{i}" for i in range(num_corruptions)]
+    table = {"corruptions": corr, "severities": [1, 5],
+             "models": {f"m{j}": {"miou": {c: [0.5, 0.2] for c in corr}, "clean_miou": 0.6} for j in range(num_models)}}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when tight_layout cannot fit the titles
+        png = corruption_png(table)
+    w, h = Image.open(io.BytesIO(png)).size
+    assert w > 0 and h >= 200  # two title lines, the axis and the cells of one row

@@ -173,7 +173,8 @@ def corruption_png(table: dict) -> bytes:
     names, corr, sev = list(table["models"]), table["corruptions"], table["severities"]
     cols = min(len(names), 3)
     rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(1.2 + 0.75 * len(sev) * cols + 1.2 * cols, 0.8 + 0.32 * len(corr) * rows), dpi=100)
+    height = 0.5 + rows * (1.3 + 0.32 * len(corr))  # per row: two title lines, the severity axis, the cells
+    fig = Figure(figsize=(1.2 + 0.75 * len(sev) * cols + 1.2 * cols, height), dpi=100)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, name in zip(axes, names):
         grid = np.array([table["models"][name]["miou"][c] for c in corr], dtype=float) * 100
