@@ -4,7 +4,8 @@
 
 Prints three tables, mIoU in %: per corruption (mean over the severities), per severity (mean over the
 corruptions) and per group of ImageNet-C (noise, blur, weather, digital: mean over its corruptions and the
-severities), each with the clean mIoU of the same images and the mean relative to it.
+severities), each with the clean mIoU of the same images and the mean relative to it; with the sweep's
+bootstrap intervals (over its images) on those rows.
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ import numpy as np
 from segbench.engine.robustness import GROUPS
 
 
+def _pct(v) -> str:
+    return "-" if v is None or np.isnan(v) else f"{v * 100:.1f}"
+
+
 def _row(label: str, values) -> str:
-    return f"| {label} | " + " | ".join("-" if v is None or np.isnan(v) else f"{v * 100:.1f}" for v in values) + " |"
+    return f"| {label} | " + " | ".join(_pct(v) for v in values) + " |"
+
+
+def _ci_row(label: str, pairs) -> str:
+    """A row of values with their 95% intervals where the sweep has them: ``27.7 [26.1, 29.0]``."""
+    cells = [_pct(v) + ("" if not iv else f" [{_pct(iv[0])}, {_pct(iv[1])}]") for v, iv in pairs]
+    return f"| {label} | " + " | ".join(cells) + " |"
 
 
 def tables(table: dict) -> str:
@@ -27,9 +38,10 @@ def tables(table: dict) -> str:
     names, corr, sev = list(table["models"]), table["corruptions"], table["severities"]
     per = {n: np.array([table["models"][n]["miou"][c] for c in corr]) for n in names}  # (corruptions, severities)
     head = lambda first: [f"| {first} | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]  # noqa: E731
-    clean = _row("clean (same images)", [table["models"][n]["clean_miou"] for n in names])
-    mean = _row("**mean**", [table["models"][n]["mean_miou"] for n in names])
-    rel = _row("mean / clean", [table["models"][n]["relative_miou"] for n in names])
+    t = table["models"]
+    clean = _ci_row("clean (same images)", [(t[n]["clean_miou"], t[n].get("clean_miou_interval")) for n in names])
+    mean = _ci_row("**mean**", [(t[n]["mean_miou"], t[n].get("mean_miou_interval")) for n in names])
+    rel = _ci_row("mean / clean", [(t[n]["relative_miou"], t[n].get("relative_miou_interval")) for n in names])
     out = head("corruption (mean over severities " + ",".join(map(str, sev)) + ")")
     out += [_row(c, [per[n][j].mean() for n in names]) for j, c in enumerate(corr)] + [mean, rel, clean]
     out += [""] + head("severity (mean over the corruptions)")

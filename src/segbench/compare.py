@@ -438,7 +438,7 @@ def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Res
                            opts.class_map)  # fmt: skip
     try:
         table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress,
-                                 checkpoint=checkpoint, resume=opts.resume)  # fmt: skip
+                                 checkpoint=checkpoint, resume=opts.resume, bootstrap=opts.scores.bootstrap)  # fmt: skip
     except KeyboardInterrupt:
         if checkpoint is not None and checkpoint.exists():
             print(f"segbench: the corruption sweep's finished cells are saved in {checkpoint}; run the same "

@@ -23,3 +23,12 @@ def test_tables_average_over_severities_corruptions_and_groups():
     assert "| noise | 30.0 |" in lines and "| weather | 50.0 |" in lines and not any("| blur" in x for x in lines)
     assert "| **mean** | 40.0 |" in lines and "| mean / clean | 50.0 |" in lines
     assert lines.count("| clean (same images) | 80.0 |") == 3
+
+
+def test_tables_show_the_sweeps_intervals_where_it_has_them():
+    table = {"corruptions": ["fog"], "severities": [1], "num_images": 2, "seed": 0,
+             "models": {"a": {"miou": {"fog": [0.4]}, "clean_miou": 0.8, "mean_miou": 0.4, "relative_miou": 0.5,
+                              "mean_miou_interval": [0.35, 0.45], "clean_miou_interval": [0.75, 0.85]}}}  # fmt: skip
+    lines = _module().tables(table).splitlines()
+    assert "| **mean** | 40.0 [35.0, 45.0] |" in lines and "| mean / clean | 50.0 |" in lines
+    assert "| clean (same images) | 80.0 [75.0, 85.0] |" in lines

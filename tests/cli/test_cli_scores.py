@@ -88,6 +88,9 @@ def test_compare_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     assert results["rows"][0]["corruption_miou"] == pytest.approx(t["mean_miou"])
     report = (out_dir / "report.md").read_text()
     assert "Robustness to corruptions" in report and "Corrupted mIoU (%)" in report
+    lo, hi = t["mean_miou_interval"]  # one image: every resample is that image
+    assert lo == pytest.approx(t["mean_miou"]) == pytest.approx(hi)
+    assert "95% bootstrap intervals over the 1 images" in report
     assert (out_dir / "corruptions.png").is_file()
     assert not (out_dir / "corruptions.partial.npz").exists()  # the sweep's checkpoint is gone once it ends
 

@@ -14,6 +14,7 @@ from segbench.engine.robustness import (
     corrupt_image,
     corruption_sweep,
     parse_severities,
+    robustness_intervals,
 )
 from segbench.errors import UserError
 
@@ -95,16 +96,19 @@ def _red_images(n=3):
 def test_a_stopped_sweep_resumes_from_its_checkpoint(tmp_path):
     data, plan = _red_images(), CorruptionPlan(("gaussian_noise", "contrast"), (1, 3))  # 5 cells x 3 images
     runner = lambda model: {"m": Runner(model, (0.5,) * 3, (0.5,) * 3, 2)}  # noqa: E731
-    whole = corruption_sweep(runner(_RedIsClassOne()), data, 3, plan, progress=False)
+    whole = corruption_sweep(runner(_RedIsClassOne()), data, 3, plan, progress=False, bootstrap=100)
     ckpt = tmp_path / "sweep.npz"
     with pytest.raises(KeyboardInterrupt):  # stopped in the third cell: the first two are saved
         corruption_sweep(runner(_RedIsClassOne(stop_after=7)), data, 3, plan, progress=False, checkpoint=ckpt)
     with np.load(ckpt) as z:
         assert int(z["done"]) == 2
     model = _RedIsClassOne()
-    resumed = corruption_sweep(runner(model), data, 3, plan, progress=False, checkpoint=ckpt, resume=True)
+    resumed = corruption_sweep(runner(model), data, 3, plan, progress=False, checkpoint=ckpt, resume=True,
+                               bootstrap=100)  # fmt: skip
     assert model.calls == 9  # cells 2..4 only
     assert resumed == whole and not ckpt.exists()  # removed once the sweep ends
+    lo, hi = whole["models"]["m"]["mean_miou_interval"]
+    assert lo <= whole["models"]["m"]["mean_miou"] <= hi and whole["bootstrap"] == 100
 
 
 @needs_package
@@ -120,3 +124,34 @@ def test_resume_refuses_a_checkpoint_of_another_sweep(tmp_path):
     ckpt.write_bytes(b"not an npz")
     with pytest.raises(UserError, match="not a readable corruption checkpoint"):
         corruption_sweep(other, data, 3, plan, progress=False, checkpoint=ckpt, resume=True)
+
+
+def test_intervals_of_identical_images_have_no_width_and_contain_the_estimates():
+    plan = CorruptionPlan(("a", "b"), (1, 2))
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 50, (5, 1, 3, 3))  # 5 cells (clean, a1, a2, b1, b2) of one image
+    same = np.repeat(one, 4, axis=1)  # four identical images: every resample is the same
+    t, iv = _table(same.sum(1), plan), robustness_intervals(same, plan, 200)
+    assert iv["mean_miou_interval"] == pytest.approx([t["mean_miou"]] * 2)
+    assert iv["relative_miou_interval"] == pytest.approx([t["relative_miou"]] * 2)
+    assert iv["clean_miou_interval"] == pytest.approx([t["clean_miou"]] * 2)
+    varied = rng.integers(0, 50, (5, 30, 3, 3))
+    t, iv = _table(varied.sum(1), plan), robustness_intervals(varied, plan, 500)
+    for name in ("clean_miou", "mean_miou", "relative_miou"):
+        lo, hi = iv[f"{name}_interval"]
+        assert lo < hi and lo <= t[name] <= hi, name
+    for c in ("a", "b"):
+        lo, hi = iv["mean_interval"][c]
+        assert lo <= t["mean"][c] <= hi
+
+
+def test_intervals_recompute_each_cell_from_the_resampled_sums():
+    plan = CorruptionPlan(("a",), (1,))
+    perfect, wrong = np.diag([10, 10]), np.array([[0, 10], [10, 0]])
+    # image 0 perfect in both cells, image 1 all wrong when corrupted: mean mIoU over resamples of {0, 1}
+    per_image = np.stack([np.stack([perfect, perfect]), np.stack([perfect, wrong])])  # (K=2, N=2, 2, 2)
+    iv = robustness_intervals(per_image, plan, 2000)
+    # a resample of image 0 twice scores 1.0, image 1 twice 0.0, one of each 1/3 (IoU (10/30) per class)
+    lo, hi = iv["mean_miou_interval"]
+    assert lo == pytest.approx(0.0) and hi == pytest.approx(1.0)
+    assert iv["clean_miou_interval"] == pytest.approx([1.0, 1.0])

@@ -42,9 +42,10 @@ from segbench.engine.evaluate import predict_mask
 from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
 from segbench.scoring.confusion import score_confusions
+from segbench.scoring.intervals import percentile_interval, resample_counts, resampled_sums
 
 __all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "Runner",
-           "require_corruptions"]
+           "require_corruptions", "robustness_intervals"]
 
 GROUPS = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
@@ -188,7 +189,8 @@ def _scores(mats: np.ndarray) -> float:
 
 @torch.inference_mode()
 def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPlan, device: str = "cpu",
-                     progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False) -> dict:  # fmt: skip
+                     progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False,
+                     bootstrap: int = 0) -> dict:  # fmt: skip
     """mIoU of every model on every corrupted copy of the images.
 
     Args:
@@ -202,11 +204,15 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
         checkpoint: A file (``.npz``) the finished cells are saved to after each cell, removed when the sweep
             ends; None: nothing saved.
         resume: Start from the cells already in ``checkpoint`` (when it exists).
+        bootstrap: Resamples ``B`` of the swept images for 95% intervals (:func:`robustness_intervals`,
+            seeded with ``plan.seed``); 0: none.
 
     Returns:
-        ``{"corruptions", "severities", "num_images", "seed", "models": {label: {"clean_miou", "miou":
-        {corruption: [mIoU per severity]}, "mean": {corruption: mean over severities}, "relative":
-        {corruption: mean / clean}, "mean_miou", "relative_miou"}}}`` (fractions).
+        ``{"corruptions", "severities", "num_images", "image_indices", "seed", "bootstrap", "models": {label:
+        {"clean_miou", "miou": {corruption: [mIoU per severity]}, "mean": {corruption: mean over severities},
+        "relative": {corruption: mean / clean}, "mean_miou", "relative_miou"}}}`` (fractions); with
+        ``bootstrap`` each model also has ``clean_miou_interval``, ``mean_miou_interval``,
+        ``relative_miou_interval`` (``[low, high]``) and ``mean_interval`` (``{corruption: [low, high]}``).
 
     Raises:
         BackendUnavailable: ``imagecorruptions`` is not installed.
@@ -217,33 +223,76 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
     items = [(i, dataset[i]) for i in plan.image_indices(num_images)]
     items = [(i, it) for i, it in items if "error" not in it and it.get("mask") is not None]
     cells = [(None, 0)] + [(c, s) for c in plan.corruptions for s in plan.severities]
-    mats = {label: np.zeros((len(cells), m.num_classes, m.num_classes), dtype=np.int64) for label, m in models.items()}
+    mats = {  # per cell (clean first) and image: (K, N, C, C)
+        label: np.zeros((len(cells), len(items), r.num_classes, r.num_classes), dtype=np.int64)
+        for label, r in models.items()
+    }  # fmt: skip
     targets = {  # each model's labels of each image, made once for all the cells
         (i, label): torch.from_numpy(item["mask"] if r.mapping is None else r.mapping.map_labels(item["mask"]))
         .unsqueeze(0).to(device) for i, item in items for label, r in models.items()
     }  # fmt: skip
     key = _sweep_key(models, [i for i, _ in items], cells, plan.seed)
     done = _restore(Path(checkpoint), key, mats) if resume and checkpoint and Path(checkpoint).exists() else 0
-    for k, (corruption, severity) in enumerate(tqdm(cells, desc="corruptions", disable=not progress, leave=False,
-                                                    initial=done)):  # fmt: skip
-        if k < done:
-            continue
-        for i, item in items:
+    bar = tqdm(total=len(cells), initial=done, desc="corruptions", disable=not progress, leave=False)
+    for k, (corruption, severity) in list(enumerate(cells))[done:]:
+        for n, (i, item) in enumerate(items):
             image = item["image"] if corruption is None else corrupt_image(
                 item["image"], corruption, severity, plan.seed, i)  # fmt: skip
             for label, r in models.items():
-                target = targets[i, label]
                 cm = ConfusionMatrix(r.num_classes, device=device)
                 pred = predict_mask(r.model, image, r.mean, r.std, device)
-                cm.update(torch.from_numpy(pred).unsqueeze(0).to(device), target)
-                mats[label][k] += cm.mat.cpu().numpy()
+                cm.update(torch.from_numpy(pred).unsqueeze(0).to(device), targets[i, label])
+                mats[label][k, n] = cm.mat.cpu().numpy()
         if checkpoint:
             _save(Path(checkpoint), key, mats, k + 1)
+        bar.update()
+    bar.close()
     if checkpoint:
         Path(checkpoint).unlink(missing_ok=True)
+    tables = {}
+    for label, m in mats.items():
+        tables[label] = _table(m.sum(1), plan)
+        if bootstrap and items:
+            tables[label].update(robustness_intervals(m, plan, bootstrap))
     return {"corruptions": list(plan.corruptions), "severities": list(plan.severities), "num_images": len(items),
-            "image_indices": [i for i, _ in items], "seed": plan.seed,
-            "models": {label: _table(m, plan) for label, m in mats.items()}}  # fmt: skip
+            "image_indices": [i for i, _ in items], "seed": plan.seed, "bootstrap": bootstrap,
+            "models": tables}  # fmt: skip
+
+
+def robustness_intervals(per_image: np.ndarray, plan: CorruptionPlan, num_resamples: int = 1000,
+                         confidence: float = 0.95) -> dict:  # fmt: skip
+    """Percentile bootstrap intervals over images of one model's robustness figures.
+
+    Each resample draws the swept images with replacement (seed ``plan.seed``); every cell's mIoU is
+    recomputed from that resample's summed matrices, and the clean mIoU, the mean over the corrupted cells
+    and their ratio come from the same resample, so the relative figure's interval is paired with the clean
+    one (:mod:`segbench.scoring.intervals`).
+
+    Args:
+        per_image: Confusion matrices ``(K, N, C, C)``: cells (clean first, then corruption x severity in
+            ``plan``'s order) by images.
+        plan: The sweep's corruptions, severities and seed.
+        num_resamples: ``B``.
+        confidence: Of the intervals.
+
+    Returns:
+        ``{"clean_miou_interval", "mean_miou_interval", "relative_miou_interval": [low, high], "mean_interval":
+        {corruption: [low, high]}}`` (fractions).
+    """
+    counts = resample_counts(per_image.shape[1], num_resamples, plan.seed)
+    miou = score_confusions(resampled_sums(counts, per_image.transpose(1, 0, 2, 3))).miou  # (B, K)
+    clean, per = miou[:, 0], miou[:, 1:].reshape(num_resamples, len(plan.corruptions), len(plan.severities))
+    mean = per.mean(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = np.where(clean > 0, mean / clean, np.nan)
+
+    def bounds(samples):
+        iv = percentile_interval(np.nan, samples, confidence)
+        return [iv.low, iv.high]
+
+    return {"clean_miou_interval": bounds(clean), "mean_miou_interval": bounds(mean),
+            "relative_miou_interval": bounds(relative),
+            "mean_interval": {name: bounds(per[:, j].mean(1)) for j, name in enumerate(plan.corruptions)}}  # fmt: skip
 
 
 def _fingerprint(model: torch.nn.Module) -> str:
@@ -262,7 +311,8 @@ def _sweep_key(models: dict, image_indices: list[int], cells: list, seed: int) -
     the cells and the seed."""
     spec = {"models": [[label, _fingerprint(r.model), list(r.mean), list(r.std), r.num_classes]
                        for label, r in models.items()],
-            "images": image_indices, "cells": [list(c) for c in cells], "seed": seed}  # fmt: skip
+            "images": image_indices, "cells": [list(c) for c in cells], "seed": seed,
+            "format": "per-image matrices (K, N, C, C)"}  # fmt: skip
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()
 
 

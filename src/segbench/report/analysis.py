@@ -163,16 +163,20 @@ def _robustness(analysis: dict, figures: dict) -> list[tuple]:
     names = list(table["models"])
     cells = [[c] + [f"{fmt_pct(table['models'][n]['mean'][c])} ({fmt_pct(table['models'][n]['relative'][c])})"
                     for n in names] for c in table["corruptions"]]  # fmt: skip
-    cells.append(["**mean**"] + [f"{fmt_pct(table['models'][n]['mean_miou'])} "
-                                 f"({fmt_pct(table['models'][n]['relative_miou'])})" for n in names])  # fmt: skip
-    cells.append(["clean"] + [fmt_pct(table["models"][n]["clean_miou"]) for n in names])
+    t = table["models"]
+    cells.append(["**mean**"] + [f"{_ci(t[n]['mean_miou'], t[n].get('mean_miou_interval'))} "
+                                 f"({_ci(t[n]['relative_miou'], t[n].get('relative_miou_interval'))})" for n in names])  # fmt: skip
+    cells.append(["clean"] + [_ci(t[n]["clean_miou"], t[n].get("clean_miou_interval")) for n in names])
+    intervals = (f" On the **mean** and **clean** rows, 95% bootstrap intervals over the {table['num_images']} images "
+                 f"(B = {table['bootstrap']}; the relative figure's resamples are the clean one's)."
+                 if table.get("bootstrap") else "")  # fmt: skip
     blocks = [("h", 2, "Robustness to corruptions"), ("table", Table(["Corruption"] + names, cells, ["l"] + ["r"] * len(names))),
               ("p", f"mIoU (%) averaged over severities {', '.join(map(str, table['severities']))}, and in brackets "
                     f"relative to the clean mIoU of the same {table['num_images']} images (%), as Kamann and Rother "
                     "(arXiv 1908.04047). Corruptions of ImageNet-C (Hendrycks and Dietterich, arXiv 1903.12261) "
                     f"through `imagecorruptions`, each generated once per (image, corruption, severity) from seed "
                     f"{table['seed']} and shared by all models; whole-image inference, each model as loaded (eager "
-                    "PyTorch for segbench's own).")]  # fmt: skip
+                    "PyTorch for segbench's own)." + intervals)]  # fmt: skip
     if figures.get("corruptions_png"):
         blocks.append(("img", "mIoU by corruption and severity, per model", figures["corruptions_png"]))
     return blocks

@@ -119,12 +119,13 @@ def percentile_interval(estimate, samples: np.ndarray, confidence: float) -> lis
 
 
 def resampled_sums(counts: np.ndarray, confusions: np.ndarray) -> np.ndarray:
-    """Summed matrices ``(B, C, C)`` of each resample: one product ``(B, N) @ (N, C * C)`` in float64."""
-    n, c, _ = confusions.shape
+    """Summed matrices ``(B, ...)`` of each resample of per-image matrices ``(N, ...)`` (``(N, C, C)``, or
+    ``(N, K, C, C)`` for K matrices per image): one product ``(B, N) @ (N, K * C * C)`` in float64."""
+    n = confusions.shape[0]
     if int(counts.max(initial=0)) * int(confusions.sum()) >= EXACT_LIMIT:
         raise UserError("too many pixels for exact float64 sums (over 2**53); bootstrap fewer images")
-    flat = confusions.reshape(n, c * c).astype(np.float64)
-    return (counts.astype(np.float64) @ flat).reshape(-1, c, c)
+    flat = confusions.reshape(n, -1).astype(np.float64)
+    return (counts.astype(np.float64) @ flat).reshape(-1, *confusions.shape[1:])
 
 
 def _per_image_mean(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
