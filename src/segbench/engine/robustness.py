@@ -9,8 +9,9 @@ images, its mean over the severities, and that mean relative to the clean mIoU o
 
 Each corrupted image is generated once per (image, corruption, severity), from a seed derived from the run's
 seed and those three, and every model of the run is scored on that same array before the next one is made,
-so the models see identical corruptions and nothing is stored. Inference is one whole-image forward pass
-(no sliding window, TTA or CRF), on the eager PyTorch model.
+so the models see identical corruptions and no corrupted image is stored. One confusion matrix per
+(cell, image) is kept, so the figures get bootstrap intervals over the images (:func:`robustness_intervals`).
+Inference is one whole-image forward pass (no sliding window, TTA or CRF), each model as loaded.
 
 A long sweep can be resumed: with a ``checkpoint`` file the confusion matrices of every finished
 (corruption, severity) cell are written there (atomically) after each cell, and a later sweep of the same
