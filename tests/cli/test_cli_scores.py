@@ -97,17 +97,30 @@ def test_compare_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
 
 @pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
                     reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
-def test_compare_resume_reads_the_sweeps_checkpoint_in_output(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+def test_compare_resume_continues_a_stopped_sweep(cli, tmp_path, camvid_root, fast_scnn_ckpt, monkeypatch):
+    import segbench.engine.robustness as robustness
+
     out_dir = tmp_path / "rob"
-    out_dir.mkdir()
-    np.savez(out_dir / "corruptions.partial.npz", key=np.array("another sweep"), done=np.array(1))
     argv = ("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--min-time", 0.01,
-            "--in-process", "--quiet", "--corruptions", "contrast", "--severities", "1", "--corruption-images", 1)
+            "--in-process", "--quiet", "--corruptions", "contrast", "--severities", "1,2", "--corruption-images", 1)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # stopped in the first corrupted cell: the clean cell is saved
+        m.setattr(robustness, "corrupt_image", stop)
+        rc, out, err = cli(*argv)
+    assert rc == 130 and "run the same command with --resume" in err, err
+    with np.load(out_dir / "corruptions.partial.npz") as z:
+        assert int(z["done"]) == 1
     rc, out, err = cli(*argv, "--resume")  # a non-empty --output is allowed with --resume
-    assert rc == 2 and "corruptions.partial.npz: written by a sweep of other models" in err, err
-    rc, out, err = cli(*argv, "--overwrite")  # without --resume the sweep starts again
     assert rc == 0, err
     assert not (out_dir / "corruptions.partial.npz").exists()
+    table = json.loads((out_dir / "results.json").read_text())["robustness"]
+    assert len(next(iter(table["models"].values()))["miou"]["contrast"]) == 2
+    np.savez(out_dir / "corruptions.partial.npz", key=np.array("another sweep"), done=np.array(1))
+    rc, out, err = cli(*argv, "--resume")
+    assert rc == 2 and "corruptions.partial.npz: written by a sweep of other models" in err, err
 
 
 def test_bad_score_and_corruption_options(cli, tmp_path, camvid_root, fast_scnn_ckpt):
