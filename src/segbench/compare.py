@@ -429,6 +429,20 @@ def corruption_runners(specs: list[str], weights: str | None, class_names: list[
     return runners
 
 
+def sweep_saving_cells(runners: dict, dataset, num_images: int, plan: CorruptionPlan, device: str, progress: bool,
+                       checkpoint: Path | None, resume: bool, bootstrap: int) -> dict:  # fmt: skip
+    """:func:`~segbench.engine.robustness.corruption_sweep` with its finished cells saved to ``checkpoint``;
+    when it is interrupted (Ctrl-C, SIGTERM), one line on stderr says where they are and how to resume."""
+    try:
+        return corruption_sweep(runners, dataset, num_images, plan, device, progress, checkpoint=checkpoint,
+                                resume=resume, bootstrap=bootstrap)  # fmt: skip
+    except KeyboardInterrupt:
+        if checkpoint is not None and checkpoint.exists():
+            print(f"segbench: the corruption sweep's finished cells are saved in {checkpoint}; run the same "
+                  "command with --resume to continue from them", file=sys.stderr)  # fmt: skip
+        raise
+
+
 def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results,
                 checkpoint: Path | None = None) -> dict:  # fmt: skip
     """The corruption sweep over every model predicting the data's classes, directly or through a class mapping
@@ -436,14 +450,8 @@ def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Res
     ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
     runners = corruption_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
                            opts.class_map)  # fmt: skip
-    try:
-        table = corruption_sweep(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress,
-                                 checkpoint=checkpoint, resume=opts.resume, bootstrap=opts.scores.bootstrap)  # fmt: skip
-    except KeyboardInterrupt:
-        if checkpoint is not None and checkpoint.exists():
-            print(f"segbench: the corruption sweep's finished cells are saved in {checkpoint}; run the same "
-                  "command with --resume to continue from them", file=sys.stderr)  # fmt: skip
-        raise
+    table = sweep_saving_cells(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress,
+                               checkpoint, opts.resume, opts.scores.bootstrap)  # fmt: skip
     for r in results.rows:
         t = table["models"].get(r.get("model"))
         if t is not None and r.get("miou") is not None and r.get("backend", "eager") == "eager":

@@ -97,6 +97,26 @@ def test_compare_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
 
 @pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
                     reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
+@pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
+                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
+def test_evaluate_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    out_dir = tmp_path / "ev"
+    rc, out, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--quiet",
+                       "--corruptions", "contrast", "fog", "--severities", "1,5", "--bootstrap", 100)  # fmt: skip
+    assert rc == 0, err
+    m = json.loads((out_dir / "metrics.json").read_text())
+    (t,) = m["robustness"]["models"].values()
+    assert m["robustness"]["num_images"] == 2 and len(t["miou"]["fog"]) == 2
+    assert t["clean_miou"] == pytest.approx(m["miou"])  # the same images, the same whole-image inference
+    lo, hi = t["mean_miou_interval"]
+    assert lo <= t["mean_miou"] <= hi
+    assert "corruptions on 2 images, severities 1,5" in out and f"{t['mean']['fog'] * 100:.2f}" in out
+    assert (out_dir / "corruptions.png").is_file() and "corruptions.png" in out
+    assert not (out_dir / "corruptions.partial.npz").exists()
+    rc, _, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--resume")
+    assert rc == 2 and "--resume: given without --corruptions" in err
+
+
 def test_compare_resume_continues_a_stopped_sweep(cli, tmp_path, camvid_root, fast_scnn_ckpt, monkeypatch):
     import segbench.engine.robustness as robustness
 

@@ -253,3 +253,33 @@ def score_options(args):
     return ScoreOptions(boundary=args.boundary, dilation_ratio=args.boundary_ratio, trimap=args.trimap,
                         max_width=args.trimap_width, ece=args.ece, num_bins=args.ece_bins,
                         bootstrap=args.bootstrap, seed=args.seed)  # fmt: skip
+
+
+def add_corruption_args(sp) -> None:
+    """--corruptions, --severities, --corruption-images and --resume (the ImageNet-C sweep)."""
+    r = sp.add_argument_group("robustness (ImageNet-C corruptions, arXiv 1903.12261; needs segbench[robustness])")
+    r.add_argument("--corruptions", nargs="+", metavar="C",
+                   help="all, noise, blur, weather, digital or corruption names: mIoU per corruption and severity")
+    r.add_argument("--severities", default="1-5", help="severities 1..5, e.g. 1-5 or 1,3,5 (default 1-5)")
+    r.add_argument("--corruption-images", type=int, default=0, metavar="N",
+                   help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a stopped sweep from the finished cells it saved in --output "
+                        "(corruptions.partial.npz; the other measurements are repeated)")  # fmt: skip
+
+
+def corruption_plan(args):
+    """CorruptionPlan from --corruptions/--severities/--corruption-images (None without --corruptions).
+
+    Raises:
+        UserError: bad names or severities, options without --corruptions, or imagecorruptions missing.
+    """
+    from segbench.engine.robustness import CorruptionPlan, require_corruptions
+
+    if not args.corruptions:
+        if args.severities != "1-5" or args.corruption_images or args.resume:
+            raise UserError("--severities/--corruption-images/--resume: given without --corruptions")
+        return None
+    plan = CorruptionPlan.parse(args.corruptions, args.severities, args.corruption_images, args.seed)
+    require_corruptions()  # a missing package fails before any work
+    return plan

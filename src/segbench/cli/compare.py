@@ -8,11 +8,13 @@ from pathlib import Path
 from segbench.cli.common import (
     add_backend_args,
     add_class_map_arg,
+    add_corruption_args,
     add_inference_args,
     add_model_args,
     add_score_args,
     check_backend_args,
     check_new_dir,
+    corruption_plan,
     crf_config,
     fmt,
     inference_config,
@@ -49,15 +51,7 @@ def add_parser(sub) -> None:
     c.add_argument("--quiet", action="store_true")
     add_inference_args(c)
     add_score_args(c)
-    r = c.add_argument_group("robustness (ImageNet-C corruptions, arXiv 1903.12261; needs segbench[robustness])")
-    r.add_argument("--corruptions", nargs="+", metavar="C",
-                   help="all, noise, blur, weather, digital or corruption names: mIoU per corruption and severity")
-    r.add_argument("--severities", default="1-5", help="severities 1..5, e.g. 1-5 or 1,3,5 (default 1-5)")
-    r.add_argument("--corruption-images", type=int, default=0, metavar="N",
-                   help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue a stopped sweep from the finished cells it saved in --output "
-                        "(corruptions.partial.npz; the other measurements are repeated)")
+    add_corruption_args(c)
     add_backend_args(c, several=True)
     add_model_args(c, "weights for bare ARCH names and smp: specs: a tag, a file, or 'none'")
     add_class_map_arg(c)
@@ -122,20 +116,3 @@ def run(args) -> int:
     print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0
-
-
-def corruption_plan(args):
-    """CorruptionPlan from --corruptions/--severities/--corruption-images (None without --corruptions).
-
-    Raises:
-        UserError: bad names or severities, options without --corruptions, or imagecorruptions missing.
-    """
-    from segbench.engine.robustness import CorruptionPlan, require_corruptions
-
-    if not args.corruptions:
-        if args.severities != "1-5" or args.corruption_images or args.resume:
-            raise UserError("--severities/--corruption-images/--resume: given without --corruptions")
-        return None
-    plan = CorruptionPlan.parse(args.corruptions, args.severities, args.corruption_images, args.seed)
-    require_corruptions()  # a missing package fails before any work
-    return plan

@@ -10,12 +10,14 @@ from pathlib import Path
 from segbench.cli.common import (
     add_backend_args,
     add_class_map_arg,
+    add_corruption_args,
     add_inference_args,
     add_model_args,
     add_score_args,
     backend_runner,
     check_backend_args,
     check_new_dir,
+    corruption_plan,
     crf_config,
     fmt,
     inference_config,
@@ -40,13 +42,14 @@ def add_parser(sub) -> None:
     add_dataset_arg(e)
     e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
     e.add_argument("--output", help="folder for metrics.json, confusion_matrix.csv, confusions.npz (per image) and the "
-                   "--trimap / --ece plots")
+                   "--trimap / --ece / --corruptions plots")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     add_inference_args(e)
     add_score_args(e)
+    add_corruption_args(e)
     add_backend_args(e)
     add_model_args(e)
     add_class_map_arg(e)
@@ -71,7 +74,7 @@ def _open(args):
     if not dataset.labelled:
         raise UserError(f"{args.data}: split {args.split!r} has no labels to evaluate against")
     if args.output:
-        on_main(check_new_dir, Path(args.output), args.overwrite)
+        on_main(check_new_dir, Path(args.output), args.overwrite or args.resume)
     loaded = load_cli_model(args, args.device)
     broadcast_weights(loaded.model, args.device)  # the same weights on every torchrun process
     info = loaded.info
@@ -97,7 +100,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     inference_config(args)  # bad options fail before any work
-    scores = score_options(args)
+    scores, corruptions = score_options(args), corruption_plan(args)
     check_backend_args(args)
     crf = crf_config(args)
     dataset, loaded, mapping = _open(args)
@@ -131,6 +134,8 @@ def run(args) -> int:
         "model_notes": [n for n in (getattr(info, "missing", ""), *getattr(info, "notes", [])) if n],
     }  # fmt: skip
     out.update(summarise(res, scores))
+    if corruptions is not None:
+        out["robustness"] = _sweep(args, info, runner, dataset, len(names), corruptions, device, scores.bootstrap)
     out["definitions"] = DEFINITIONS
     if args.output:
         _write_files(Path(args.output), out, names, m["confusion"], res)
@@ -142,8 +147,11 @@ def run(args) -> int:
     _print_variants(out["variants"], inference, crf)
     for g in out.get("gains", []):
         print(f"{g['statement']} (paired 95% interval over images)")
+    if out.get("robustness"):
+        _print_robustness(out["robustness"])
     if args.output:
-        plots = [f for k, f in (("trimap", "trimap.png"), ("calibration", "reliability.png")) if out.get(k)]
+        plots = [f for k, f in (("trimap", "trimap.png"), ("calibration", "reliability.png"),
+                                ("robustness", "corruptions.png")) if out.get(k)]  # fmt: skip
         print(f"wrote {Path(args.output) / 'metrics.json'}, confusion_matrix.csv, confusions.npz"
               + "".join(f", {f}" for f in plots))
     return 0
@@ -172,12 +180,39 @@ def _write_files(folder: Path, out: dict, class_names: list[str], confusion: lis
     write_bytes_atomic(folder / "confusions.npz", confusions_npz(res.image_names, matrices, class_names))
     row = {"_label": out["model"], "trimap": out.get("trimap"), "calibration": out.get("calibration"),
            "variants": out.get("variants")}
-    for key, (png, _) in analysis_figures([row], {}).items():  # trimap.png, reliability.png when measured
+    figures = analysis_figures([row], {"robustness": out.get("robustness")})
+    for key, (png, _) in figures.items():  # trimap.png, reliability.png, corruptions.png when measured
         if png is not None:
             write_bytes_atomic(folder / FIGURE_FILES[key], png)
     header = "target\\pred," + ",".join(class_names) + "\n"
     body = "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(class_names, confusion))
     write_bytes_atomic(folder / "confusion_matrix.csv", (header + body).encode())
+
+
+def _sweep(args, info, runner, dataset, num_classes: int, plan, device: str, bootstrap: int) -> dict:
+    """The corruption sweep of the evaluated model (as run: backend, class mapping) over the evaluated images,
+    its finished cells saved in --output while it runs."""
+    from segbench.compare import CHECKPOINT, sweep_saving_cells
+    from segbench.engine.robustness import Runner
+
+    label = info.name if args.backend == "eager" else f"{info.name} ({args.backend})"
+    n = min(len(dataset), args.max_images) if args.max_images else len(dataset)
+    checkpoint = Path(args.output) / CHECKPOINT if args.output else None
+    return sweep_saving_cells({label: Runner(runner, info.mean, info.std, num_classes)}, dataset, n, plan, device,
+                              not args.quiet, checkpoint, args.resume, bootstrap)  # fmt: skip
+
+
+def _print_robustness(table: dict) -> None:
+    """mIoU per corruption (mean over the severities) and relative to clean, then the mean and clean rows."""
+    (t,) = table["models"].values()
+    sev = ",".join(map(str, table["severities"]))
+    print(f"corruptions on {table['num_images']} images, severities {sev} (seed {table['seed']}):")
+    print(f"{'corruption':18s} {'mIoU %':>7s} {'rel. %':>7s}")
+    for c in table["corruptions"]:
+        print(f"{c:18s} {pct(t['mean'][c]):>7s} {pct(t['relative'][c]):>7s}")
+    print(f"{'mean':18s} {pct(t['mean_miou']):>7s} {pct(t['relative_miou']):>7s}"
+          f"  mIoU{_interval(t.get('mean_miou_interval'))}, relative{_interval(t.get('relative_miou_interval'))}")
+    print(f"{'clean':18s} {pct(t['clean_miou']):>7s}{'':8s}  mIoU{_interval(t.get('clean_miou_interval'))}")
 
 
 def _print_metrics(args, info, names: list[str], m: dict, num_images: int, seconds: float) -> None:

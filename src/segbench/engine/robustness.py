@@ -296,11 +296,12 @@ def robustness_intervals(per_image: np.ndarray, plan: CorruptionPlan, num_resamp
             "mean_interval": {name: bounds(per[:, j].mean(1)) for j, name in enumerate(plan.corruptions)}}  # fmt: skip
 
 
-def _fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's state dict (names, dtypes, shapes and values); empty for a wrapper without one
-    (an external runtime: its label, the file, identifies it)."""
+def _fingerprint(model) -> str:
+    """SHA-256 of a module's state dict (names, dtypes, shapes and values); that of nothing for another
+    callable (an external runtime or a backend's predictor: its label identifies it)."""
     h = hashlib.sha256()
-    for name, t in model.state_dict().items():
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else {}
+    for name, t in state.items():
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
