@@ -5,7 +5,7 @@
 Prints three tables, mIoU in %: per corruption (mean over the severities), per severity (mean over the
 corruptions) and per group of ImageNet-C (noise, blur, weather, digital: mean over its corruptions and the
 severities), each with the clean mIoU of the same images and the mean relative to it; with the sweep's
-bootstrap intervals (over its images) on those rows.
+bootstrap intervals (over its images) on those rows, and every pair's paired differences when it has them.
 """
 
 from __future__ import annotations
@@ -49,7 +49,17 @@ def tables(table: dict) -> str:
     groups = [(g, [corr.index(c) for c in members if c in corr]) for g, members in GROUPS.items()]
     out += [""] + head("group (mean over its corruptions and severities)")
     out += [_row(g, [per[n][idx].mean() for n in names]) for g, idx in groups if idx] + [clean]
+    if table.get("comparisons"):
+        out += ["", "| pair (paired 95% CI; bold: excludes 0) | corrupted mIoU difference (points) | "
+                "relative-to-clean difference (points) |", "| --- | ---: | ---: |"]
+        out += [f"| {p['a']} vs {p['b']} | {_points(p['mean_miou_difference'], p['significant'])} | "
+                f"{_points(p['relative_difference'], p['relative_significant'])} |" for p in table["comparisons"]]
     return "\n".join(out)
+
+
+def _points(d: dict, significant: bool) -> str:
+    text = f"{d['estimate'] * 100:+.1f} [{d['low'] * 100:.1f}, {d['high'] * 100:.1f}]"
+    return f"**{text}**" if significant else text
 
 
 def main(path: Path) -> None:

@@ -32,3 +32,7 @@ def test_tables_show_the_sweeps_intervals_where_it_has_them():
     lines = _module().tables(table).splitlines()
     assert "| **mean** | 40.0 [35.0, 45.0] |" in lines and "| mean / clean | 50.0 |" in lines
     assert "| clean (same images) | 80.0 [75.0, 85.0] |" in lines
+    table["comparisons"] = [{"a": "a", "b": "b", "significant": True, "relative_significant": False,
+                             "mean_miou_difference": {"estimate": 0.05, "low": 0.04, "high": 0.06},
+                             "relative_difference": {"estimate": 0.01, "low": -0.02, "high": 0.03}}]  # fmt: skip
+    assert "| a vs b | **+5.0 [4.0, 6.0]** | +1.0 [-2.0, 3.0] |" in _module().tables(table).splitlines()

@@ -14,6 +14,7 @@ from segbench.engine.robustness import (
     corrupt_image,
     corruption_sweep,
     parse_severities,
+    robustness_comparisons,
     robustness_intervals,
 )
 from segbench.errors import UserError
@@ -155,3 +156,21 @@ def test_intervals_recompute_each_cell_from_the_resampled_sums():
     lo, hi = iv["mean_miou_interval"]
     assert lo == pytest.approx(0.0) and hi == pytest.approx(1.0)
     assert iv["clean_miou_interval"] == pytest.approx([1.0, 1.0])
+
+
+def test_paired_comparisons_of_a_model_with_itself_are_zero_and_a_broken_copy_loses():
+    plan = CorruptionPlan(("a", "b"), (1, 2))
+    rng = np.random.default_rng(1)
+    good = rng.integers(0, 50, (5, 12, 3, 3)) + np.eye(3, dtype=np.int64) * 200  # mostly right
+    broken = good.copy()
+    broken[1:] = good[1:] * (1 - np.eye(3, dtype=np.int64))  # every corrupted cell without a correct pixel
+    (same,) = robustness_comparisons({"x": good, "y": good.copy()}, plan, 300)
+    assert same["mean_miou_difference"] == {"estimate": 0.0, "low": 0.0, "high": 0.0}
+    assert not same["significant"] and not same["relative_significant"]
+    (pair,) = robustness_comparisons({"broken": broken, "good": good}, plan, 300)
+    assert (pair["a"], pair["b"]) == ("good", "broken")  # the better mean corrupted mIoU first
+    d = pair["mean_miou_difference"]
+    assert d["estimate"] == pytest.approx(_table(good.sum(1), plan)["mean_miou"])  # broken scores 0 when corrupted
+    assert 0 < d["low"] <= d["estimate"] <= d["high"] and pair["significant"] and pair["relative_significant"]
+    assert pair["statement"].startswith("good vs broken under corruption: mIoU +")
+    assert robustness_comparisons({"x": good}, plan, 100) == []

@@ -214,3 +214,19 @@ def test_corruption_heat_map_fits_its_titles(num_corruptions, num_models):
         png = corruption_png(table)
     w, h = Image.open(io.BytesIO(png)).size
     assert w > 0 and h >= 200  # two title lines, the axis and the cells of one row
+
+
+def test_robustness_section_lists_the_paired_comparisons():
+    from segbench.report.analysis import _robustness
+    from segbench.report.render import Table
+
+    fig = {"miou": {"fog": [0.5]}, "mean": {"fog": 0.5}, "relative": {"fog": 0.8}, "clean_miou": 0.625,
+           "mean_miou": 0.5, "relative_miou": 0.8, "mean_miou_interval": [0.45, 0.55]}  # fmt: skip
+    pair = {"a": "m1", "b": "m2", "significant": True, "relative_significant": False,
+            "mean_miou_difference": {"estimate": 0.051, "low": 0.04, "high": 0.062},
+            "relative_difference": {"estimate": 0.01, "low": -0.02, "high": 0.03}}  # fmt: skip
+    table = {"corruptions": ["fog"], "severities": [1], "num_images": 3, "seed": 0, "bootstrap": 100,
+             "models": {"m1": fig, "m2": fig}, "comparisons": [pair]}  # fmt: skip
+    tables = [b[1] for b in _robustness({"robustness": table}, {}) if b[0] == "table" and isinstance(b[1], Table)]
+    assert tables[0].rows[-2][1] == "50.0 [45.0, 55.0] (80.0)"  # the mean row with its interval
+    assert tables[1].rows == [["m1 vs m2", "**+5.1 [4.0, 6.2]**", "+1.0 [-2.0, 3.0]"]]

@@ -46,7 +46,7 @@ from segbench.scoring.confusion import score_confusions
 from segbench.scoring.intervals import percentile_interval, resample_counts, resampled_sums
 
 __all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "Runner",
-           "require_corruptions", "robustness_intervals"]
+           "require_corruptions", "robustness_comparisons", "robustness_intervals"]
 
 GROUPS = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
@@ -213,7 +213,8 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
         {"clean_miou", "miou": {corruption: [mIoU per severity]}, "mean": {corruption: mean over severities},
         "relative": {corruption: mean / clean}, "mean_miou", "relative_miou"}}}`` (fractions); with
         ``bootstrap`` each model also has ``clean_miou_interval``, ``mean_miou_interval``,
-        ``relative_miou_interval`` (``[low, high]``) and ``mean_interval`` (``{corruption: [low, high]}``).
+        ``relative_miou_interval`` (``[low, high]``) and ``mean_interval`` (``{corruption: [low, high]}``), and
+        ``comparisons`` holds every pair's paired intervals (:func:`robustness_comparisons`; empty without).
 
     Raises:
         BackendUnavailable: ``imagecorruptions`` is not installed.
@@ -257,7 +258,18 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
             tables[label].update(robustness_intervals(m, plan, bootstrap))
     return {"corruptions": list(plan.corruptions), "severities": list(plan.severities), "num_images": len(items),
             "image_indices": [i for i, _ in items], "seed": plan.seed, "bootstrap": bootstrap,
-            "models": tables}  # fmt: skip
+            "models": tables, "comparisons": robustness_comparisons(mats, plan, bootstrap) if bootstrap and items else []}  # fmt: skip
+
+
+def _resampled(per_image: np.ndarray, counts: np.ndarray, plan: CorruptionPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample: the clean mIoU ``(B,)`` and every corrupted cell's mIoU ``(B, corruptions, severities)``."""
+    miou = score_confusions(resampled_sums(counts, per_image.transpose(1, 0, 2, 3))).miou  # (B, K)
+    return miou[:, 0], miou[:, 1:].reshape(len(counts), len(plan.corruptions), len(plan.severities))
+
+
+def _relative(mean: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(clean > 0, mean / clean, np.nan)
 
 
 def robustness_intervals(per_image: np.ndarray, plan: CorruptionPlan, num_resamples: int = 1000,
@@ -281,19 +293,56 @@ def robustness_intervals(per_image: np.ndarray, plan: CorruptionPlan, num_resamp
         {corruption: [low, high]}}`` (fractions).
     """
     counts = resample_counts(per_image.shape[1], num_resamples, plan.seed)
-    miou = score_confusions(resampled_sums(counts, per_image.transpose(1, 0, 2, 3))).miou  # (B, K)
-    clean, per = miou[:, 0], miou[:, 1:].reshape(num_resamples, len(plan.corruptions), len(plan.severities))
+    clean, per = _resampled(per_image, counts, plan)
     mean = per.mean(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        relative = np.where(clean > 0, mean / clean, np.nan)
 
     def bounds(samples):
         iv = percentile_interval(np.nan, samples, confidence)
         return [iv.low, iv.high]
 
     return {"clean_miou_interval": bounds(clean), "mean_miou_interval": bounds(mean),
-            "relative_miou_interval": bounds(relative),
+            "relative_miou_interval": bounds(_relative(mean, clean)),
             "mean_interval": {name: bounds(per[:, j].mean(1)) for j, name in enumerate(plan.corruptions)}}  # fmt: skip
+
+
+def robustness_comparisons(mats: dict, plan: CorruptionPlan, num_resamples: int = 1000,
+                           confidence: float = 0.95) -> list[dict]:  # fmt: skip
+    """Paired intervals between every pair of models of a sweep: the difference of their mean corrupted mIoU
+    and of their mIoU relative to clean, both models scored on the same resamples of the same images (so
+    the images' shared difficulty cancels out, as in :func:`segbench.scoring.intervals.paired_bootstrap`).
+
+    Args:
+        mats: Row label -> per-image matrices ``(K, N, C, C)`` (:func:`robustness_intervals`), same ``K``, ``N``.
+        plan: The sweep's corruptions, severities and seed.
+        num_resamples: ``B``.
+        confidence: Of the intervals.
+
+    Returns:
+        One dict per pair, the better mean corrupted mIoU first: ``{"a", "b", "mean_miou_difference",
+        "relative_difference": {"estimate", "low", "high"}, "significant", "relative_significant",
+        "statement"}`` (fractions; significant: the interval excludes 0).
+    """
+    if len(mats) < 2:
+        return []
+    counts = resample_counts(next(iter(mats.values())).shape[1], num_resamples, plan.seed)
+    figures = {}
+    for label, m in mats.items():
+        t = _table(m.sum(1), plan)
+        clean, per = _resampled(m, counts, plan)
+        mean = per.mean(axis=(1, 2))
+        figures[label] = (t["mean_miou"], t["relative_miou"], mean, _relative(mean, clean))
+    labels = sorted(figures, key=lambda k: -figures[k][0])
+    out = []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            fa, fb = figures[a], figures[b]
+            d = percentile_interval(fa[0] - fb[0], fa[2] - fb[2], confidence)
+            r = percentile_interval(fa[1] - fb[1], fa[3] - fb[3], confidence)
+            out.append({"a": a, "b": b, "mean_miou_difference": d.to_dict(), "relative_difference": r.to_dict(),
+                        "significant": d.excludes_zero(), "relative_significant": r.excludes_zero(),
+                        "statement": f"{a} vs {b} under corruption: mIoU {d.points()}, relative to clean "
+                                     f"{r.points()}"})  # fmt: skip
+    return out
 
 
 def _fingerprint(model) -> str:

@@ -177,9 +177,25 @@ def _robustness(analysis: dict, figures: dict) -> list[tuple]:
                     f"through `imagecorruptions`, each generated once per (image, corruption, severity) from seed "
                     f"{table['seed']} and shared by all models; whole-image inference, each model as loaded (eager "
                     "PyTorch for segbench's own)." + intervals)]  # fmt: skip
+    pairs = table.get("comparisons") or []
+    if pairs:
+        rows = [[f"{p['a']} vs {p['b']}", _difference(p["mean_miou_difference"], p["significant"]),
+                 _difference(p["relative_difference"], p["relative_significant"])] for p in pairs]  # fmt: skip
+        blocks += [("table", Table(["Pair", "Corrupted mIoU difference (points) [95% CI]",
+                                    "Relative-to-clean difference (points) [95% CI]"], rows, ["l", "r", "r"])),
+                   ("p", "Paired intervals: both models of a pair scored on the same resamples of the same images; "
+                         "**bold**: the interval excludes 0. Not corrected for multiple comparisons.")]  # fmt: skip
     if figures.get("corruptions_png"):
         blocks.append(("img", "mIoU by corruption and severity, per model", figures["corruptions_png"]))
     return blocks
+
+
+def _difference(d: dict, significant: bool) -> str:
+    """``"+5.1 [4.0, 6.2]"`` in points, bold when significant."""
+    if num(d.get("estimate")) is None:
+        return DASH
+    text = f"{100 * d['estimate']:+.1f} [{100 * d['low']:.1f}, {100 * d['high']:.1f}]"
+    return f"**{text}**" if significant else text
 
 
 def analysis_blocks(rows: list[dict], analysis: dict, figures: dict[str, str | None]) -> list[tuple]:
