@@ -41,7 +41,7 @@ def test_parse_severities():
 
 
 @needs_package
-@pytest.mark.parametrize("name", ["gaussian_noise", "fog", "jpeg_compression", "frost"])
+@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "fog", "jpeg_compression", "frost"])
 def test_corrupted_image_is_seeded_and_depends_on_severity(name):
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     state = np.random.get_state()

@@ -120,8 +120,9 @@ class CorruptionPlan:
 
 def require_corruptions():
     """``imagecorruptions``, made to run on numpy 2 and scikit-image >= 0.19 (its 1.1.2 release calls
-    ``gaussian(..., multichannel=True)`` and ``np.float_``): the shims replace those two names inside the
-    package's own module only."""
+    ``gaussian(..., multichannel=True)`` and ``np.float_``) and to be seeded throughout (its ``impulse_noise``
+    calls ``skimage.util.random_noise``, which draws from a fresh unseeded generator): the shims replace those
+    names inside the package's own module only."""
     with warnings.catch_warnings():  # its 1.1.2 imports pkg_resources, which warns on import
         warnings.simplefilter("ignore")
         ic = require("imagecorruptions", "robustness", "--corruptions")
@@ -140,7 +141,20 @@ def require_corruptions():
             def __getattr__(self, name):
                 return getattr(np, name)
 
-        mod.gaussian, mod.np, mod._segbench_compat = gaussian_compat, NumpyCompat(), True
+        class SkimageCompat:  # impulse_noise's random_noise draws from its own unseeded generator
+            def __init__(self, sk):
+                self._sk = sk
+                self.util = self
+
+            def random_noise(self, image, **kw):
+                kw.setdefault("rng", np.random.default_rng(np.random.randint(2**31)))  # from the seeded state
+                return self._sk.util.random_noise(image, **kw)
+
+            def __getattr__(self, name):
+                return getattr(self._sk, name)
+
+        mod.gaussian, mod.np, mod.sk = gaussian_compat, NumpyCompat(), SkimageCompat(mod.sk)
+        mod._segbench_compat = True
     return ic
 
 
