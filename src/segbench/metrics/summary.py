@@ -142,7 +142,6 @@ def band_gains(with_step, without_step, widths=(1, 2, 5, 10, 20, 40), num_resamp
     return out
 
 
-
 def step_gains(variants: list, opts: ScoreOptions) -> list[dict]:
     """Paired mIoU gains of each step over the one before: ``TTA`` (tta - plain), ``CRF`` (crf - its input),
     each with ``bands`` (the gain inside trimap bands) when trimap scores were kept."""
