@@ -3,7 +3,7 @@ it (at top level or inside a function alike), no two modules import each other t
 report layer imports matplotlib, and ``import segbench.models`` loads a network and nothing else.
 
 Layers, low to high: errors -> files -> the other leaves (registry, config, classes) -> models, data, metrics,
-losses, scoring -> engine, export -> external (models segbench did not build) -> bench -> report -> compare -> cli.
+losses -> engine, export -> external (models segbench did not build) -> bench -> report -> compare -> cli.
 Packages of one layer do not import each other.
 """
 
@@ -19,7 +19,7 @@ LAYERS = [
     {"errors"},
     {"files"},
     {"registry", "config", "classes"},
-    {"models", "data", "metrics", "losses", "scoring"},
+    {"models", "data", "metrics", "losses"},
     {"engine", "export"},
     {"external"},
     {"bench"},

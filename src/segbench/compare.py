@@ -37,17 +37,16 @@ from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.inference import InferenceConfig
 from segbench.engine.robustness import CorruptionPlan, Runner, corruption_sweep
-from segbench.engine.scores import DistanceCache, ScoreOptions
 from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
-from segbench.engine.summary import confusions_npz, flat_scores, summarise
 from segbench.errors import UserError, first_line
 from segbench.export import sample_calibration
 from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
 from segbench.metrics import ConfusionMatrix
+from segbench.metrics.per_image import DistanceCache, ScoreOptions
+from segbench.metrics.summary import comparison_list, confusions_npz, flat_scores, ranking, summarise
 from segbench.models.weights import zoo_tags
 from segbench.report import display_name, write_report
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
-from segbench.scoring.summary import comparison_list, ranking
 
 
 def zoo_models() -> list[str]:
@@ -123,7 +122,7 @@ class CompareOptions:
             whose classes differ from the data's is mapped by class name (:mod:`segbench.external.classmap`)
             and the row's ``class_mapping`` says how.
         scores: bootstrap intervals (on by default), boundary IoU, trimap, ECE
-            (:class:`~segbench.engine.scores.ScoreOptions`); rows get ``miou_interval`` and the others, the
+            (:class:`~segbench.metrics.per_image.ScoreOptions`); rows get ``miou_interval`` and the others, the
             report every pair's paired interval.
         corruptions: ImageNet-C corruptions for the robustness table (:mod:`segbench.engine.robustness`),
             with their severities and images; None: no robustness pass. The finished cells of the sweep are

@@ -1,4 +1,4 @@
-"""evaluate's per-image confusion matrices, optional scores and summaries (segbench.engine.scores / summary)."""
+"""evaluate's per-image confusion matrices, optional scores and summaries (segbench.metrics.per_image / summary)."""
 
 import numpy as np
 import pytest
@@ -8,12 +8,11 @@ from torch import nn
 from segbench.classes import ClassSet
 from segbench.data.datasets import SegmentationDataset
 from segbench.engine.evaluate import evaluate
-from segbench.engine.scores import DistanceCache, ScoreOptions
-from segbench.engine.summary import confusions_npz, step_gains, summarise
 from segbench.errors import UserError
-from segbench.scoring import per_image_miou, score_confusions
-from segbench.scoring.summary import interval_fields
-from segbench.scoring.trimap import band_confusions
+from segbench.metrics import per_image_miou, score_confusions
+from segbench.metrics.per_image import DistanceCache, ScoreOptions
+from segbench.metrics.summary import confusions_npz, interval_fields, step_gains, summarise
+from segbench.metrics.trimap import band_confusions
 
 H, W = 20, 30
 
@@ -89,7 +88,7 @@ def test_distance_cache_gives_the_bands_of_band_confusions():
     target = torch.from_numpy(rng.integers(0, 3, (1, 16, 16)))
     target[0, :2] = 255
     pred = torch.from_numpy(rng.integers(0, 3, (1, 16, 16)))
-    from segbench.engine.scores import ImageScores
+    from segbench.metrics.per_image import ImageScores
 
     cache = DistanceCache(6)
     scores = ImageScores(3, 255, ScoreOptions(trimap=True, max_width=6), cache)

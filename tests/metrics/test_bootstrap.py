@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from segbench.errors import UserError
-from segbench.scoring.confusion import score_confusions
-from segbench.scoring.intervals import Interval, bootstrap, paired_bootstrap, resample_counts
-from segbench.scoring.ranking import rank_models
+from segbench.metrics.intervals import Interval, bootstrap, paired_bootstrap, resample_counts
+from segbench.metrics.iou import score_confusions
+from segbench.metrics.ranking import rank_models
 
 
 def _images(rng, accuracies, pixels=400):

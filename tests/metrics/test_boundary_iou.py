@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from segbench.errors import UserError
-from segbench.scoring.boundary import BoundaryIoU, boundary_counts, boundary_distance, boundary_interval
-from segbench.scoring.intervals import resample_counts
+from segbench.metrics.boundary import BoundaryIoU, boundary_counts, boundary_distance, boundary_interval
+from segbench.metrics.intervals import resample_counts
 
 
 def _erode_reference(mask: np.ndarray, d: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segbench.errors import UserError
-from segbench.scoring.calibration import Calibration
+from segbench.metrics.calibration import Calibration
 
 
 def _two_class(conf: torch.Tensor, correct: torch.Tensor):

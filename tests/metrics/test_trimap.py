@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from segbench.errors import UserError
-from segbench.scoring.trimap import Trimap, band_confusions, distance_to_other_class
+from segbench.metrics.trimap import Trimap, band_confusions, distance_to_other_class
 
 
 def _reference_distance(lab, ignore, max_width):

@@ -224,7 +224,7 @@ def add_inference_args(sp) -> None:
 
 
 def add_score_args(sp) -> None:
-    """--bootstrap, --seed, --boundary, --trimap, --ece (:class:`segbench.engine.scores.ScoreOptions`)."""
+    """--bootstrap, --seed, --boundary, --trimap, --ece (:class:`segbench.metrics.per_image.ScoreOptions`)."""
     g = sp.add_argument_group("scores beyond mIoU (intervals on by default; the others cost seconds per image)")
     g.add_argument("--bootstrap", type=int, default=1000, metavar="B",
                    help="resamples of the images for the 95%% intervals (default 1000; 0 = no intervals)")
@@ -248,7 +248,7 @@ def score_options(args):
     Raises:
         UserError: a value out of range.
     """
-    from segbench.engine.scores import ScoreOptions
+    from segbench.metrics.per_image import ScoreOptions
 
     return ScoreOptions(boundary=args.boundary, dilation_ratio=args.boundary_ratio, trimap=args.trimap,
                         max_width=args.trimap_width, ece=args.ece, num_bins=args.ece_bins,

@@ -94,7 +94,7 @@ def run(args) -> int:
 
     from segbench.compare import check_device
     from segbench.engine.sharded import evaluate_sharded, is_main
-    from segbench.engine.summary import summarise
+    from segbench.metrics.summary import summarise
 
     device = check_device(args.device)
     if args.threads:
@@ -169,10 +169,10 @@ DEFINITIONS = {
 
 def _write_files(folder: Path, out: dict, class_names: list[str], confusion: list[list[int]], res) -> None:
     """``metrics.json``, ``confusion_matrix.csv`` (rows: target class, columns: predicted class),
-    ``confusions.npz`` (per image and variant, :func:`segbench.engine.summary.confusions_npz`), and with
+    ``confusions.npz`` (per image and variant, :func:`segbench.metrics.summary.confusions_npz`), and with
     ``--trimap`` / ``--ece`` the plots ``trimap.png`` / ``reliability.png``."""
     from segbench.data.io import write_bytes_atomic
-    from segbench.engine.summary import confusions_npz
+    from segbench.metrics.summary import confusions_npz
     from segbench.report.analysis import FIGURE_FILES, analysis_figures
 
     write_bytes_atomic(folder / "metrics.json", json.dumps(json_safe(out), indent=2).encode())

@@ -25,8 +25,8 @@ from segbench.data.prefetch import prefetch
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig, dense_crf, require_crf
 from segbench.engine.inference import InferenceConfig, choose_mode, predict_label, predict_probs
-from segbench.engine.scores import DistanceCache, ImageScores, ScoreOptions
 from segbench.metrics import SegMetrics
+from segbench.metrics.per_image import DistanceCache, ImageScores, ScoreOptions
 
 
 @torch.inference_mode()
@@ -54,7 +54,7 @@ class Variant:
     ``name`` is ``"plain"`` (the configured mode, no TTA, no CRF), ``"tta"``, ``"crf"`` (plain + CRF) or
     ``"tta+crf"``; ``ms_per_image`` is the mean wall-clock time in milliseconds to produce its label map
     from a decoded image (for ``+crf`` steps it includes the step before). ``confusions`` holds one
-    ``(C, C)`` matrix per evaluated image, ``(N, C, C)`` int64 (:mod:`segbench.engine.scores`);
+    ``(C, C)`` matrix per evaluated image, ``(N, C, C)`` int64 (:mod:`segbench.metrics.per_image`);
     ``trimap_confusions`` the per-image band matrices ``(N, W, C, C)`` when trimap scores were asked for;
     ``extra`` the optional scores (``boundary``, ``trimap``, ``calibration``).
     """
@@ -213,7 +213,7 @@ def evaluate(
         inference: mode (whole / slide / auto), window, stride and TTA; None = whole image, no TTA. Its
             window should already be resolved for the model (:meth:`InferenceConfig.for_model`).
         crf: dense CRF parameters; None = no CRF.
-        scores: optional scores (boundary IoU, trimap, ECE; :class:`~segbench.engine.scores.ScoreOptions`);
+        scores: optional scores (boundary IoU, trimap, ECE; :class:`~segbench.metrics.per_image.ScoreOptions`);
             None = none. Per-image confusion matrices are always kept when metrics are.
         cache: trimap distance maps shared with other evaluations of the same images (e.g. other models).
         class_names: keys of the per-class optional scores (default ``"0"``, ``"1"``, ...).

@@ -42,8 +42,8 @@ from segbench.data.io import write_bytes_atomic
 from segbench.engine.evaluate import predict_mask
 from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
-from segbench.scoring.confusion import score_confusions
-from segbench.scoring.intervals import percentile_interval, resample_counts, resampled_sums
+from segbench.metrics.intervals import percentile_interval, resample_counts, resampled_sums
+from segbench.metrics.iou import score_confusions
 
 __all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "Runner",
            "require_corruptions", "robustness_comparisons", "robustness_intervals"]
@@ -293,7 +293,7 @@ def robustness_intervals(per_image: np.ndarray, plan: CorruptionPlan, num_resamp
     Each resample draws the swept images with replacement (seed ``plan.seed``); every cell's mIoU is
     recomputed from that resample's summed matrices, and the clean mIoU, the mean over the corrupted cells
     and their ratio come from the same resample, so the relative figure's interval is paired with the clean
-    one (:mod:`segbench.scoring.intervals`).
+    one (:mod:`segbench.metrics.intervals`).
 
     Args:
         per_image: Confusion matrices ``(K, N, C, C)``: cells (clean first, then corruption x severity in
@@ -323,7 +323,7 @@ def robustness_comparisons(mats: dict, plan: CorruptionPlan, num_resamples: int 
                            confidence: float = 0.95) -> list[dict]:  # fmt: skip
     """Paired intervals between every pair of models of a sweep: the difference of their mean corrupted mIoU
     and of their mIoU relative to clean, both models scored on the same resamples of the same images (so
-    the images' shared difficulty cancels out, as in :func:`segbench.scoring.intervals.paired_bootstrap`).
+    the images' shared difficulty cancels out, as in :func:`segbench.metrics.intervals.paired_bootstrap`).
 
     Args:
         mats: Row label -> per-image matrices ``(K, N, C, C)`` (:func:`robustness_intervals`), same ``K``, ``N``.

@@ -1,6 +1,6 @@
 """The report's sections on uncertainty, boundaries, calibration and robustness, as blocks and figures.
 
-Inputs are the normalised rows (keys of :mod:`segbench.scoring.summary` and :mod:`segbench.engine.summary`:
+Inputs are the normalised rows (keys of :mod:`segbench.metrics.summary`:
 ``miou_interval``, ``per_image_miou_mean``, ``gains``, ``boundary``, ``trimap``, ``calibration``,
 ``variants``) and the comparison's ``analysis`` (``statements``, ``comparisons``, ``robustness``, ``scores``,
 ``bootstrap``). A section whose scores were not measured says which option turns them on.

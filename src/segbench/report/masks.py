@@ -12,7 +12,7 @@
     When given, its confidence (each pixel's largest class probability) as a greyscale PNG in steps of
     :data:`CONFIDENCE_STEP` (grey level = probability x 255, rounded to the step; coarse steps keep it small).
 
-and keeps, per image, each row's per-image mIoU (:func:`segbench.scoring.per_image_miou`: the image's own
+and keeps, per image, each row's per-image mIoU (:func:`segbench.metrics.per_image_miou`: the image's own
 IoUs averaged over the classes in its labels or its prediction). Memory stays bounded: nothing but a few
 numbers per image is kept; :func:`pixel_disagreement` reads the masks back one image at a time.
 """
@@ -30,7 +30,7 @@ from PIL import Image
 
 from segbench.classes import IGNORE_INDEX, palette_array
 from segbench.data.io import write_bytes_atomic
-from segbench.scoring import per_image_miou
+from segbench.metrics import per_image_miou
 
 THUMB_W = 120  # px: widest a thumbnail gets
 JPEG_QUALITY = 88

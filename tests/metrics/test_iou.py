@@ -8,7 +8,7 @@ import torch
 
 from segbench.errors import UserError
 from segbench.metrics import ConfusionMatrix
-from segbench.scoring.confusion import as_confusions, nanmean, per_image_miou, score_confusions
+from segbench.metrics.iou import as_confusions, nanmean, per_image_miou, score_confusions
 
 
 def test_scores_match_segmetrics_on_random_matrices():

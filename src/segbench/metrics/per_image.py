@@ -1,7 +1,7 @@
 """What :func:`segbench.engine.evaluate.evaluate` keeps per image besides the dataset's confusion matrix.
 
 Always: one ``(C, C)`` confusion matrix per image (``[target, pred]``, pixels), so that every figure can be
-recomputed on any subset of the images and bootstrapped (:mod:`segbench.scoring.intervals`). On request
+recomputed on any subset of the images and bootstrapped (:mod:`segbench.metrics.intervals`). On request
 (:class:`ScoreOptions`), because each costs more than a few seconds on a CPU:
 
 - Boundary IoU (Cheng et al., arXiv 2103.16562; about 0.3 s per 720 x 960 image),
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from segbench.errors import UserError
-from segbench.metrics import ConfusionMatrix
-from segbench.scoring import BoundaryIoU, Calibration
-from segbench.scoring.boundary import boundary_interval
-from segbench.scoring.labels import check_labels
-from segbench.scoring.trimap import Trimap, counts_in_bands, distance_to_other_class
+from segbench.metrics.boundary import BoundaryIoU, boundary_interval
+from segbench.metrics.calibration import Calibration
+from segbench.metrics.confusion import ConfusionMatrix
+from segbench.metrics.labels import check_labels
+from segbench.metrics.trimap import Trimap, counts_in_bands, distance_to_other_class
 
 __all__ = ["DistanceCache", "ImageScores", "ScoreOptions"]
 

@@ -28,16 +28,15 @@ Reference:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from segbench.errors import UserError
-from segbench.scoring.confusion import nanmean
-from segbench.scoring.intervals import Interval, check_confidence, percentile_interval, resample_counts
-from segbench.scoring.labels import check_labels, contour, integral, window_sum
+from segbench.metrics.intervals import Interval, check_confidence, percentile_interval, resample_counts
+from segbench.metrics.iou import iou_from_counts, nanmean
+from segbench.metrics.labels import check_labels, contour, integral, window_sum
 
 __all__ = ["BoundaryIoU", "BoundaryScores", "boundary_counts", "boundary_distance", "boundary_region"]
 
@@ -170,8 +169,7 @@ class BoundaryIoU:
 
     def compute(self) -> BoundaryScores:
         """Boundary IoU from the counts so far."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(self.union > 0, self.intersection / np.maximum(self.union, 1), np.nan)
+        iou = iou_from_counts(self.intersection, self.union)
         return BoundaryScores(
             iou=[float(v) for v in iou],
             miou=float(nanmean(iou)),
@@ -184,7 +182,7 @@ class BoundaryIoU:
 def boundary_interval(intersection: np.ndarray, union: np.ndarray, num_resamples: int = 1000, seed: int = 0,
                       confidence: float = 0.95) -> Interval:  # fmt: skip
     """Bootstrap interval of the boundary mIoU over images, on the same resamples as
-    :func:`segbench.scoring.intervals.bootstrap` with the same ``seed`` (so it sits beside the mIoU interval).
+    :func:`segbench.metrics.intervals.bootstrap` with the same ``seed`` (so it sits beside the mIoU interval).
 
     Args:
         intersection: Per-image boundary intersections ``(N, C)`` int64 (as :meth:`BoundaryIoU.update`).
@@ -206,10 +204,6 @@ def boundary_interval(intersection: np.ndarray, union: np.ndarray, num_resamples
     counts = resample_counts(len(inter), num_resamples, seed).astype(np.float64)
 
     def miou(i, u):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(u > 0, i / np.maximum(u, 1), np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no class has a boundary
-            return np.nanmean(iou, axis=-1)
+        return nanmean(iou_from_counts(i, u))  # NaN for a resample where no class has a boundary
 
     return percentile_interval(miou(inter.sum(0), uni.sum(0)), miou(counts @ inter, counts @ uni), confidence)

@@ -17,7 +17,8 @@ Definitions, for class ``c`` with ``TP = mat[c, c]``, ``FN = mat[c, :].sum() - T
 - pixel accuracy = trace(mat) / mat.sum()
 - mIoU = mean of the per-class IoUs, mean accuracy = mean of the per-class accuracies
 
-All values are fractions in ``[0, 1]`` (multiply by 100 for percent).
+All values are fractions in ``[0, 1]`` (multiply by 100 for percent). They are computed by
+:func:`segbench.metrics.iou.score_confusions`, the one implementation of these definitions in segbench.
 
 NaN rule for absent classes:
 
@@ -36,13 +37,9 @@ from dataclasses import dataclass
 import torch
 
 from segbench.errors import UserError
+from segbench.metrics.iou import score_confusions
 
 __all__ = ["ConfusionMatrix", "SegMetrics"]
-
-
-def _nanmean(values: list[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan
 
 
 def _json_float(value: float) -> float | None:
@@ -213,22 +210,14 @@ class ConfusionMatrix:
         Returns:
             A :class:`SegMetrics`; values are fractions in ``[0, 1]`` or NaN.
         """
-        mat = self.mat.detach().to("cpu", torch.float64)
-        tp = torch.diagonal(mat)
-        target_count = mat.sum(dim=1)  # TP + FN
-        pred_count = mat.sum(dim=0)  # TP + FP
-        union = target_count + pred_count - tp  # TP + FP + FN
-        total = float(mat.sum())
-
-        iou = [float(t / u) if u > 0 else math.nan for t, u in zip(tp.tolist(), union.tolist())]
-        accuracy = [float(t / n) if n > 0 else math.nan for t, n in zip(tp.tolist(), target_count.tolist())]
-        pixel_accuracy = float(tp.sum()) / total if total > 0 else math.nan
+        counts = self.mat.detach().cpu()
+        scores = score_confusions(counts.numpy())
         return SegMetrics(
-            pixel_accuracy=pixel_accuracy,
-            mean_accuracy=_nanmean(accuracy),
-            iou=iou,
-            accuracy=accuracy,
-            miou=_nanmean(iou),
-            confusion=self.mat.detach().cpu().tolist(),
-            num_pixels=int(self.mat.sum().item()),
+            pixel_accuracy=float(scores.pixel_accuracy),
+            mean_accuracy=float(scores.mean_accuracy),
+            iou=scores.iou.tolist(),
+            accuracy=scores.accuracy.tolist(),
+            miou=float(scores.miou),
+            confusion=counts.tolist(),
+            num_pixels=int(counts.sum().item()),
         )

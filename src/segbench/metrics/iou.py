@@ -1,10 +1,11 @@
-"""Metrics of many confusion matrices at once, and the two ways to average IoU over a dataset.
+"""IoU, mIoU, pixel accuracy and mean accuracy from confusion matrices: segbench's one implementation.
 
-The definitions are those of :mod:`segbench.metrics` (``mat[target, pred]``; IoU = TP / (TP + FP + FN);
-pixel accuracy = trace / sum; a class absent from both target and prediction has IoU NaN and is left out
-of mIoU), computed here with numpy on stacks of matrices of shape ``(..., C, C)``, so that a bootstrap
-can score a thousand resampled datasets in one call. ``tests/metrics/test_scoring_confusion.py`` checks
-that both give the same numbers.
+The definitions are those of :mod:`segbench.metrics.confusion` (``mat[target, pred]``; IoU = TP / (TP + FP +
+FN); pixel accuracy = trace / sum; a class absent from both target and prediction has IoU NaN and is left out
+of mIoU), computed with numpy on stacks of matrices of shape ``(..., C, C)``, so that a bootstrap can score a
+thousand resampled datasets in one call. :meth:`~segbench.metrics.confusion.ConfusionMatrix.compute`, the
+trimap bands, the bootstrap, the rankings and the robustness sweep all call :func:`score_confusions`;
+Boundary IoU calls :func:`iou_from_counts` on its own intersections and unions.
 
 Two figures are called "mIoU" in the field, and they differ:
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from segbench.errors import UserError
 
-__all__ = ["ConfusionScores", "as_confusions", "nanmean", "per_image_miou", "score_confusions"]
+__all__ = ["ConfusionScores", "as_confusions", "iou_from_counts", "nanmean", "per_image_miou", "score_confusions"]
 
 # Counts are added in float64 (BLAS) for speed; integer sums stay exact below 2 ** 53.
 EXACT_LIMIT = 2**53
@@ -70,6 +71,21 @@ def nanmean(values: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def iou_from_counts(intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """IoU = intersection / union elementwise, NaN where the union is 0 (no warning).
+
+    Args:
+        intersection: Pixel counts of any shape, e.g. TP ``(..., C)``.
+        union: Pixel counts of the same shape, e.g. TP + FP + FN.
+
+    Returns:
+        float64 array of that shape, fractions in ``[0, 1]`` or NaN.
+    """
+    intersection, union = np.asarray(intersection, np.float64), np.asarray(union, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, intersection / union, np.nan)
+
+
 @dataclass
 class ConfusionScores:
     """Metrics of a stack of confusion matrices; fractions in ``[0, 1]`` or NaN.
@@ -109,8 +125,8 @@ def score_confusions(mats: np.ndarray) -> ConfusionScores:
     pred_count = mats.sum(axis=-2)  # TP + FP
     union = target_count + pred_count - tp
     total = target_count.sum(axis=-1)
+    iou = iou_from_counts(tp, union)
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
         accuracy = np.where(target_count > 0, tp / target_count, np.nan)
         pixel_accuracy = np.where(total > 0, tp.sum(axis=-1) / total, np.nan)
     return ConfusionScores(

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from segbench.errors import UserError
-from segbench.scoring.confusion import score_confusions
-from segbench.scoring.labels import check_labels, integral, window_sum
+from segbench.metrics.iou import score_confusions
+from segbench.metrics.labels import check_labels, integral, window_sum
 
 __all__ = ["Trimap", "TrimapScores", "band_confusions", "counts_in_bands", "distance_to_other_class"]
 
@@ -103,7 +103,7 @@ def counts_in_bands(
     predictions of the same image, e.g. with and without CRF, or of several models, can share it).
 
     Args:
-        pred: Checked predicted class indices ``(N, H, W)`` int64 (:func:`~segbench.scoring.labels.check_labels`).
+        pred: Checked predicted class indices ``(N, H, W)`` int64 (:func:`~segbench.metrics.labels.check_labels`).
         target: Checked true class indices, same shape.
         dist: :func:`distance_to_other_class` of ``target`` with the same ``max_width``.
         num_classes: ``C``.

@@ -1,6 +1,6 @@
 """Rank models evaluated on the same images, saying which differences the data can tell apart.
 
-Every pair gets a paired bootstrap interval (:mod:`segbench.scoring.intervals`) on the same resamples;
+Every pair gets a paired bootstrap interval (:mod:`segbench.metrics.intervals`) on the same resamples;
 the ranking groups models into tiers and turns them into sentences for the report, e.g.
 ``"fast_scnn.camvid > lraspp_mobilenet_v3 by 6.3 points [4.1, 8.5]"`` and
 ``"unet, fcn8s_vgg16 and deeplabv3_resnet50 are not distinguishable on 8 images"``.
@@ -16,8 +16,7 @@ from itertools import combinations
 import numpy as np
 
 from segbench.errors import UserError
-from segbench.scoring.confusion import score_confusions
-from segbench.scoring.intervals import (
+from segbench.metrics.intervals import (
     PairedDifference,
     check_confidence,
     checked_models,
@@ -25,6 +24,7 @@ from segbench.scoring.intervals import (
     resample_counts,
     resampled_sums,
 )
+from segbench.metrics.iou import score_confusions
 
 __all__ = ["Ranking", "rank_models"]
 

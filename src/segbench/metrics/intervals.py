@@ -1,7 +1,7 @@
 """Bootstrap intervals over images for dataset-level metrics, and paired intervals between models.
 
 A resample draws ``N`` of the ``N`` evaluated images with replacement; its dataset-level metrics are
-recomputed from the sum of the drawn images' confusion matrices (see :mod:`segbench.scoring.confusion`).
+recomputed from the sum of the drawn images' confusion matrices (see :mod:`segbench.metrics.iou`).
 The ``B`` resamples are one ``(B, N)`` matrix of draw counts, so their summed matrices are one matrix
 product ``(B, N) @ (N, C * C)``: no Python loop over resamples. The interval is the percentile interval
 of the ``B`` resampled values (2.5th and 97.5th percentiles for 95%); the point estimate is the metric
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segbench.errors import UserError
-from segbench.scoring.confusion import EXACT_LIMIT, ConfusionScores, as_confusions, score_confusions
+from segbench.metrics.iou import EXACT_LIMIT, ConfusionScores, as_confusions, score_confusions
 
 __all__ = [
     "Bootstrap",
@@ -146,7 +146,7 @@ class Bootstrap:
         mean_accuracy: Mean class accuracy.
         iou: One interval per class; NaN for a class absent from every image's target and prediction.
         per_image_miou: Mean over images of each image's own mIoU (a different figure, see
-            :mod:`segbench.scoring.confusion`).
+            :mod:`segbench.metrics.iou`).
         num_images: ``N``.
         num_resamples: ``B``.
         confidence: Coverage of the intervals, e.g. 0.95.
@@ -195,7 +195,7 @@ def bootstrap(confusions, num_resamples: int = 1000, seed: int = 0, confidence: 
         :class:`Bootstrap`.
 
     Raises:
-        UserError: Bad shapes or counts (:func:`~segbench.scoring.confusion.as_confusions`), ``B`` < 1,
+        UserError: Bad shapes or counts (:func:`~segbench.metrics.iou.as_confusions`), ``B`` < 1,
             ``confidence`` outside (0, 1), or more pixels than float64 sums exactly.
     """
     check_confidence(confidence)
