@@ -4,8 +4,8 @@ This module is the one place that knows a backend. Each is one :class:`Backend` 
 matrix products run in, its runtime and devices, the pip extra it needs, its quantiser and so whether it needs
 calibration data, how its predictor is built); everything else (the CLI's choices and help, ``--backend best``,
 the peak a backend is read against, compare, benchmark workers) asks :func:`get_backend`, :func:`registered` or
-:func:`backend_names`, never a backend's spelling. Adding a backend is one :func:`register` call below and its
-test. The module imports no torch at import time (the CLI builds its help from it); the builders import
+:func:`backend_names`, never a backend's spelling. Adding a backend is one :func:`register` call below (with its
+row in the table), and its test. The module imports no torch at import time (the CLI builds its help from it); the builders import
 what they run.
 
 ``prepare(model, backend, example)`` returns a :class:`Predictor`: call it with a float32 ``(N, 3, H, W)``

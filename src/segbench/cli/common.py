@@ -95,7 +95,8 @@ def check_backend_args(args) -> None:
     backends = args.backend if several else [args.backend]
     chosen = [get_backend(b) for b in backends if b != BEST or not several]
     if args.calibration and not (BEST in backends and several) and not any(b.needs_calibration for b in chosen):
-        raise UserError(f"--calibration: only with an int8 --backend ({', '.join(backend_names(needs_calibration=True))})")
+        calibrated = ", ".join(backend_names(needs_calibration=True))
+        raise UserError(f"--calibration: only with an int8 --backend ({calibrated})")
 
 
 def print_skipped(skipped: list[dict]) -> None:
