@@ -38,22 +38,54 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """segbench modules (without the ``segbench.`` prefix) and top-level third-party names imported anywhere
-    in ``path``; ``from segbench.x import y`` counts as ``x.y`` when ``x/y.py`` exists, else as ``x``."""
+def _imports(path: Path, module: str | None = None) -> set[str]:
+    """segbench modules (with their ``segbench.`` prefix) and top-level third-party names imported anywhere
+    in ``path``; ``from segbench.x import y`` counts as ``segbench.x.y`` when ``x/y.py`` (or ``x/y/``) exists,
+    else as ``segbench.x``. Relative imports (``from .x import y``, ``from .. import z``) are resolved against the
+    package of ``module`` (the module ``path`` is, without ``segbench.``; default: read from ``path``)."""
+    module = _module_name(path) if module is None else module
+    is_package = path.name == "__init__.py"
+    package = ["segbench", *module.split(".")] if module else ["segbench"]
+    if not is_package:
+        package = package[:-1]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("segbench"):
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}".replace(".", "/")
-                    is_module = (PACKAGE.parent / f"{sub}.py").exists() or (PACKAGE.parent / sub).is_dir()
-                    found.add(f"{node.module}.{alias.name}" if is_module else node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level - 1 < len(package) else []
+                name = ".".join(base + ([node.module] if node.module else []))
             else:
-                found.add(node.module)
+                name = node.module
+            if not name:
+                continue
+            if name.split(".")[0] == "segbench":
+                for alias in node.names:
+                    sub = f"{name}.{alias.name}".replace(".", "/")
+                    is_module = (PACKAGE.parent / f"{sub}.py").exists() or (PACKAGE.parent / sub).is_dir()
+                    found.add(f"{name}.{alias.name}" if is_module else name)
+            else:
+                found.add(name)
     return found
+
+
+def test_relative_imports_are_resolved_against_the_package(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text("from . import peak\nfrom .select import BEST\nfrom ..export import onnx\n"
+                      "from ..errors import UserError\nfrom .. import compare\n")
+    assert _imports(source, "bench.runner") == {"segbench.bench.peak", "segbench.bench.select",
+                                                "segbench.export.onnx", "segbench.errors", "segbench.compare"}
+    init = tmp_path / "__init__.py"
+    init.write_text("from .runner import run_case\nfrom ..report import write_report\n")
+    assert _imports(init, "bench") == {"segbench.bench.runner", "segbench.report"}
+
+
+def test_a_relative_import_against_the_layers_is_caught(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text("def f():\n    from ..compare import plan\n")
+    targets = {m.removeprefix("segbench.") for m in _imports(source, "bench.select")}
+    assert targets == {"compare"} and RANK[_unit("compare")] > RANK[_unit("bench.select")]
 
 
 def _graph() -> dict[str, set[str]]:
@@ -156,3 +188,75 @@ def test_importing_models_loads_a_network_and_nothing_else():
     units = {m.split(".")[1] for m in loaded if m.startswith("segbench.")}
     assert units <= {"models", "errors", "files", "registry", "classes"}, loaded
     assert "matplotlib" not in loaded
+
+
+REGISTRY_MODULE = "bench.backends"
+"""The backend registry: the one module that may know what a backend's name means."""
+
+
+def _backend_tokens() -> set[str]:
+    """Every backend name and every run of its ``_``-separated parts (``openvino``, ``int8``, ``nncf_int8``, ...):
+    the strings a rule on names would test for."""
+    from segbench.bench.backends import backend_names
+
+    tokens = set()
+    for name in backend_names():
+        parts = name.split("_")
+        tokens |= {"_".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
+    return tokens
+
+
+def _strings(node) -> list[str]:
+    """The str constants of ``node``: itself, or the items of a tuple/list/set literal."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [s for item in node.elts for s in _strings(item)]
+    return []
+
+
+def _name_rules(tree: ast.AST, tokens: set[str], names: set[str]) -> list[tuple[int, str]]:
+    """``(line, what)`` of each test of a string against backend names by pattern: ``.startswith``/``.endswith``
+    of a backend token (``b.endswith("_int8")``), a token ``in`` a string (``"openvino" in b``), or membership in a
+    literal of two or more backend names (``b in ("eager", "onnxruntime")``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            if node.func.attr in ("startswith", "endswith"):
+                hits = [s for s in _strings(node.args[0]) if s.strip("_") in tokens]
+                if hits:
+                    found.append((node.lineno, f".{node.func.attr}({', '.join(map(repr, hits))})"))
+        elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+            left = [s for s in _strings(node.left) if isinstance(node.left, ast.Constant) and s.strip("_") in tokens]
+            if left:
+                found.append((node.lineno, f"{left[0]!r} in ..."))
+            for right in node.comparators:
+                listed = [s for s in _strings(right) if s in names] if not isinstance(right, ast.Constant) else []
+                if len(listed) >= 2:
+                    found.append((node.lineno, f"in {tuple(listed)}"))
+    return found
+
+
+def test_name_rule_finder_on_known_code():
+    from segbench.bench.backends import backend_names
+
+    tokens, names = _backend_tokens(), set(backend_names())
+    code = ("a = b.endswith('_int8')\nc = b.startswith(('openvino', 'x'))\nd = 'bf16' in b\n"
+            "e = b in ('eager', 'onnxruntime')\n"
+            "ok = [s.startswith('cuda'), p.endswith('.onnx'), 'AMX' in unit, amp in ('none', 'bf16', 'fp16'),"
+            " x == 'int8', line.startswith('flags'), b in BACKENDS]\n")  # fmt: skip
+    assert [line for line, _ in _name_rules(ast.parse(code), tokens, names)] == [1, 2, 3, 4]
+
+
+def test_only_the_backend_registry_tests_backend_names_by_pattern():
+    from segbench.bench.backends import backend_names
+
+    tokens, names = _backend_tokens(), set(backend_names())
+    rules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if _module_name(path) == REGISTRY_MODULE:
+            continue
+        found = _name_rules(ast.parse(path.read_text(), str(path)), tokens, names)
+        if found:
+            rules[_module_name(path)] = found
+    assert not rules, f"backend names interpreted by pattern outside {REGISTRY_MODULE} (ask the registry): {rules}"

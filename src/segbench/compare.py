@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info
-from segbench.bench.backends import check_backend, prepare
+from segbench.bench.backends import calibration_for, check_backend, prepare
 from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
@@ -39,7 +39,6 @@ from segbench.engine.inference import InferenceConfig
 from segbench.engine.robustness import CorruptionPlan, Runner, corruption_sweep
 from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
 from segbench.errors import UserError, first_line
-from segbench.export import sample_calibration
 from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
 from segbench.metrics import ConfusionMatrix
 from segbench.metrics.per_image import DistanceCache, ScoreOptions
@@ -232,7 +231,7 @@ def _runner(loaded, backend: str, p: _Plan, opts: CompareOptions):
     if backend == "eager":
         return loaded.model, None
     info = loaded.info
-    calib = sample_calibration(info.mean, info.std, folder=opts.calibration) if backend.endswith("_int8") else None
+    calib = calibration_for(backend, info.mean, info.std, opts.calibration)
     first = _first_image(p)
     example = preprocess(first["image"], info.mean, info.std) if first is not None else torch.randn(1, 3, *p.input_size)
     return prepare(loaded.model, backend, example, opts.device, calib), calib

@@ -1,6 +1,7 @@
 """Sweeps, cases and subprocess isolation (segbench.bench.runner / worker), and the backend interface
 seen from the benchmark (with a stand-in backends module)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import types
 import pytest
 import torch
 
+from segbench.bench import backends as real_backends
 from segbench.bench import runner
 from segbench.bench.case import make_case
 from segbench.bench.isolate import run_isolated
@@ -171,13 +173,20 @@ def fake_backends(monkeypatch):
     mod.BackendUnavailable = _Unavailable
     mod.prepared = []
 
+    def get_backend(name):  # the registry's answer for the stand-in names; unknown ones refused as it does
+        if name not in mod.BACKENDS:
+            raise UserError(f"--backend {name!r}: unknown backend; choose from {', '.join(mod.BACKENDS)}")
+        return dataclasses.replace(real_backends.get_backend("onnxruntime"), name=name)
+
     def prepare(model, backend, example, device="cpu", calibration=None):
+        get_backend(backend)
         mod.prepared.append((backend, tuple(example.shape), calibration))
         if backend == "missing":
             raise _Unavailable("backend 'missing' needs pip install segbench[missing]")
         return _Predictor(model, backend)
 
     mod.prepare = prepare
+    mod.get_backend = get_backend
     monkeypatch.setitem(sys.modules, "segbench.bench.backends", mod)
     monkeypatch.setattr(runner, "backends", mod)
     return mod

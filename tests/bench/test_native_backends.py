@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from segbench.bench import backends
-from segbench.bench.backends import ALL_BACKENDS, BACKENDS, BackendUnavailable, check_backend, prepare
-from segbench.bench.native import NATIVE_BACKENDS
+from segbench.bench.backends import ALL_BACKENDS, BACKENDS, NATIVE_BACKENDS, BackendUnavailable, check_backend, prepare
 from segbench.bench.peak import backend_precision
 from segbench.models import build_model
 

@@ -1,4 +1,12 @@
-"""Inference backends: the same network run in several ways, each behind one callable.
+"""Inference backends: the same network run in several ways, each behind one callable; the registry of them.
+
+This module is the one place that knows a backend. Each is one :class:`Backend` entry (its name, the precision its
+matrix products run in, its runtime and devices, the pip extra it needs, its quantiser and so whether it needs
+calibration data, how its predictor is built); everything else (the CLI's choices and help, ``--backend best``,
+the peak a backend is read against, compare, benchmark workers) asks :func:`get_backend`, :func:`registered` or
+:func:`backend_names`, never a backend's spelling. Adding a backend is one :func:`register` call below (with its
+row in the table), and its test. The module imports no torch at import time (the CLI builds its help from it); the builders import
+what they run.
 
 ``prepare(model, backend, example)`` returns a :class:`Predictor`: call it with a float32 ``(N, 3, H, W)``
 input and it returns float32 logits ``(N, C, H, W)`` as a ``torch.Tensor`` on the predictor's device.
@@ -42,45 +50,152 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
-from segbench.bench.native import NATIVE_BACKENDS, native_predictor, nncf_quantize
 from segbench.errors import BackendUnavailable, UserError, require
-from segbench.export import describe_int8, export_onnx, onnx_session, quantize_int8
-from segbench.export.onnx import INPUT_NAME, OUTPUT_NAME
 
 __all__ = [
     "ALL_BACKENDS",
     "BACKENDS",
+    "NATIVE_BACKENDS",
     "TORCH_BACKENDS",
+    "Backend",
     "BackendUnavailable",
     "Predictor",
+    "backend_names",
+    "calibration_for",
     "check_backend",
+    "computes_natively",
     "cpu_supports_bf16",
+    "cpu_supports_int8",
+    "get_backend",
     "prepare",
+    "register",
+    "registered",
 ]
 
-TORCH_BACKENDS = ("eager", "channels_last", "bf16", "compile", "compile_bf16", "compile_int8")
-"""The backends that run PyTorch itself (on its CUDA stream); the others run in ONNX Runtime or OpenVINO."""
+PRECISIONS = ("fp32", "bf16", "int8")
+"""The precisions a backend's matrix products run in (``tf32``: fp32 on CUDA, see :meth:`Backend.precision_on`)."""
+RUNTIMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+EXPORTER_MODULES = ("onnxscript",)
+"""Modules the ONNX export of a PyTorch model needs (the backends whose runtime is not torch run an export)."""
+CPU_UNITS = {"bf16": ("AVX-512 BF16 or AMX", ("avx512_bf16", "amx_bf16")),
+             "int8": ("AVX-512 VNNI, AVX-VNNI or AMX", ("avx512_vnni", "avx_vnni", "amx_int8"))}  # fmt: skip
+"""Per precision: the CPU units that compute it natively and their ``/proc/cpuinfo`` flags."""
 
-BACKENDS: tuple[str, ...] = (
-    "eager",
-    "channels_last",
-    "bf16",
-    "compile",
-    "onnxruntime",
-    "onnxruntime_int8",
-    "openvino",
-    "openvino_bf16",
-    "openvino_int8",
-)
-ALL_BACKENDS: tuple[str, ...] = BACKENDS + NATIVE_BACKENDS
-"""Every backend ``prepare`` runs: :data:`BACKENDS` and the native compilers and quantisers
-(:data:`segbench.bench.native.NATIVE_BACKENDS`)."""
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend, as facts.
+
+    Attributes:
+        name: what ``--backend`` takes.
+        precision: what its matrix products run in: ``fp32``, ``bf16`` or ``int8``.
+        runtime: ``torch``, ``onnxruntime`` or ``openvino``.
+        devices: device kinds it runs on (``cpu``, ``cuda``).
+        summary: one line saying what runs.
+        build: ``build(backend, model, example, device, calibration, onnx_file) -> Predictor`` (device checked,
+            packages present); ``example`` is a float32 ``(N, 3, H, W)`` input of the size it is prepared for.
+        extra: the pip extra installing its packages (None: none needed).
+        modules: the modules it imports when prepared (from ``extra``).
+        quantiser: the post-training quantiser calibrated on sample images (``onnxruntime``, ``nncf``, ``pt2e``),
+            None for a backend that does not quantise.
+        onnx_file_runtime: the runtime that runs a model given as an ONNX file under this backend's name (None: such
+            a model cannot run with it).
+        own_toolchain: it uses a runtime's own compiler or post-training quantiser (:mod:`segbench.bench.native`).
+        requires_native: refused on a CPU that does not compute ``precision`` natively (:meth:`native`).
+    """
+
+    name: str
+    precision: str
+    runtime: str
+    devices: tuple[str, ...]
+    summary: str
+    build: Callable = field(repr=False, compare=False)
+    extra: str | None = None
+    modules: tuple[str, ...] = ()
+    quantiser: str | None = None
+    onnx_file_runtime: str | None = None
+    own_toolchain: bool = False
+    requires_native: bool = False
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether it is calibrated on sample images (it quantises)."""
+        return self.quantiser is not None
+
+    @property
+    def install_hint(self) -> str:
+        """``pip install 'segbench[EXTRA]'``, or ``""`` for a backend that needs no extra."""
+        return f"pip install 'segbench[{self.extra}]'" if self.extra else ""
+
+    @property
+    def exports_onnx(self) -> bool:
+        """Whether a PyTorch model is exported to ONNX to run it."""
+        return self.runtime != "torch"
+
+    def native(self, device: str = "cpu") -> bool:
+        """Whether this machine computes :attr:`precision` natively on ``device`` (:func:`computes_natively`)."""
+        return computes_natively(self.precision, device)
+
+    def precision_on(self, device: str = "cpu") -> str:
+        """The precision its matrix products run in on ``device``: :attr:`precision`, except ``tf32`` for an fp32
+        backend on CUDA when ``torch.backends.cudnn.allow_tf32`` lets cuDNN use it."""
+        if self.precision == "fp32" and str(device).split(":")[0] == "cuda":
+            import torch
+
+            if torch.backends.cudnn.allow_tf32:
+                return "tf32"
+        return self.precision
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    """Add ``backend`` to the registry (the order of registration is the order of every listing).
+
+    Raises:
+        ValueError: the name is taken, or a fact is not one of the known values.
+    """
+    if backend.name in _REGISTRY:
+        raise ValueError(f"backend {backend.name!r} is already registered")
+    if backend.precision not in PRECISIONS or backend.runtime not in RUNTIMES:
+        raise ValueError(f"backend {backend.name!r}: precision {backend.precision!r} or runtime {backend.runtime!r}")
+    if not backend.devices or not set(backend.devices) <= {"cpu", "cuda"}:
+        raise ValueError(f"backend {backend.name!r}: devices {backend.devices!r}")
+    if bool(backend.modules) != bool(backend.extra):
+        raise ValueError(f"backend {backend.name!r}: modules and extra go together")
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def registered(**facts) -> tuple[Backend, ...]:
+    """Every registered backend whose attributes equal ``facts`` (e.g. ``needs_calibration=True``), in order."""
+    return tuple(b for b in _REGISTRY.values() if all(getattr(b, k) == v for k, v in facts.items()))
+
+
+def backend_names(**facts) -> tuple[str, ...]:
+    """The names of :func:`registered` backends with ``facts``."""
+    return tuple(b.name for b in registered(**facts))
+
+
+def get_backend(name: str) -> Backend:
+    """The registered backend called ``name``.
+
+    Raises:
+        UserError: unknown name; the message suggests close names and lists all.
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        names = backend_names()
+        close = difflib.get_close_matches(str(name), names, n=2, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UserError(f"--backend {name!r}: unknown backend; {hint}choose from {', '.join(names)}") from None
 
 
 def check_backend(name: str) -> str:
@@ -89,11 +204,20 @@ def check_backend(name: str) -> str:
     Raises:
         UserError: unknown name; the message suggests close names and lists all.
     """
-    if name in ALL_BACKENDS:
-        return name
-    close = difflib.get_close_matches(name, ALL_BACKENDS, n=2, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise UserError(f"--backend {name!r}: unknown backend; {hint}choose from {', '.join(ALL_BACKENDS)}")
+    return get_backend(name).name
+
+
+def _cpu_flags(cpuinfo: str | None) -> set[str] | None:
+    """The ``flags`` of ``/proc/cpuinfo`` text (default: read it on Linux), None where there is none."""
+    if cpuinfo is None and sys.platform.startswith("linux"):
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = None
+    for line in (cpuinfo or "").splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return None
 
 
 def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
@@ -103,162 +227,87 @@ def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
         cpuinfo: text of ``/proc/cpuinfo`` (default: read it on Linux; elsewhere oneDNN is asked,
             ``torch.ops.mkldnn._is_mkldnn_bf16_supported``).
     """
-    if cpuinfo is None and sys.platform.startswith("linux"):
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = None
-    if cpuinfo is not None:
-        for line in cpuinfo.splitlines():
-            if line.startswith("flags"):
-                return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
+    flags = _cpu_flags(cpuinfo)
+    if flags is not None:
+        return bool(flags & set(CPU_UNITS["bf16"][1]))
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
 
-class Predictor(nn.Module):
-    """A prepared model: ``predictor(x)`` maps float32 ``(N, 3, H, W)`` to float32 logits ``(N, C, H, W)``.
+def cpu_supports_int8(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has an int8 dot-product unit (AVX-512 VNNI, AVX-VNNI or AMX-INT8), from ``cpuinfo``
+    (default: ``/proc/cpuinfo``; False where there is none to read)."""
+    return bool((_cpu_flags(cpuinfo) or set()) & set(CPU_UNITS["int8"][1]))
 
-    It is an ``nn.Module`` so that code written for modules (``.eval()``, ``.to(device)``, evaluation loops)
-    accepts it; ``.to()`` does not move an ONNX Runtime or OpenVINO model (they stay where prepared).
 
-    Attributes:
-        backend: one of :data:`ALL_BACKENDS`.
-        device: the device inputs are expected on and logits are returned on.
-        notes: one line saying what was done (precision, memory format, export time, calibration, threads).
-        onnx_path: the ONNX file run (ONNX Runtime and OpenVINO backends), else None.
+def computes_natively(precision: str, device: str = "cpu") -> bool:
+    """Whether this machine computes ``precision`` natively on ``device``: on CPU, bf16 needs
+    :func:`cpu_supports_bf16` and int8 :func:`cpu_supports_int8`; fp32 always; on CUDA every precision (the
+    bf16 backend asks ``torch.cuda.is_bf16_supported`` when it is prepared)."""
+    if str(device).split(":")[0] != "cpu":
+        return True
+    if precision == "bf16":
+        return cpu_supports_bf16()
+    if precision == "int8":
+        return cpu_supports_int8()
+    return True
+
+
+def calibration_for(backend: str, mean, std, folder: str | Path | None = None):
+    """The calibration inputs ``backend`` needs: :func:`segbench.export.sample_calibration` of ``folder`` (None:
+    the shipped CamVid sample) with the model's normalisation, ``(1, 3, H, W)`` float32 tensors; None for a
+    backend that needs none.
+
+    Raises:
+        UserError: unknown backend, or no readable image in ``folder``.
     """
+    if not get_backend(backend).needs_calibration:
+        return None
+    from segbench.export import sample_calibration
 
-    def __init__(self, backend: str, device: str, notes: str = "") -> None:
-        super().__init__()
-        self.backend = backend
-        self.device = str(device)
-        self.notes = notes
-        self.onnx_path: Path | None = None
-        self.training = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def train(self, mode: bool = True) -> Predictor:
-        """Predictors run inference only: they and the network inside stay in eval mode whatever ``mode`` is
-        (code that restores a module's mode, like a benchmark's ``model.train(was_training)``, cannot switch
-        batch normalisation to batch statistics)."""
-        return super().train(False)
-
-    def extra_repr(self) -> str:
-        return f"backend={self.backend!r}, device={self.device!r}, notes={self.notes!r}"
+    return sample_calibration(mean, std, folder=folder)
 
 
-class _TorchPredictor(Predictor):
-    def __init__(
-        self,
-        module: nn.Module,
-        backend: str,
-        device: str,
-        notes: str,
-        *,
-        channels_last: bool = False,
-        autocast: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(backend, device, notes)
-        self.module = module
-        self.channels_last = channels_last
-        self.autocast = autocast
-        self._device_type = torch.device(device).type
-        self.eval()
+def __getattr__(name: str):
+    if name == "Predictor":  # the predictor classes import torch; this module does not at import time
+        from segbench.bench.predictors import Predictor
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if self.autocast is not None:
-                with torch.autocast(self._device_type, dtype=self.autocast):
-                    logits = self.module(x)
-            else:
-                logits = self.module(x)
-            return logits.float()
-
-
-class _OnnxRuntimePredictor(Predictor):
-    def __init__(self, session, backend: str, device: str, notes: str, num_classes: int, keep) -> None:
-        super().__init__(backend, device, notes)
-        self.session = session
-        self.num_classes = num_classes
-        self._keep = keep  # the temporary folder of the ONNX file lives as long as the predictor
-        self._cuda = torch.device(device).type == "cuda"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-
-        if not self._cuda:
-            array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-            return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
-        # CUDA: bind torch's buffers, no copies through host memory.
-        x = x.detach().to(self.device, torch.float32).contiguous()
-        n, _, h, w = x.shape
-        out = torch.empty((n, self.num_classes, h, w), device=x.device, dtype=torch.float32)
-        index = x.device.index or 0
-        binding = self.session.io_binding()
-        binding.bind_input(INPUT_NAME, "cuda", index, np.float32, list(x.shape), x.data_ptr())
-        binding.bind_output(OUTPUT_NAME, "cuda", index, np.float32, list(out.shape), out.data_ptr())
-        torch.cuda.current_stream(x.device).synchronize()  # x is written before ONNX Runtime reads it
-        self.session.run_with_iobinding(binding)
-        return out
-
-
-class _OpenVINOPredictor(Predictor):
-    """Compiles one static-shape OpenVINO model per input shape (OpenVINO's CPU plugin is fastest on static
-    shapes); the first call at a new shape pays the compile time."""
-
-    def __init__(self, core, ov_model, config: dict, notes: str, keep, backend: str = "openvino") -> None:
-        super().__init__(backend, "cpu", notes)
-        self._core, self._model, self._config, self._keep = core, ov_model, config, keep
-        self._requests: dict[tuple[int, ...], object] = {}
-
-    def _request(self, shape: tuple[int, ...]):
-        request = self._requests.get(shape)
-        if request is None:
-            model = self._model.clone()
-            model.reshape({model.input(0).get_any_name(): list(shape)})
-            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
-            if len(self._requests) >= 8:  # a bounded cache: sweeps over sizes do not grow without end
-                self._requests.pop(next(iter(self._requests)))
-            self._requests[shape] = request
-        return request
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        request = self._request(tuple(array.shape))
-        result = request.infer({0: array})  # returns copies (share_outputs=False)
-        return torch.from_numpy(np.asarray(result[0]))
+        return Predictor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_device(backend: str, device: str) -> str:
+def _check_device(backend: Backend, device: str) -> str:
+    import torch
+
     device = str(device)
     try:
         kind = torch.device(device).type
     except RuntimeError:
         kind = device
     if kind not in ("cpu", "cuda"):
-        raise BackendUnavailable(f"backend {backend}: device {device!r} is not supported (cpu or cuda)")
-    if (backend == "onnxruntime_int8" or backend.startswith("openvino")) and kind != "cpu":
-        raise BackendUnavailable(f"backend {backend} runs on the CPU only here; use --device cpu")
+        raise BackendUnavailable(f"backend {backend.name}: device {device!r} is not supported (cpu or cuda)")
+    if kind not in backend.devices:
+        raise BackendUnavailable(f"backend {backend.name} runs on the CPU only here; use --device cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable(f"backend {backend} on {device}: CUDA is not available on this machine")
+        raise BackendUnavailable(f"backend {backend.name} on {device}: CUDA is not available on this machine")
     return device
 
 
-def _check_compiler(backend: str, kind: str) -> None:
-    if kind == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-        raise BackendUnavailable(f"backend {backend} on CPU needs a C++ compiler (g++ or clang++) for Inductor")
+def _check_compiler(backend: Backend, device: str) -> None:
+    if str(device).split(":")[0] == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        raise BackendUnavailable(f"backend {backend.name} on CPU needs a C++ compiler (g++ or clang++) for Inductor")
 
 
-def _num_classes(model: nn.Module, example: torch.Tensor) -> int:
+def _num_classes(model, example) -> int:
+    import torch
+
     with torch.inference_mode():
         return int(model(example[:1]).shape[1])
 
@@ -269,13 +318,14 @@ def _num_classes(model: nn.Module, example: torch.Tensor) -> int:
 _EXPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _fingerprint(model: nn.Module) -> tuple:
+def _fingerprint(model) -> tuple:
     return tuple((name, t.data_ptr(), t._version, tuple(t.shape)) for name, t in model.state_dict().items())
 
 
-def _export(model: nn.Module, example: torch.Tensor, onnx_file: str | Path | None):
+def _export(model, example, onnx_file: str | Path | None):
     """An ONNX file of ``model``: the given one, one exported earlier in this process from the same weights, or
     a fresh export into a temporary folder. Returns ``(path, folder to keep alive or None, how)``."""
+    from segbench.export import export_onnx
 
     if onnx_file is not None:
         if not Path(onnx_file).is_file():
@@ -296,92 +346,93 @@ def _export(model: nn.Module, example: torch.Tensor, onnx_file: str | Path | Non
 
 
 def prepare(
-    model: nn.Module,
+    model,
     backend: str,
-    example: torch.Tensor,
+    example,
     device: str = "cpu",
-    calibration: list[torch.Tensor] | None = None,
+    calibration: list | None = None,
     *,
     onnx_file: str | Path | None = None,
-) -> Predictor:
+):
     """Make ``model`` ready to run with ``backend`` on ``device``.
 
     Args:
         model: network mapping ``(N, 3, H, W)`` to logits ``(N, C, H, W)``. Its weights and layout stay as they
             are (copies are made where a backend changes them); eager and compile put it in eval mode on ``device``.
-        backend: one of :data:`ALL_BACKENDS`.
+        backend: one of :func:`backend_names`.
         example: a float32 input ``(N, 3, H, W)``: traced for ONNX, compiled on for ``compile``.
         device: ``"cpu"`` or ``"cuda[:i]"``.
-        calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the int8 backends (see
-            :func:`segbench.export.sample_calibration`); without them the example alone calibrates (stated in ``notes``).
+        calibration: preprocessed float32 inputs ``(N, 3, H, W)`` for the backends that need calibration (see
+            :func:`calibration_for`); without them the example alone calibrates (stated in ``notes``).
         onnx_file: an ONNX file already exported from this model (skips the export for the ONNX backends). A model
-            that is an ONNX file (:class:`segbench.external.files.OnnxModule`) runs itself: its ``for_backend``
-            gives ONNX Runtime (eager, onnxruntime) or OpenVINO (openvino, openvino_bf16).
+            that is an ONNX file (:class:`segbench.external.files.OnnxModule`) runs itself, with the runtime of the
+            backend's :attr:`Backend.onnx_file_runtime`.
 
     Returns:
-        A :class:`Predictor` with ``backend`` and ``notes`` set.
+        A :class:`segbench.bench.predictors.Predictor` with ``backend`` and ``notes`` set.
 
     Raises:
         UserError: unknown backend.
-        BackendUnavailable: missing package (``pip install 'segbench[onnx]'`` or ``'segbench[openvino]'``),
-            no CUDA, a CPU without bf16 support, a CPU-only backend asked for on CUDA, or no C++ compiler
-            for ``compile`` on CPU.
+        BackendUnavailable: missing package (the backend's :attr:`Backend.install_hint`), no CUDA, a CPU without
+            bf16 support, a CPU-only backend asked for on CUDA, or no C++ compiler for ``compile`` on CPU.
         ExportError: the ONNX export or the int8 quantisation failed.
     """
+    b = get_backend(backend)
+    device = _check_device(b, device)
+    for module in b.modules:
+        require(module, b.extra, f"backend {b.name}")
+    if b.requires_native and not b.native(device):
+        what, flags = CPU_UNITS[b.precision]
+        raise BackendUnavailable(f"backend {b.name} on CPU needs {what} (cpuinfo flag {' or '.join(flags)}); "
+                                 "this CPU has neither")  # fmt: skip
 
-    check_backend(backend)
-    device = _check_device(backend, device)
-    kind = torch.device(device).type
-    if backend in ("onnxruntime", "onnxruntime_int8"):
-        require("onnxruntime", "onnx", f"backend {backend}")
-    if backend.startswith("openvino"):
-        require("openvino", "openvino", f"backend {backend}")
-    if backend == "openvino_nncf_int8":
-        require("nncf", "nncf", f"backend {backend}")
-    if backend.endswith("bf16") and kind == "cpu" and not cpu_supports_bf16():
-        raise BackendUnavailable(
-            f"backend {backend} on CPU needs AVX-512 BF16 or AMX (cpuinfo flag avx512_bf16 or amx_bf16); "
-            "this CPU has neither"
-        )
-
-    for_backend = getattr(model, "for_backend", None)  # a model that is a file (segbench.external.files.OnnxModule)
-    if for_backend is not None:
-        runner = for_backend(backend, device)  # BackendUnavailable for the backends the file cannot run with
-        return _TorchPredictor(runner, backend, device, runner.runs_as)
-    if backend in ("compile_bf16", "compile_int8"):
-        _check_compiler(backend, kind)
-        return native_predictor(model, backend, example, device, calibration, _TorchPredictor)
-    if backend in TORCH_BACKENDS:
-        return _torch_predictor(model, backend, example, device)
-    return _exported_predictor(model, backend, example, device, calibration, onnx_file)
+    for_runtime = getattr(model, "for_runtime", None)  # a model that is a file (segbench.external.files.OnnxModule)
+    if for_runtime is not None:
+        return _file_predictor(model, for_runtime, b, device)
+    return b.build(b, model, example, device, calibration, onnx_file)
 
 
-def _torch_predictor(model: nn.Module, backend: str, example: torch.Tensor, device: str) -> Predictor:
-    """The predictor of one of :data:`TORCH_BACKENDS`."""
-    kind = torch.device(device).type
-    net = model
-    if backend in ("channels_last", "bf16"):
+def _file_predictor(model, for_runtime, b: Backend, device: str):
+    """The predictor of a model that is an ONNX file, run by the runtime ``b`` names for files."""
+    from segbench.bench.predictors import TorchPredictor
+
+    if b.onnx_file_runtime is None:
+        runs = {rt: [x.name for x in registered(onnx_file_runtime=rt)] for rt in RUNTIMES}
+        ways = ", ".join(f"{' or '.join(names)} ({RUNTIMES[rt]})" for rt, names in runs.items() if names)
+        raise BackendUnavailable(f"backend {b.name}: {Path(model.onnx_file).name} is an ONNX file; it runs with {ways}")
+    runner = for_runtime(b.onnx_file_runtime, b.precision, device)
+    return TorchPredictor(runner, b.name, device, runner.runs_as)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _torch(b: Backend, model, example, device, calibration, onnx_file, *, notes: str, channels_last: bool = False,
+           autocast: bool = False):  # fmt: skip
+    """PyTorch eager: the model as given, or a channels_last copy; under bf16 autocast with ``autocast``."""
+    import torch
+
+    from segbench.bench.predictors import TorchPredictor
+
+    if channels_last:
         net = copy.deepcopy(model).to(device).eval().to(memory_format=torch.channels_last)
     else:
-        net.to(device).eval()
-    if backend == "eager":
-        return _TorchPredictor(net, backend, device, "PyTorch eager, fp32")
-    if backend == "channels_last":
-        return _TorchPredictor(net, backend, device, "PyTorch eager, fp32, channels_last (NHWC)", channels_last=True)
-    if backend == "bf16":
-        if kind == "cuda" and not torch.cuda.is_bf16_supported():
-            raise BackendUnavailable(f"backend bf16: {torch.cuda.get_device_name(device)} has no bf16 support")
-        return _TorchPredictor(
-            net,
-            backend,
-            device,
-            "torch.autocast bfloat16, channels_last; logits cast to fp32",
-            channels_last=True,
-            autocast=torch.bfloat16,
-        )
-    _check_compiler(backend, kind)
-    compiled = torch.compile(net)
-    predictor = _TorchPredictor(compiled, backend, device, "")
+        net = model.to(device).eval()
+    if autocast and torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BackendUnavailable(f"backend {b.name}: {torch.cuda.get_device_name(device)} has no bf16 support")
+    return TorchPredictor(net, b.name, device, notes, channels_last=channels_last,
+                          autocast=torch.bfloat16 if autocast else None)  # fmt: skip
+
+
+def _compile(b: Backend, model, example, device, calibration, onnx_file):
+    """``torch.compile`` (default mode, Inductor), compiled on ``example``."""
+    import torch
+
+    from segbench.bench.predictors import TorchPredictor
+
+    net = model.to(device).eval()
+    _check_compiler(b, device)
+    predictor = TorchPredictor(torch.compile(net), b.name, device, "")
     t0 = time.perf_counter()
     predictor(example.to(device))
     predictor.notes = (
@@ -391,14 +442,31 @@ def _torch_predictor(model: nn.Module, backend: str, example: torch.Tensor, devi
     return predictor
 
 
-def _exported_predictor(model, backend, example, device, calibration, onnx_file) -> Predictor:
-    """The predictor of an ONNX Runtime or OpenVINO backend, on an ONNX export of ``model`` (int8 quantised for
-    the ``_int8`` backends)."""
+def _compile_native(b: Backend, model, example, device, calibration, onnx_file):
+    """The native torch.compile backends (:mod:`segbench.bench.native`): freezing under bf16 autocast, or PT2E
+    int8 with the X86 Inductor quantiser."""
+    from segbench.bench import native
+    from segbench.bench.predictors import TorchPredictor
+
+    _check_compiler(b, device)
+    if b.quantiser == "pt2e":
+        return native.compile_int8_predictor(model, example, calibration, TorchPredictor, b.name)
+    return native.compile_bf16_predictor(model, example, device, TorchPredictor, b.name)
+
+
+def _exported(b: Backend, model, example, device, calibration, onnx_file):
+    """An ONNX export of ``model`` (quantised to int8 by :func:`segbench.export.quantize_int8` when the backend's
+    quantiser is ``onnxruntime``), run by ONNX Runtime or OpenVINO."""
+    import torch
+
+    from segbench.bench.predictors import OnnxRuntimePredictor, OpenVINOPredictor
+    from segbench.export import describe_int8, onnx_session, quantize_int8
+
     threads = torch.get_num_threads()
     example = example.detach().float()
     path, keep, how = _export(model, example, onnx_file)
     precision = "fp32"
-    if backend in ("onnxruntime_int8", "openvino_int8"):
+    if b.quantiser == "onnxruntime":
         keep = (keep, tempfile.TemporaryDirectory(prefix="segbench-onnx-int8-"))
         int8_path = Path(keep[1].name) / "model.int8.onnx"
         inputs = calibration or [example]
@@ -410,20 +478,22 @@ def _exported_predictor(model, backend, example, device, calibration, onnx_file)
             f"{'' if used == 'percentile' else ', Percentile ranges failed'}; {time.perf_counter() - t0:.1f} s)"
         )
         path = int8_path
-    if backend.startswith("openvino"):
-        ov = require("openvino", "openvino", f"backend {backend}")
+    if b.runtime == "openvino":
+        from segbench.bench.native import nncf_quantize
+
+        ov = require("openvino", "openvino", f"backend {b.name}")
         hint = "f32"
-        if backend == "openvino_bf16":
+        if b.precision == "bf16":
             hint, precision = "bf16", "bf16 inference precision"
         core = ov.Core()
         config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         version = ov.get_version().split("-")[0]
-        if backend == "openvino_nncf_int8":
+        if b.quantiser == "nncf":
             ov_model, precision = nncf_quantize(core, path, calibration or [example])
         else:
             ov_model = core.read_model(str(path))
         notes = f"OpenVINO {version} CPU, {precision}, {threads} threads, ONNX {how}"
-        predictor = _OpenVINOPredictor(core, ov_model, config, notes, keep, backend)
+        predictor = OpenVINOPredictor(core, ov_model, config, notes, keep, b.name)
         predictor.onnx_path = path
         return predictor
 
@@ -432,6 +502,48 @@ def _exported_predictor(model, backend, example, device, calibration, onnx_file)
     num_classes = session.get_outputs()[0].shape[1]
     if not isinstance(num_classes, int):  # a symbolic class dimension: ask the model
         num_classes = _num_classes(model, example.to(next((p.device for p in model.parameters()), "cpu")))
-    predictor = _OnnxRuntimePredictor(session, backend, device, notes, num_classes, keep)
+    predictor = OnnxRuntimePredictor(session, b.name, device, notes, num_classes, keep)
     predictor.onnx_path = path
     return predictor
+
+
+# --------------------------------------------------------------------------- the registry
+
+_ANY = ("cpu", "cuda")
+_CPU = ("cpu",)
+_ORT = {"extra": "onnx", "modules": ("onnxruntime",)}
+_OV = {"extra": "openvino", "modules": ("openvino",)}
+
+register(Backend("eager", "fp32", "torch", _ANY, "the PyTorch module as given, fp32, under torch.inference_mode",
+                 partial(_torch, notes="PyTorch eager, fp32"), onnx_file_runtime="onnxruntime"))
+register(Backend("channels_last", "fp32", "torch", _ANY, "a copy of the module with weights and input in NHWC",
+                 partial(_torch, notes="PyTorch eager, fp32, channels_last (NHWC)", channels_last=True)))
+register(Backend("bf16", "bf16", "torch", _ANY, "torch.autocast to bfloat16 on a channels_last copy",
+                 partial(_torch, notes="torch.autocast bfloat16, channels_last; logits cast to fp32",
+                          channels_last=True, autocast=True), requires_native=True))
+register(Backend("compile", "fp32", "torch", _ANY, "torch.compile (default mode, Inductor)", _compile))
+register(Backend("onnxruntime", "fp32", "onnxruntime", _ANY, "the ONNX export run by ONNX Runtime", _exported, **_ORT,
+                 onnx_file_runtime="onnxruntime"))
+register(Backend("onnxruntime_int8", "int8", "onnxruntime", _CPU, "the ONNX export quantised to int8 (QDQ), run by "
+                 "ONNX Runtime", _exported, **_ORT, quantiser="onnxruntime"))
+register(Backend("openvino", "fp32", "openvino", _CPU, "the ONNX export compiled by OpenVINO's CPU plugin, fp32",
+                 _exported, **_OV, onnx_file_runtime="openvino"))
+register(Backend("openvino_bf16", "bf16", "openvino", _CPU, "the same with bf16 inference precision", _exported,
+                 **_OV, onnx_file_runtime="openvino", requires_native=True))
+register(Backend("openvino_int8", "int8", "openvino", _CPU, "the int8 ONNX model of onnxruntime_int8 run by OpenVINO",
+                 _exported, **_OV, quantiser="onnxruntime"))
+register(Backend("compile_bf16", "bf16", "torch", _ANY, "torch.compile with freezing under bf16 autocast",
+                 _compile_native, own_toolchain=True, requires_native=True))
+register(Backend("compile_int8", "int8", "torch", _CPU, "PT2E int8 (X86 Inductor quantiser) under torch.compile",
+                 _compile_native, extra="pt2e", modules=("torchao",), quantiser="pt2e", own_toolchain=True))
+register(Backend("openvino_nncf_int8", "int8", "openvino", _CPU, "the ONNX export quantised by NNCF for OpenVINO",
+                 _exported, extra="nncf", modules=("openvino", "nncf"), quantiser="nncf", own_toolchain=True))
+
+ALL_BACKENDS: tuple[str, ...] = backend_names()
+"""Every registered backend, in order."""
+BACKENDS: tuple[str, ...] = backend_names(own_toolchain=False)
+"""The backends segbench prepares itself (export, quantise, run); the others are :data:`NATIVE_BACKENDS`."""
+NATIVE_BACKENDS: tuple[str, ...] = backend_names(own_toolchain=True)
+"""The backends that use the runtimes' own compilers and quantisers (:mod:`segbench.bench.native`)."""
+TORCH_BACKENDS: tuple[str, ...] = backend_names(runtime="torch")
+"""The backends that run PyTorch itself (on its CUDA stream); the others run in ONNX Runtime or OpenVINO."""

@@ -30,15 +30,16 @@ from torch import nn
 
 from segbench.errors import BackendUnavailable, first_line, require
 
-__all__ = ["NATIVE_BACKENDS", "native_predictor", "nncf_quantize"]
-
-NATIVE_BACKENDS = ("compile_bf16", "compile_int8", "openvino_nncf_int8")
+__all__ = ["compile_bf16_predictor", "compile_int8_predictor", "nncf_quantize"]
 
 
-def _compile_bf16(model: nn.Module, example: torch.Tensor, device: str, make):
+def compile_bf16_predictor(model: nn.Module, example: torch.Tensor, device: str, make, name: str):
+    """``torch.compile`` with freezing under bf16 autocast, on a channels_last copy of ``model``, compiled on
+    ``example`` (float32 ``(N, 3, H, W)``); ``make`` is :class:`segbench.bench.predictors.TorchPredictor` and ``name``
+    the backend's name."""
     net = copy.deepcopy(model).to(device).eval().to(memory_format=torch.channels_last)
     compiled = torch.compile(net, options={"freezing": True})
-    predictor = make(compiled, "compile_bf16", device, "", channels_last=True, autocast=torch.bfloat16)
+    predictor = make(compiled, name, device, "", channels_last=True, autocast=torch.bfloat16)
     t0 = time.perf_counter()
     predictor(example.to(device))
     predictor.notes = (f"torch.compile (Inductor, freezing) under autocast bfloat16, channels_last; compiled in "
@@ -46,14 +47,23 @@ def _compile_bf16(model: nn.Module, example: torch.Tensor, device: str, make):
     return predictor
 
 
-def _compile_int8(model: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor], device: str, make):
-    require("torchao", "pt2e", "backend compile_int8")
+def compile_int8_predictor(model: nn.Module, example: torch.Tensor, calibration: list[torch.Tensor] | None, make,
+                           name: str):  # fmt: skip
+    """PT2E int8 of ``model`` (X86 Inductor quantiser, calibrated on ``calibration``: float32 ``(N, 3, H, W)``
+    inputs, None: ``example`` alone) under ``torch.compile`` with freezing, on the CPU; ``make`` is
+    :class:`segbench.bench.predictors.TorchPredictor` and ``name`` the backend's name.
+
+    Raises:
+        BackendUnavailable: torchao missing (``pip install 'segbench[pt2e]'``), or an Inductor lowering that fails
+            with this torch version.
+    """
+    require("torchao", "pt2e", f"backend {name}")
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    if device != "cpu":
-        raise BackendUnavailable("backend compile_int8 runs on the CPU only (X86 Inductor quantiser); use --device cpu")
+    example = example.detach().float().cpu()
+    calibration = [x.cpu() for x in (calibration or [example])]
     t0 = time.perf_counter()
     net = copy.deepcopy(model).eval()
     with torch.no_grad():
@@ -65,13 +75,13 @@ def _compile_int8(model: nn.Module, example: torch.Tensor, calibration: list[tor
                 x, size=example.shape[-2:], mode="bilinear", align_corners=False))  # fmt: skip
         converted = allow_exported_model_train_eval(convert_pt2e(prepared))  # predictors call .eval()
     quantised_s = time.perf_counter() - t0
-    predictor = make(torch.compile(converted, options={"freezing": True}), "compile_int8", device, "")
+    predictor = make(torch.compile(converted, options={"freezing": True}), name, "cpu", "")
     t0 = time.perf_counter()
     try:
         predictor(example)
     except Exception as exc:  # noqa: BLE001 - an Inductor lowering this torch/torchao pair lacks
         raise BackendUnavailable(
-            f"backend compile_int8: torch.compile of the PT2E int8 graph failed with torch {torch.__version__}: "
+            f"backend {name}: torch.compile of the PT2E int8 graph failed with torch {torch.__version__}: "
             f"{first_line(exc)[:200]}"
         ) from None
     predictor.notes = (f"PT2E int8 (X86InductorQuantizer default static config, {len(calibration)} calibration "
@@ -87,33 +97,10 @@ def nncf_quantize(core, onnx_path, calibration: list[torch.Tensor]):
     Raises:
         BackendUnavailable: nncf is not installed (``pip install 'segbench[nncf]'``).
     """
-    nncf = require("nncf", "nncf", "backend openvino_nncf_int8")
+    nncf = require("nncf", "nncf", "NNCF quantisation")
     t0 = time.perf_counter()
     dataset = nncf.Dataset(calibration, lambda x: x.detach().float().cpu().numpy())
     quantized = nncf.quantize(core.read_model(str(onnx_path)), dataset, subset_size=len(calibration),
                               preset=nncf.QuantizationPreset.PERFORMANCE)  # fmt: skip
     return quantized, (f"int8 by NNCF {nncf.__version__} (nncf.quantize, preset PERFORMANCE, {len(calibration)} "
                        f"calibration inputs, {time.perf_counter() - t0:.1f} s)")  # fmt: skip
-
-
-def native_predictor(model: nn.Module, backend: str, example: torch.Tensor, device: str,
-                     calibration: list[torch.Tensor] | None, make):  # fmt: skip
-    """The predictor of ``compile_bf16`` or ``compile_int8`` (``openvino_nncf_int8`` is made by
-    :mod:`segbench.bench.backends` with :func:`nncf_quantize`).
-
-    Args:
-        model: the eager network, ``(N, 3, H, W)`` -> logits ``(N, C, H, W)``; not changed (copies are made).
-        backend: ``compile_bf16`` or ``compile_int8``.
-        example: float32 input ``(N, 3, H, W)`` compiled (and, for ``compile_int8``, exported) on.
-        device: ``"cpu"`` (``compile_bf16`` also ``"cuda"``).
-        calibration: float32 inputs ``(N, 3, H, W)`` for ``compile_int8``; None: the example alone.
-        make: the torch predictor class of :mod:`segbench.bench.backends` (module, backend, device, notes, ...).
-
-    Raises:
-        BackendUnavailable: torchao missing (``pip install 'segbench[pt2e]'``), ``compile_int8`` on CUDA, or an
-            Inductor lowering that fails with this torch version.
-    """
-    if backend == "compile_bf16":
-        return _compile_bf16(model, example, device, make)
-    inputs = list(calibration or [example])
-    return _compile_int8(model, example.detach().float().cpu(), [x.cpu() for x in inputs], device, make)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from segbench.bench.backends import get_backend
 from segbench.bench.env import cpu_fp32_peak, cpu_info
 
 __all__ = [
@@ -57,15 +58,13 @@ substring of ``torch.cuda.get_device_name``."""
 
 
 def backend_precision(backend: str, device: str = "cpu") -> str:
-    """The precision a backend's matrix products run in: ``int8`` for ``*_int8``, ``bf16`` for ``*bf16``,
-    else ``fp32`` (``tf32`` on CUDA when ``torch.backends.cudnn.allow_tf32`` lets cuDNN use it)."""
-    if backend.endswith("int8"):
-        return "int8"
-    if backend.endswith("bf16"):
-        return "bf16"
-    if str(device).startswith("cuda") and torch.backends.cudnn.allow_tf32:
-        return "tf32"
-    return "fp32"
+    """The precision ``backend``'s matrix products run in on ``device``, as the backend registry states it
+    (:meth:`segbench.bench.backends.Backend.precision_on`: fp32 is tf32 on CUDA when cuDNN may use it).
+
+    Raises:
+        UserError: unknown backend.
+    """
+    return get_backend(backend).precision_on(device)
 
 
 def _cpu_per_cycle(flags: set[str], fp32: int | None) -> dict[str, tuple[int | None, str]]:

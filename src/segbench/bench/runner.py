@@ -14,14 +14,12 @@ import torch
 from torch import nn
 
 from segbench.bench import backends
-from segbench.bench.backends import TORCH_BACKENDS
 from segbench.bench.case import Case, as_case
 from segbench.bench.e2e import measure_end_to_end, measure_pipelined
 from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
-from segbench.bench.native import NATIVE_BACKENDS
-from segbench.bench.peak import backend_precision, measure_peaks, probe_peaks, theoretical_peaks
+from segbench.bench.peak import measure_peaks, probe_peaks, theoretical_peaks
 from segbench.bench.schema import RESULT_KEYS, empty_row
 from segbench.bench.size import count_flops, count_params, weights_size_mb
 from segbench.errors import UserError, first_line
@@ -46,7 +44,7 @@ def prepare_backend(
 
     Args:
         model: The eager PyTorch model (on ``device``).
-        backend: One of :data:`segbench.bench.backends.BACKENDS`.
+        backend: One of :func:`segbench.bench.backends.backend_names`.
         example: An input ``(N, 3, H, W)`` float32 of the benchmarked shape.
         device: Device to run on.
         calibration: Inputs ``(1, 3, H, W)`` for statically quantised backends.
@@ -58,9 +56,6 @@ def prepare_backend(
         UserError: Unknown backend, or one that is unavailable here (missing package, unsupported
             device); the message names the pip extra to install.
     """
-    known = (*backends.BACKENDS, *NATIVE_BACKENDS)
-    if backend not in known:
-        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(known)}")
     return backends.prepare(model, backend, example, device=device, calibration=calibration)
 
 
@@ -170,7 +165,8 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
     stage[0] = "memory"
     result.update(peak_memory_mib(predictor, shape, device=device))
     stage[0] = "latency"
-    timer = "auto" if backend in TORCH_BACKENDS else "perf_counter"  # others run outside PyTorch's CUDA stream
+    on_torch = backends.get_backend(backend).runtime == "torch"
+    timer = "auto" if on_torch else "perf_counter"  # the others run outside PyTorch's CUDA stream
     lat = measure_latency(predictor, shape, device=device, timer=timer, **latency)
     result.update({k: v for k, v in lat.to_dict().items() if k in RESULT_KEYS})
     return predictor
@@ -178,7 +174,7 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
 
 def _add_peak(result: dict, device: torch.device, threads: int | None, measure_peak: bool) -> None:
     """Achieved GFLOP/s beside the device's peak in the precision the backend computes in, into ``result``."""
-    precision = backend_precision(result["backend"] or "eager", str(device))
+    precision = backends.get_backend(result["backend"] or "eager").precision_on(str(device))
     peak = _peak(device, threads, measure_peak, precision)
     if result["gflops"] is None:
         return
@@ -245,7 +241,7 @@ def benchmark_model(
         max_iters: Maximum number of timed calls.
         min_time_s: Minimum seconds of timing.
         in_channels: Channels of the input image.
-        backend: How to run the model (``segbench.bench.backends.BACKENDS``; default ``"eager"``).
+        backend: How to run the model (:func:`segbench.bench.backends.backend_names`; default ``"eager"``).
         calibration: Calibration inputs for statically quantised backends.
         rel_ci: Relative half-width of the median's 95% interval at which timing stops (0.02 = 2%).
         budget_s: Maximum seconds of timing; None: ``min_time_s`` (timing stops after ``min_time_s``
@@ -307,6 +303,14 @@ def _calibration(paths: list[Path], info, size: tuple[int, int]) -> list[torch.T
                           align_corners=False) for p in paths]  # fmt: skip
 
 
+def _needs_calibration(backend: str) -> bool:
+    """Whether ``backend`` is calibrated (False for an unknown name: preparing it records the error in the row)."""
+    try:
+        return backends.get_backend(backend).needs_calibration
+    except UserError:
+        return False
+
+
 def run_case(case: Case | dict) -> dict:
     """Measure one case (a :class:`~segbench.bench.case.Case` or its dict) in this process and return its row.
 
@@ -346,15 +350,15 @@ def run_case(case: Case | dict) -> dict:
     row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
     if getattr(info, "notes", None):
         row["model_notes"] = list(info.notes)
-    size, int8 = tuple(case.input_size), case.backend.endswith("int8")
+    size, calibrated = tuple(case.input_size), _needs_calibration(case.backend)
     paths, masks, data_error = [], None, None
-    if (case.e2e and case.batch == 1) or int8:
+    if (case.e2e and case.batch == 1) or calibrated:
         try:
             paths, masks = _e2e_inputs(case.data, info)
         except UserError as exc:
             data_error = str(exc)
     calibration = None
-    if int8:
+    if calibrated:
         if not paths:
             row.update(error=f"--backend {case.backend}: needs calibration images ({data_error or 'none found'})",
                        error_kind="user")  # fmt: skip

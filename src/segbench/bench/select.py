@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from segbench.bench.backends import ALL_BACKENDS, cpu_supports_bf16
+from segbench.bench.backends import EXPORTER_MODULES, registered
 from segbench.bench.peak import backend_precision
 
 __all__ = ["BAND_POINTS", "BEST", "candidates", "choose_best", "describe_choice", "expand_backends", "mark_best"]
@@ -21,28 +21,23 @@ BEST = "best"
 BAND_POINTS = {"int8": 0.5, "bf16": 0.05, "fp32": 0.05, "tf32": 0.05}
 """Largest accuracy loss against eager, in mIoU points, a backend of each precision may have to be chosen."""
 
-_NEEDS = {"onnxruntime": ("onnxruntime", "onnxscript"), "openvino": ("openvino", "onnxscript"), "nncf": ("nncf",),
-          "compile_int8": ("torchao",)}  # fmt: skip
-
 
 def _installed(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def candidates(device: str = "cpu") -> list[str]:
-    """The backends ``best`` tries on ``device``: eager first, then every backend whose packages are installed and
-    whose hardware is here (bf16 on a CPU with avx512_bf16 / amx_bf16; ONNX Runtime int8 and OpenVINO on CPU)."""
-    cuda = str(device).startswith("cuda")
+    """The backends ``best`` tries on ``device``: eager first, then every registered backend whose packages are
+    installed (its modules, and the ONNX exporter's for the exported ones), that runs on ``device``'s kind and,
+    where it needs native support of its precision (bf16), whose precision this machine computes natively."""
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
     out = []
-    for b in ALL_BACKENDS:
-        needs = [m for key, mods in _NEEDS.items() if key in b for m in mods]
-        if not _installed(*needs):
+    for b in registered():
+        if not _installed(*b.modules, *(EXPORTER_MODULES if b.exports_onnx else ())):
             continue
-        if cuda and (b.endswith("int8") or b.startswith("openvino")):
+        if kind not in b.devices or (b.requires_native and not b.native(kind)):
             continue
-        if b.endswith("bf16") and not cuda and not cpu_supports_bf16():
-            continue
-        out.append(b)
+        out.append(b.name)
     return out
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from segbench.cli.common import add_model_args, fmt, json_safe, print_busy_warning
+from segbench.cli.common import add_model_args, backend_choices, fmt, json_safe, print_busy_warning
 from segbench.errors import UserError
 from segbench.files import prepare_output_file
 
@@ -18,8 +18,7 @@ def add_parser(sub) -> None:
     b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them), ARCH.TAG, "
                    "or FILE.onnx, FILE.pt, FILE.pt2, py:MODULE:FUNCTION, smp:ARCH:ENCODER[:CLASSES], hf:PATH_OR_ID")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
-                   help="backends to run (default eager): eager, channels_last, bf16, compile, onnxruntime, "
-                   "onnxruntime_int8, openvino, openvino_bf16, openvino_int8, compile_bf16, compile_int8, openvino_nncf_int8")
+                   help=f"backends to run (default eager): {', '.join(backend_choices())}")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
     b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
@@ -54,13 +53,11 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     Raises:
         UserError: an unknown backend, a bad number, an existing output, missing --data, or no usable model.
     """
-    from segbench.bench.backends import ALL_BACKENDS
+    from segbench.bench.backends import get_backend
     from segbench.bench.table import check_specs
 
-    known = ALL_BACKENDS
     for b in args.backend:
-        if b not in known:
-            raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(known)}")
+        get_backend(b)
     for opt in ("min_time", "budget", "rel_ci", "timeout"):
         if getattr(args, opt) <= 0:
             raise UserError(f"--{opt.replace('_', '-')} must be a positive number, got {getattr(args, opt)}")

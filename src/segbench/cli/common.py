@@ -61,7 +61,7 @@ def crf_config(args):
 def backend_runner(args, loaded, device: str, image=None):
     """The model itself for ``--backend eager``, else a :class:`segbench.bench.backends.Predictor` running it
     with ``--backend`` (prepared on ``image``, an ``(H, W, 3)`` uint8 array, or a 360 x 480 random input;
-    the int8 backends calibrated on ``--calibration`` images, default the shipped sample).
+    the backends that need calibration calibrated on ``--calibration`` images, default the shipped sample).
 
     Raises:
         UserError: unknown backend; BackendUnavailable (missing package, device); ExportError.
@@ -70,29 +70,33 @@ def backend_runner(args, loaded, device: str, image=None):
         return loaded.model
     import torch
 
-    from segbench.bench.backends import prepare
+    from segbench.bench.backends import calibration_for, prepare
     from segbench.data.transforms import preprocess
-    from segbench.export import sample_calibration
 
     info = loaded.info
     example = preprocess(image, info.mean, info.std) if image is not None else torch.randn(1, 3, 360, 480)
-    calibration = None
-    if args.backend.endswith("_int8"):
-        calibration = sample_calibration(info.mean, info.std, folder=args.calibration)
+    calibration = calibration_for(args.backend, info.mean, info.std, args.calibration)
     runner = prepare(loaded.model, args.backend, example, device, calibration)
     print(f"backend {args.backend}: {runner.notes}", file=sys.stderr)
     return runner
 
 
 def check_backend_args(args) -> None:
-    from segbench.bench.backends import check_backend
+    """--backend names registered backends (or ``best`` where several are taken); --calibration comes with a
+    backend that needs calibration.
 
-    backends = args.backend if isinstance(args.backend, list) else [args.backend]
-    for b in backends:
-        if b != "best" or not isinstance(args.backend, list):
-            check_backend(b)
-    if args.calibration and not any(b.endswith("_int8") or b == "best" for b in backends):
-        raise UserError("--calibration: only with an int8 --backend (onnxruntime_int8, openvino_int8, compile_int8, openvino_nncf_int8)")
+    Raises:
+        UserError: an unknown backend, or --calibration without a calibrated backend.
+    """
+    from segbench.bench.backends import backend_names, get_backend
+    from segbench.bench.select import BEST
+
+    several = isinstance(args.backend, list)
+    backends = args.backend if several else [args.backend]
+    chosen = [get_backend(b) for b in backends if b != BEST or not several]
+    if args.calibration and not (BEST in backends and several) and not any(b.needs_calibration for b in chosen):
+        calibrated = ", ".join(backend_names(needs_calibration=True))
+        raise UserError(f"--calibration: only with an int8 --backend ({calibrated})")
 
 
 def print_skipped(skipped: list[dict]) -> None:
@@ -181,20 +185,25 @@ def load_cli_model(args, device: str = "cpu"):
         print(f"warning: {missing}", file=sys.stderr)
     return loaded
 
-BACKEND_NAMES = ("eager, channels_last, bf16, compile, onnxruntime, onnxruntime_int8, openvino, openvino_bf16, "
-                 "openvino_int8, compile_bf16, compile_int8, openvino_nncf_int8")
+def backend_choices() -> tuple[str, ...]:
+    """What ``--backend`` takes: the registered backends (:func:`segbench.bench.backends.backend_names`)."""
+    from segbench.bench.backends import backend_names
+
+    return backend_names()
+
 
 def add_backend_args(sp, several: bool = False) -> None:
     """--backend (one, or several with ``several``) and --calibration."""
+    names = ", ".join(backend_choices())
     g = sp.add_argument_group("backend (how the network runs; see segbench.bench.backends)")
     if several:
         g.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
                        help=f"one row per (model, backend), each with its accuracy beside its speed, and the "
-                            f"agreement with the first backend's predictions; from: {BACKEND_NAMES} "
+                            f"agreement with the first backend's predictions; from: {names} "
                             "(default eager); 'best': every backend available here, and per model the fastest "
                             "within 0.5 mIoU points (int8) or 0.05 (bf16, fp32) of eager, reported as what to deploy")
     else:
-        g.add_argument("--backend", default="eager", metavar="B", help=f"one of {BACKEND_NAMES} (default eager)")
+        g.add_argument("--backend", default="eager", metavar="B", help=f"one of {names} (default eager)")
     g.add_argument("--calibration", metavar="DIR",
                    help="images calibrating the int8 backends (default: the CamVid val sample shipped with segbench)")
 

@@ -66,23 +66,23 @@ class OnnxModule(nn.Module):
         self.runs_as = f"ONNX Runtime {ort.__version__} on {path.name} (the file itself), {layout} input"
         self._run = lambda array: self.session.run([self.output_name], {self.input_name: array})[0]
 
-    def for_backend(self, backend: str, device: str = "cpu") -> OnnxModule:
-        """This file run by ``backend``: ONNX Runtime for ``eager`` and ``onnxruntime``, OpenVINO's CPU plugin
-        for ``openvino`` (fp32) and ``openvino_bf16``.
+    def for_runtime(self, runtime: str, precision: str = "fp32", device: str = "cpu") -> OnnxModule:
+        """This file run by ``runtime``: itself (ONNX Runtime) for ``onnxruntime``, OpenVINO's CPU plugin at
+        ``precision`` (``fp32`` or ``bf16`` inference precision) for ``openvino``. Which backend runs a file with
+        which runtime is the backend registry's fact (:attr:`segbench.bench.backends.Backend.onnx_file_runtime`).
 
         Raises:
-            BackendUnavailable: another backend (the PyTorch ones need a PyTorch module; the int8 ones a
-                model segbench exports itself), OpenVINO missing, or OpenVINO asked for on CUDA.
+            BackendUnavailable: another runtime or precision, OpenVINO missing, or OpenVINO asked for on CUDA.
         """
-        if backend in ("eager", "onnxruntime"):
+        if runtime == "onnxruntime" and precision == "fp32":
             return self
-        if not backend.startswith("openvino") or backend == "openvino_int8":
-            raise BackendUnavailable(f"backend {backend}: {self.onnx_file.name} is an ONNX file; it runs with eager "
-                                     "or onnxruntime (ONNX Runtime), openvino or openvino_bf16")  # fmt: skip
+        if runtime != "openvino" or precision not in ("fp32", "bf16"):
+            raise BackendUnavailable(f"{self.onnx_file.name}: an ONNX file runs with ONNX Runtime (fp32) or OpenVINO "
+                                     f"(fp32, bf16), not {runtime} {precision}")  # fmt: skip
         if not str(device).startswith("cpu"):
-            raise BackendUnavailable(f"backend {backend} runs on the CPU only here; use --device cpu")
-        ov = require("openvino", "openvino", f"backend {backend}")
-        hint = "bf16" if backend == "openvino_bf16" else "f32"
+            raise BackendUnavailable(f"{self.onnx_file.name}: OpenVINO runs on the CPU only here; use --device cpu")
+        ov = require("openvino", "openvino", f"OpenVINO on {self.onnx_file.name}")
+        hint = "bf16" if precision == "bf16" else "f32"
         config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "INFERENCE_PRECISION_HINT": hint,
                   "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
         core = ov.Core()
