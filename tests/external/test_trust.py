@@ -74,9 +74,8 @@ def test_plain_torch_export_file_predicts_through_the_cli(cli, tmp_path):
     assert label.shape == (21, 35) and label.max() < 4
 
 
-def test_pt2_whose_sample_inputs_run_code_is_refused(cli, tmp_path):
-    marker = tmp_path / "marker"
-    plain = plain_pt2(tmp_path / "plain.pt2")
+def evil_sample_inputs(tmp_path: Path, marker: Path) -> Path:
+    """A plain .pt2 whose pickled sample inputs write ``marker`` when unpickled in full."""
 
     def evil_inputs(name, data):
         if "sample_inputs/" not in name:
@@ -85,7 +84,35 @@ def test_pt2_whose_sample_inputs_run_code_is_refused(cli, tmp_path):
         torch.save(((Marker(marker),), {}), buf)
         return buf.getvalue()
 
-    evil = rewrite(plain, tmp_path / "evil.pt2", evil_inputs)
+    return rewrite(plain_pt2(tmp_path / "plain.pt2"), tmp_path / "evil.pt2", evil_inputs)
+
+
+def test_every_command_that_loads_models_takes_the_flag():
+    from segbench.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["predict", "m.pt2", "photos"], ["evaluate", "m.pt2", "--data", "d"], ["compare", "m.pt2"],
+                 ["benchmark", "m.pt2"], ["export", "m.pt2", "--output", "o.onnx"]):  # fmt: skip
+        assert parser.parse_args([*argv, "--trust-remote-code"]).trust_remote_code is True
+        assert parser.parse_args(argv).trust_remote_code is False
+
+
+def test_benchmark_case_refuses_then_trusts(tmp_path):
+    from segbench.bench.runner import run_case
+
+    marker = tmp_path / "marker"
+    evil = evil_sample_inputs(tmp_path, marker)
+    case = {"model": str(evil), "input_size": [16, 16], "latency": {"min_time_s": 0.01, "budget_s": 0.05,
+            "warmup_s": 0}, "e2e": False, "train_step": False}  # fmt: skip
+    row = run_case(case)
+    assert row["error_kind"] == "user" and "evil.pt2: refused" in row["error"] and not marker.exists()
+    run_case({**case, "trust_remote_code": True})
+    assert marker.read_text() == "ran"
+
+
+def test_pt2_whose_sample_inputs_run_code_is_refused(cli, tmp_path):
+    marker = tmp_path / "marker"
+    evil = evil_sample_inputs(tmp_path, marker)
     rc, out, err = cli("predict", evil, photo(tmp_path), "--output", tmp_path / "out")
     assert rc == 2 and not marker.exists()
     assert err.strip().count("\n") == 0 and "evil.pt2: refused" in err and "--trust-remote-code" in err

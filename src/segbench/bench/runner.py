@@ -323,7 +323,7 @@ def run_case(case: Case | dict) -> dict:
         The row; failures are recorded in ``error`` (``error_kind = "user"`` for bad input),
         ``e2e_error`` or ``train_error``, never raised.
     """
-    from segbench.external import external_kind, load_any
+    from segbench.external import ModelInputs, external_kind, load_any
 
     case = as_case(case)
     row = case.base_row()
@@ -334,7 +334,9 @@ def run_case(case: Case | dict) -> dict:
     try:
         kind = external_kind(case.model)
         bare = ("." not in case.model and not Path(case.model).exists()) if kind is None else kind == "smp"
-        loaded = load_any(case.model, weights=case.weights or ("none" if bare else None), device=case.device)
+        trust = ModelInputs(trust_remote_code=True) if case.trust_remote_code else None
+        loaded = load_any(case.model, weights=case.weights or ("none" if bare else None), inputs=trust,
+                          device=case.device)  # fmt: skip
     except UserError as exc:
         row.update(error=str(exc), error_kind="user")
         return row
