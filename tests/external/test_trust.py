@@ -138,7 +138,8 @@ def test_pt2_whose_symbolic_size_is_python_code_is_refused(tmp_path):
         return text.replace('"expr_str": "Symbol(', f'"expr_str": "{code}Symbol(', 1).encode()
 
     evil = rewrite(plain, tmp_path / "sym.pt2", evil_expr)
-    with pytest.raises(UserError, match=r"sym.pt2: refused: .*models/model.json has a symbolic size that is Python code.*'exec\("):
+    refused = r"sym.pt2: refused: .*models/model.json has a symbolic size that is Python code.*'exec\("
+    with pytest.raises(UserError, match=refused):
         load_any(str(evil))
     assert not marker.exists()
     try:  # sympy.sympify evaluates it: the code runs when torch reads the file
@@ -269,3 +270,25 @@ def test_hf_custom_code_runs_only_with_the_flag(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="cannot load it as a semantic segmentation model"):
         load_any(f"hf:{folder}", inputs=TRUSTED)  # no weights in the folder: it fails, after its code ran
     assert marker.read_text() == "ran"
+
+
+def test_plain_pt2_benchmark_row(tmp_path):
+    from segbench.bench.runner import run_case
+
+    row = run_case({"model": str(plain_pt2(tmp_path / "conv.pt2")), "input_size": [16, 24], "e2e": False,
+                    "latency": {"min_time_s": 0.01, "budget_s": 0.05, "warmup_s": 0}})  # fmt: skip
+    assert row["error"] is None and row["latency_ms_p50"] > 0 and row["params"] == 3 * 4 + 4
+    assert "torch.export program's graph is fixed" in row["train_error"]
+
+
+@pytest.mark.parametrize("expr, safe", [
+    ("Symbol('s16', positive=True, integer=True)", True), ("Mul(Integer(3), Symbol('s16'), s82)", True),
+    ("s16 + 2*s82", True), ("Max(2, FloorDiv(Symbol('s1'), 4))", True),
+    ("exec('x')", False), ("__import__(1)", False), ("Symbol(chr(95))", False), ("Max('1+1')", False),
+    ("s1.__class__", False), ("lambda: 1", False), ("Symbol('a', integer='x')", False), ("Max(b'x', 1)", False),
+    ("Symbol('s1')[0]", False), ("sympify(s1)", False),
+])  # fmt: skip
+def test_symbolic_sizes_that_sympify_could_run_are_told_apart(expr, safe):
+    from segbench.external.files import _safe_sym_expr
+
+    assert _safe_sym_expr(expr) is safe

@@ -379,6 +379,8 @@ def run_case(case: Case | dict) -> dict:
     if row["error"] is None and case.train_step and case.backend == "eager":
         if getattr(loaded.model, "onnx_file", None) is not None:
             row["train_error"] = "an ONNX file has no PyTorch training step"
+        elif getattr(loaded.model, "no_train_step", None):
+            row["train_error"] = loaded.model.no_train_step
         else:
             row.update(_train_step(case, loaded.model, info.num_classes))
     return row

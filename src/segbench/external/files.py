@@ -270,9 +270,9 @@ PT2_SYMPY_NAMES = frozenset(
     "CleanDiv CeilToInt FloorToInt CeilDiv LShift RShift PowByNatural FloatPow FloatTrueDiv IntTrueDiv "
     "IsNonOverlappingAndDenseIndicator TruncToFloat TruncToInt RoundToInt RoundDecimal ToFloat Identity".split()
 )
-"""The names a ``torch.export`` file's symbolic sizes may use: torch hands each ``expr_str`` to
-``sympy.sympify``, which evaluates it as Python, so anything else (a builtin, an attribute, a string given to a
-function other than ``Symbol``) is refused before torch reads the file."""
+"""The names a ``torch.export`` file's symbolic sizes may use (and symbol names such as ``s16``, ``u0``): torch
+hands each ``expr_str`` to ``sympy.sympify``, which evaluates it as Python, so anything else (a builtin, an
+attribute, a string given to a function other than ``Symbol``) is refused before torch reads the file."""
 
 _AST_OK = (ast.Expression, ast.Call, ast.Name, ast.Load, ast.Constant, ast.keyword, ast.UnaryOp, ast.BinOp,
            ast.Compare, ast.BoolOp, ast.Tuple, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)  # fmt: skip
@@ -289,7 +289,9 @@ def _safe_sym_expr(text) -> bool:
     for node in ast.walk(tree):
         if not isinstance(node, _AST_OK):
             return False
-        if isinstance(node, ast.Name) and node.id not in PT2_SYMPY_NAMES:
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, type(None))):
+            return False
+        if isinstance(node, ast.Name) and not (node.id in PT2_SYMPY_NAMES or re.fullmatch(r"[a-z]+[0-9]+", node.id)):
             return False
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
@@ -403,7 +405,13 @@ class ExportedModule(Upsampled):
     """A ``torch.export`` program's module (``ExportedProgram.module()``), logits resized to the input.
 
     ``train()``/``eval()`` set this wrapper's flag only: torch refuses both on the program's module
-    (``NotImplementedError``), and an exported graph has its training or inference behaviour fixed already."""
+    (``NotImplementedError``), and an exported graph has its training or inference behaviour fixed already.
+
+    Attributes:
+        no_train_step: why the benchmark measures no training step for it.
+    """
+
+    no_train_step = "a torch.export program's graph is fixed as it was exported: no training step to measure"
 
     def train(self, mode: bool = True) -> ExportedModule:
         self.training = mode
