@@ -30,6 +30,7 @@ import json
 import logging
 import operator
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -251,7 +252,9 @@ def load_torchscript(path: str | Path, inputs: ModelInputs | None = None):
     _check_file(path, "TorchScript")
     extra = {METADATA_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # torch 2.10+ calls torch.jit.load deprecated: a user's file, not theirs
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"{path}: cannot read TorchScript file ({first_line(exc)})") from None
     module.eval()
