@@ -292,6 +292,7 @@ def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOp
             threads=opts.threads, weights=opts.weights, latency={"min_time_s": opts.min_time_s},
             data=None if opts.calibration is None else str(opts.calibration), e2e=False,
             train_step=opts.device.startswith("cuda"),
+            trust_remote_code=bool(opts.inputs is not None and opts.inputs.trust_remote_code),
         )  # fmt: skip
         return {k: v for k, v in run_isolated(case).items() if k not in _CASE_KEYS}
     return benchmark_model(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import re
 import sys
@@ -38,6 +39,24 @@ def read_text(path: str | Path, what: str) -> str:
         raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from None
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+"""The errors of writing that are the user's to fix (full disk or quota, read-only file system, permissions)."""
+
+
+def write_failure(path: str | Path, exc: BaseException, what: str) -> UserError | None:
+    """The one-line :class:`UserError` for a failed write of ``path`` (``what``: "the ONNX file", ...) when
+    ``exc`` (or what caused it: exporters wrap the ``OSError``) is a full disk, a read-only file system or a
+    permission error; None for any other error. The writer must have removed its temporary files."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            return UserError(f"{path}: cannot write {what} ({exc.strerror or os.strerror(exc.errno)}); nothing "
+                             "was written there")  # fmt: skip
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _probe_writable(folder: Path, option: str) -> None:

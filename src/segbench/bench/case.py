@@ -36,6 +36,7 @@ class Case:
         measure_peak: Also measure a large matmul on CPU.
         probe_peak: Read the measured peak per precision (:func:`segbench.bench.peak.probe_peaks`, cached per
             machine) and add ``probe_gflop_s`` / ``probe_fraction`` / ``peak_probe`` to the row.
+        trust_remote_code: ``--trust-remote-code``: the model's file may run code of its own (README: Trust rule).
     """
 
     model: str
@@ -52,6 +53,7 @@ class Case:
     cudnn_benchmark: bool = False
     measure_peak: bool = False
     probe_peak: bool = False
+    trust_remote_code: bool = False
 
     def to_dict(self) -> dict:
         """The case as a JSON-able dict."""
@@ -99,6 +101,7 @@ def make_case(
     cudnn_benchmark: bool = False,
     measure_peak: bool = False,
     probe_peak: bool = False,
+    trust_remote_code: bool = False,
 ) -> Case:
     """One benchmark case with its values normalised (ints, a list ``[H, W]``, a string ``data``); the
     arguments are the attributes of :class:`Case`."""
@@ -106,5 +109,5 @@ def make_case(
         model=model, backend=backend, batch=int(batch), input_size=[int(s) for s in input_size], device=device,
         threads=threads, weights=weights, latency=dict(latency or {}), data=None if data is None else str(data),
         e2e=bool(e2e), train_step=bool(train_step), cudnn_benchmark=bool(cudnn_benchmark),
-        measure_peak=bool(measure_peak), probe_peak=bool(probe_peak),
+        measure_peak=bool(measure_peak), probe_peak=bool(probe_peak), trust_remote_code=bool(trust_remote_code),
     )  # fmt: skip

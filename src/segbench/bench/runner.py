@@ -327,7 +327,7 @@ def run_case(case: Case | dict) -> dict:
         The row; failures are recorded in ``error`` (``error_kind = "user"`` for bad input),
         ``e2e_error`` or ``train_error``, never raised.
     """
-    from segbench.external import external_kind, load_any
+    from segbench.external import ModelInputs, external_kind, load_any
 
     case = as_case(case)
     row = case.base_row()
@@ -338,7 +338,9 @@ def run_case(case: Case | dict) -> dict:
     try:
         kind = external_kind(case.model)
         bare = ("." not in case.model and not Path(case.model).exists()) if kind is None else kind == "smp"
-        loaded = load_any(case.model, weights=case.weights or ("none" if bare else None), device=case.device)
+        trust = ModelInputs(trust_remote_code=True) if case.trust_remote_code else None
+        loaded = load_any(case.model, weights=case.weights or ("none" if bare else None), inputs=trust,
+                          device=case.device)  # fmt: skip
     except UserError as exc:
         row.update(error=str(exc), error_kind="user")
         return row
@@ -381,6 +383,8 @@ def run_case(case: Case | dict) -> dict:
     if row["error"] is None and case.train_step and case.backend == "eager":
         if getattr(loaded.model, "onnx_file", None) is not None:
             row["train_error"] = "an ONNX file has no PyTorch training step"
+        elif getattr(loaded.model, "no_train_step", None):
+            row["train_error"] = loaded.model.no_train_step
         else:
             row.update(_train_step(case, loaded.model, info.num_classes))
     return row

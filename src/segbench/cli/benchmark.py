@@ -109,6 +109,7 @@ def run(args) -> int:
         timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
         latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
         cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak, probe_peak=probe is not None,
+        trust_remote_code=args.trust_remote_code,
     )  # fmt: skip
     if rows and all(r.get("error_kind") == "user" for r in rows) and len(rows) == 1:
         raise UserError(rows[0]["error"])

@@ -145,7 +145,8 @@ def add_model_args(sp, weights_help="a tag, a weights file, or 'none' (random in
 
 
 def add_model_input_args(sp) -> None:
-    """--classes, --mean, --std: what a model segbench did not build needs where its file does not say it."""
+    """--classes, --mean, --std: what a model segbench did not build needs where its file does not say it; and
+    --trust-remote-code, the one place every command that loads models gets it."""
     g = sp.add_argument_group("models segbench did not build (.onnx, .pt TorchScript, .pt2, py:, smp:, hf:), "
                               "where their files do not say it")  # fmt: skip
     g.add_argument("--classes", metavar="FILE", help="class names: YAML with names (and palette), or one name per line")
@@ -153,6 +154,10 @@ def add_model_input_args(sp) -> None:
                    help="input normalisation mean for RGB scaled to 0..1 (default: the file's, else ImageNet's)")
     g.add_argument("--std", nargs=3, type=float, metavar=("R", "G", "B"),
                    help="input normalisation std (default: the file's, else ImageNet's)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="let a model file someone else made run code of its own (an hf: folder's modeling code "
+                        "named by auto_map, a .pt2 whose parts need full unpickling); without it such files are "
+                        "refused (README: Trust rule)")
 
 
 def add_class_map_arg(sp) -> None:
@@ -163,15 +168,17 @@ def add_class_map_arg(sp) -> None:
 
 
 def model_inputs(args):
-    """The :class:`segbench.external.ModelInputs` of --classes/--mean/--std (None when none is given)."""
+    """The :class:`segbench.external.ModelInputs` of --classes/--mean/--std/--trust-remote-code (None when none
+    is given)."""
     from segbench.external import ModelInputs
 
     classes, mean, std = getattr(args, "classes", None), getattr(args, "mean", None), getattr(args, "std", None)
-    if classes is None and mean is None and std is None:
+    trust = bool(getattr(args, "trust_remote_code", False))
+    if classes is None and mean is None and std is None and not trust:
         return None
     if std is not None and any(v <= 0 for v in std):
         raise UserError(f"--std {' '.join(map(str, std))}: expected three positive numbers")
-    return ModelInputs(classes, tuple(mean) if mean else None, tuple(std) if std else None)
+    return ModelInputs(classes, tuple(mean) if mean else None, tuple(std) if std else None, trust)
 
 
 def load_cli_model(args, device: str = "cpu"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from segbench.cli.common import add_model_input_args, load_cli_model
 from segbench.errors import UserError
-from segbench.files import prepare_output_file
+from segbench.files import prepare_output_file, write_failure
 
 
 def add_parser(sub) -> None:
@@ -75,6 +75,12 @@ def run(args) -> int:
     for key in ("iteration", "val", "config"):
         if key in info.meta:
             meta[key] = info.meta[key]
-    size = save_safetensors(model, meta, out, torch.float16 if args.dtype == "fp16" else torch.float32)
+    try:
+        size = save_safetensors(model, meta, out, torch.float16 if args.dtype == "fp16" else torch.float32)
+    except OSError as exc:  # write_bytes_atomic removed its temporary file: nothing half-written is left
+        failure = write_failure(out, exc, "the safetensors file")
+        if failure is None:
+            raise
+        raise failure from None
     print(f"wrote {out} ({size / 1e6:.2f} MB, {args.dtype})")
     return 0

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from segbench.errors import UserError, first_line
+from segbench.files import write_failure
 from segbench.export.onnx import (
     DEFAULT_OPSET,
     ExportError,
@@ -316,6 +317,11 @@ def export_checked(
         meta = _metadata(info, checked, fp32, settings, exporter, opset, described)
         write_metadata(final, meta)
         _publish(final, output)
+    except Exception as exc:
+        failure = write_failure(output, exc, "the ONNX file")
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         for tmp in (tmp_fp32, tmp_int8):
             if tmp is not None:

@@ -16,6 +16,14 @@ spec                            what is loaded
 Anything else goes to :func:`segbench.models.load_model` (tags, architectures, segbench weights files).
 Classes, palette and normalisation come from the model's metadata, else from ``--classes``/``--mean``/``--std``
 (:class:`ModelInputs`); :attr:`ExternalInfo.missing` says what was missing.
+
+The trust rule: no file someone else made runs code of its own unless the user says so with
+``--trust-remote-code`` (:attr:`ModelInputs.trust_remote_code`). An ``hf:`` folder naming its own modeling code
+(``auto_map``) and a ``.pt2`` that torch could not read without running code (a pickled part that does not load
+``weights_only=True``, a pickled object, a symbolic size that is Python code, a graph calling a Python function)
+are refused in one line without it; nothing ever reads an answer from stdin. ONNX and TorchScript files run
+operators in their own runtimes, not Python (:mod:`segbench.external.files`). ``py:`` names the user's own
+Python code, which runs by design: naming it is the user's statement, so it needs no flag.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 
 ``py:`` imports the module (the current folder first on the import path) and calls the function without
 arguments; it must return an ``nn.Module`` whose forward maps ``(N, 3, H, W)`` to logits ``(N, C, H, W)``.
-Importing runs the module's code: name only code you trust.
+Importing runs the module's code: the spec names code on the user's own import path, so naming it is the
+user's decision to run it and ``--trust-remote-code`` (for files someone else made) is not asked for.
 
 ``smp:`` builds the network offline (``encoder_weights=None``): random weights with ``--weights none``, or a
 local state_dict (``--weights FILE``: a raw state_dict or a segbench ``.pt``/``.safetensors`` checkpoint).

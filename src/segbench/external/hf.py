@@ -12,6 +12,11 @@ Preprocessing follows the model's ``preprocessor_config.json``: ``image_mean``/`
 normalisation (applied to RGB scaled to 0..1, as the processors do); ``size`` (``height``/``width`` or
 ``shortest_edge``) resizes the normalised input (bilinear, which commutes with the per-channel
 normalisation); ``size_divisor`` pads it. Class names come from ``config.id2label``. Nothing is downloaded.
+
+The trust rule: a folder whose ``config.json`` has an ``auto_map`` ships its own modeling code, which
+transformers would import and run. Such a folder is refused in one line unless the user passes
+``--trust-remote-code`` (``ModelInputs.trust_remote_code``); transformers is always called with
+``trust_remote_code`` given explicitly, so it never asks on stdin.
 """
 
 from __future__ import annotations
@@ -116,12 +121,25 @@ def _size_rule(cfg: dict):
     return None
 
 
+def _custom_code(source: str) -> Path | None:
+    """The ``config.json`` of ``source`` when it names modeling code of its own (``auto_map``), else None."""
+    path = _local_file(source, "config.json")
+    if path is None:
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the model config ({exc})") from None
+    return path if isinstance(config, dict) and config.get("auto_map") else None
+
+
 def load_hf(spec: str, inputs: ModelInputs | None = None) -> tuple[nn.Module, ExternalInfo]:
     """The transformers model of ``hf:PATH_OR_ID`` from a local folder or the local cache (never downloaded).
 
     Raises:
-        UserError: transformers missing; nothing at that path or in the cache; a model that is not a semantic
-            or mask-classification segmentation model; a config or weights that cannot be read.
+        UserError: transformers missing; nothing at that path or in the cache; a folder with its own modeling
+            code (``auto_map``) without ``inputs.trust_remote_code``; a model that is not a semantic or
+            mask-classification segmentation model; a config or weights that cannot be read.
     """
     source = spec[len("hf:") :]
     if not source:
@@ -132,12 +150,17 @@ def load_hf(spec: str, inputs: ModelInputs | None = None) -> tuple[nn.Module, Ex
         raise UserError(f"{spec}: not a folder and not in the local Hugging Face cache ({home}); segbench never "
                         f"downloads: fetch it where there is a network (huggingface-cli download {source}) "
                         "or pass its folder")  # fmt: skip
+    trust = bool(inputs is not None and inputs.trust_remote_code)
+    custom = _custom_code(source)
+    if custom is not None and not trust:
+        raise UserError(f"{spec}: refused: {custom} names modeling code of its own (auto_map), which loading would "
+                        "run; pass --trust-remote-code if you trust its maker")  # fmt: skip
     try:
-        config = transformers.AutoConfig.from_pretrained(source, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(source, local_files_only=True, trust_remote_code=trust)
         kind = config.model_type
         auto = (transformers.AutoModelForUniversalSegmentation if kind in MASK_CLASSIFICATION
                 else transformers.AutoModelForSemanticSegmentation)  # fmt: skip
-        model = auto.from_pretrained(source, local_files_only=True)
+        model = auto.from_pretrained(source, local_files_only=True, trust_remote_code=trust)
     except Exception as exc:  # noqa: BLE001 - transformers raises many types (ValueError for other tasks)
         raise UserError(f"{spec}: cannot load it as a semantic segmentation model ({first_line(exc)})") from None
     model.eval()

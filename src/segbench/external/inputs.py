@@ -36,11 +36,15 @@ class ModelInputs:
             per line.
         mean: input normalisation mean (RGB, for inputs scaled to 0..1).
         std: input normalisation standard deviation.
+        trust_remote_code: ``--trust-remote-code``: a file someone else made may run code of its own (an
+            ``hf:`` folder's modeling code, a ``.pt2`` whose parts need full unpickling). False: such files are
+            refused in one line.
     """
 
     classes: str | Path | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    trust_remote_code: bool = False
 
 
 @dataclass
