@@ -88,7 +88,7 @@ def _sentences(rows: list[dict], comparisons: list[dict] | None, settings: dict,
         if close_timed and len(scored) > 1:
             trade = min(close_timed, key=lambda r: num(r["latency_ms_p50"]))
             if trade is top:
-                parts.append(f"best trade-off {_name(top)} itself (no faster model is within its interval)")
+                parts.append(f"best trade-off {_name(top)} itself (no faster model is indistinguishable from it in mIoU)")
             elif trade is fast:
                 parts.append(f"best trade-off {_name(trade)} too: the fastest model is not distinguishable from "
                              f"{_name(top)} ({_miou(trade)})")
@@ -103,6 +103,9 @@ def _sentences(rows: list[dict], comparisons: list[dict] | None, settings: dict,
     out.append(head)
     if top and len(scored) > 1:
         out.append(_ties(scored, comparisons))
+    if settings.get("warning") and timed:
+        out.append("**Caution**: the CPU was busy while timing (see Settings), so the latencies are not those of an "
+                   "idle machine.")
     chosen = [r for r in rows if r.get("best") and isinstance(r.get("best_choice"), dict)]
     if chosen:
         out.append("`--backend best` chose " + ", ".join(
@@ -123,7 +126,7 @@ def _ties(scored: list[dict], comparisons: list[dict] | None) -> str:
         return "Without intervals (`--bootstrap 0`) no difference can be judged, so the trade-off is the most accurate model."
     rule = ("the paired 95% interval of their mIoU difference, both on the same resamples of the same images, "
             "includes 0") if used == {"paired"} else (
-            "their 95% mIoU intervals overlap (no paired comparison was available)" if used <= {"overlap", "none"}
+            "their 95% mIoU intervals overlap, as no paired comparison was available" if used <= {"overlap", "none"}
             else "the paired interval of their mIoU difference includes 0, or, without one, their mIoU intervals overlap")
     if not ties:
         return f"Every pair differs in mIoU on these images (a pair is not distinguishable when {rule})."
