@@ -120,7 +120,7 @@ class CompareOptions:
         class_map: a YAML file mapping model classes onto the data's (``--class-map``); without it a model
             whose classes differ from the data's is mapped by class name (:mod:`segbench.external.classmap`)
             and the row's ``class_mapping`` says how.
-        scores: bootstrap intervals (on by default), boundary IoU, trimap, ECE
+        scores: bootstrap intervals, Boundary IoU and ECE (on by default), trimap
             (:class:`~segbench.metrics.per_image.ScoreOptions`); rows get ``miou_interval`` and the others, the
             report every pair's paired interval.
         corruptions: ImageNet-C corruptions for the robustness table (:mod:`segbench.engine.robustness`),
@@ -148,7 +148,7 @@ class CompareOptions:
     inputs: ModelInputs | None = None
     class_map: str | Path | None = None
     dataset: str | None = None
-    scores: ScoreOptions = field(default_factory=ScoreOptions)
+    scores: ScoreOptions = field(default_factory=lambda: ScoreOptions(boundary=True, ece=True))
     corruptions: CorruptionPlan | None = None
     resume: bool = False
 

@@ -65,6 +65,8 @@ def test_compare_best_reports_what_to_deploy(fast_scnn_ckpt, camvid_root, tmp_pa
     assert chosen[0]["backend"] == fastest["backend"]  # channels_last equals eager: within any band
     assert f"deploy {rows[0]['model']}: {fastest['backend']}" in capsys.readouterr().out
     report = (out / "report.md").read_text()
+    answer = f"`--backend best` chose `{fastest['backend']}` for {rows[0]['model']}"  # named in the opening answer
+    assert report.index("**Which model to use**") < report.index(answer) < report.index("## Results")
     section = report.split("## What to deploy (`--backend best`)")[1].split("\n## ")[0]
     deploy_row = next(line for line in section.splitlines() if line.startswith(f"| {rows[0]['model']} |"))
     assert f"| {fastest['backend']} | {chosen[0]['best_choice']['speedup_vs_eager']:.2f}x |" in deploy_row

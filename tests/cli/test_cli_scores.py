@@ -46,10 +46,12 @@ def test_evaluate_without_flags_has_intervals_only(cli, tmp_path, camvid_root, f
 def test_compare_holds_intervals_comparisons_and_statements(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     out_dir = tmp_path / "cmp"
     rc, out, err = cli("compare", fast_scnn_ckpt, "fast_scnn.camvid", "--data", camvid_root, "--output", out_dir,
-                       "--min-time", 0.01, "--in-process", "--quiet", "--ece", "--bootstrap", 200)  # fmt: skip
+                       "--min-time", 0.01, "--in-process", "--quiet", "--bootstrap", 200)  # fmt: skip
     assert rc == 0, err
     results = json.loads((out_dir / "results.json").read_text())
+    assert results["scores"] == ["boundary", "ece"]  # on by default, trimap left off
     for row in results["rows"]:
+        assert 0 <= row["boundary_miou"] <= 1 and 0 <= row["ece"] <= 1
         lo, hi = row["miou_interval"]
         assert lo <= row["miou"] <= hi
         assert len(row["pixel_accuracy_interval"]) == 2 and len(row["iou_interval"]) == 11
@@ -62,7 +64,12 @@ def test_compare_holds_intervals_comparisons_and_statements(cli, tmp_path, camvi
     for statement in results["statements"]:
         assert statement in report
     assert "not distinguishable on 2 images" in report or " > " in report
-    assert "run with `--boundary`" in report and "run with `--corruptions all`" in report  # how to turn them on
+    assert "run with `--boundary`" not in report and "run with `--corruptions all`" in report  # how to turn it on
+    # the report opens on the answer, then the results table, and ends with the settings
+    answer, results_at, settings_at = (report.index(s) for s in ("**Which model to use**", "## Results",
+                                                                  "## Settings and environment"))
+    assert answer < results_at < report.index("## Uncertainty and rankings") < settings_at
+    assert "| Boundary IoU (%) | ECE (%) |" in report.split("## Results")[1].split("\n\n")[1]
     assert (out_dir / "reliability.png").is_file() and (out_dir / "confusions.npz").is_file()
     with open(out_dir / "results.csv", newline="") as f:
         rec = list(csv.DictReader(f))
@@ -141,6 +148,19 @@ def test_compare_resume_continues_a_stopped_sweep(cli, tmp_path, camvid_root, fa
     np.savez(out_dir / "corruptions.partial.npz", key=np.array("another sweep"), done=np.array(1))
     rc, out, err = cli(*argv, "--resume")
     assert rc == 2 and "corruptions.partial.npz: written by a sweep of other models" in err, err
+
+
+def test_compare_no_boundary_no_ece_turn_them_off(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    out_dir = tmp_path / "off"
+    rc, out, err = cli("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--min-time", 0.01,
+                       "--in-process", "--quiet", "--bootstrap", 0, "--no-boundary", "--no-ece")  # fmt: skip
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    (row,) = results["rows"]
+    assert results["scores"] == [] and row.get("boundary_miou") is None and row.get("ece") is None
+    assert "boundary" not in row and "calibration" not in row
+    report = (out_dir / "report.md").read_text()
+    assert "Boundary IoU (%)" not in report and "ECE (%)" not in report and "run with `--boundary`" in report
 
 
 def test_bad_score_and_corruption_options(cli, tmp_path, camvid_root, fast_scnn_ckpt):

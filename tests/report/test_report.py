@@ -230,3 +230,64 @@ def test_robustness_section_lists_the_paired_comparisons():
     tables = [b[1] for b in _robustness({"robustness": table}, {}) if b[0] == "table" and isinstance(b[1], Table)]
     assert tables[0].rows[-2][1] == "50.0 [45.0, 55.0] (80.0)"  # the mean row with its interval
     assert tables[1].rows == [["m1 vs m2", "**+5.1 [4.0, 6.2]**", "+1.0 [-2.0, 3.0]"]]
+
+
+def _choice(backend: str, latency_ms: float) -> dict:
+    return {"backend": backend, "speedup_vs_eager": 2.0, "latency_ms_p50": latency_ms, "loss_points": 0.1,
+            "basis": "mIoU", "band_points": 1.0, "rejected": {}}  # fmt: skip
+
+
+def test_report_opens_on_the_answer_and_names_the_best_backend(tmp_path):
+    """The answer names the most accurate, fastest, smallest and trade-off rows among the backends ``best`` chose
+    (a faster but unchosen backend does not answer), and which pairs the paired interval cannot tell apart;
+    report.md then has the results table, and the settings last."""
+    common = {"pixel_accuracy": 0.9, "mean_accuracy": 0.8, "num_images": 8, "gflops": 2.0, "memory_mib": 100.0}
+    rows = [
+        {**common, "model": "big", "backend": "eager", "best": False, "miou": 0.70, "miou_interval": [0.66, 0.74],
+         "latency_ms_p50": 40.0, "size_mb": 90.0},
+        {**common, "model": "big", "backend": "onnxruntime", "best": True, "best_choice": _choice("onnxruntime", 20.0),
+         "miou": 0.70, "miou_interval": [0.66, 0.74], "latency_ms_p50": 20.0, "latency_ms_ci_low": 19.0,
+         "latency_ms_ci_high": 21.0, "size_mb": 90.0, "boundary_miou": 0.41, "ece": 0.06},
+        {**common, "model": "mid", "backend": "eager", "best": True, "best_choice": _choice("eager", 10.0),
+         "miou": 0.68, "miou_interval": [0.64, 0.72], "latency_ms_p50": 10.0, "size_mb": 20.0},
+        {**common, "model": "mid", "backend": "onnxruntime_int8", "best": False, "miou": 0.50,
+         "miou_interval": [0.45, 0.55], "latency_ms_p50": 2.0, "size_mb": 5.0},
+        {**common, "model": "tiny", "backend": "eager", "best": True, "best_choice": _choice("eager", 5.0),
+         "miou": 0.40, "miou_interval": [0.35, 0.45], "latency_ms_p50": 5.0, "size_mb": 3.0},
+    ]  # fmt: skip
+    comparisons = [
+        {"a": "big (onnxruntime)", "b": "mid (eager)", "difference": 0.02, "interval": [-0.01, 0.05], "significant": False},
+        {"a": "big (onnxruntime)", "b": "tiny (eager)", "difference": 0.30, "interval": [0.25, 0.35], "significant": True},
+        {"a": "mid (eager)", "b": "tiny (eager)", "difference": 0.28, "interval": [0.22, 0.33], "significant": True},
+    ]  # fmt: skip
+    write_report(tmp_path, rows=rows, class_names=CLASSES, palette=None, grid=None, env=ENV,
+                 settings={**SETTINGS, "images": 8}, analysis={"comparisons": comparisons})  # fmt: skip
+    md = (tmp_path / "report.md").read_text()
+    answer = md.split("\n\n")[1]
+    assert answer.startswith("**Which model to use** on these 8 images")
+    assert "most accurate **big (onnxruntime)**, mIoU 70.0% [66.0, 74.0]" in answer
+    assert "fastest **tiny (eager)**, 5.00 ms" in answer  # not mid's int8 row: best did not choose it
+    assert "smallest **tiny (eager)**, 3.00 MB" in answer
+    assert "best trade-off **mid (eager)**, 10.0 ms and mIoU 68.0% [64.0, 72.0]" in answer
+    assert "paired 95% interval" in answer and "big (onnxruntime) and mid (eager)" in answer
+    assert "tiny (eager) and" not in answer and "and tiny (eager)" not in answer
+    assert "`--backend best` chose `onnxruntime` for big, `eager` for mid, `eager` for tiny" in answer
+    at = [md.index(s) for s in ("**Which model to use**", "## Results", "## What to deploy", "## Accuracy vs latency",
+                                "## Settings and environment", "**Settings**", "**Environment**")]  # fmt: skip
+    assert at == sorted(at)
+    table = md.split("## Results\n\n")[1].split("\n\n")[0].splitlines()
+    assert table[0] == ("| Model | mIoU (%) [95% CI] | Boundary IoU (%) | ECE (%) | Latency p50 (ms) [95% CI] | "
+                        "Size (MB) | GFLOPs | Peak memory (MiB) |")
+    assert "| big (onnxruntime) ★ best backend | **70.0 [66.0, 74.0]** | 41.0 | 6.0 | 20.0 [19.0, 21.0] |" in table[3]
+    page = (tmp_path / "report.html").read_text()
+    assert page.index('id="sb-answer"') < page.index('id="sb-results"') < page.index("<details><summary>Settings")
+
+
+def test_answer_falls_back_to_overlapping_intervals_without_paired_data(tmp_path):
+    rows = [{"model": "a", "miou": 0.70, "miou_interval": [0.60, 0.80], "latency_ms_p50": 30.0, "size_mb": 9.0},
+            {"model": "b", "miou": 0.65, "miou_interval": [0.55, 0.75], "latency_ms_p50": 10.0, "size_mb": 8.0},
+            {"model": "c", "miou": 0.30, "miou_interval": [0.25, 0.35], "latency_ms_p50": 1.0, "size_mb": 1.0}]  # fmt: skip
+    write_report(tmp_path, rows=rows, class_names=CLASSES, palette=None, grid=None, env={}, settings={})
+    answer = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert "best trade-off **b**" in answer and "fastest **c**" in answer
+    assert "(their 95% mIoU intervals overlap, as no paired comparison was available): a and b." in answer

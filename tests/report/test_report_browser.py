@@ -303,7 +303,7 @@ def test_browser_click_through(browser, report_dir, tmp_path):
     assert not point.is_displayed()
 
     # every table sorts
-    main = d.find_elements(By.CSS_SELECTOR, "main table")[2]
+    main = d.find_element(By.ID, "sb-results")
     main.find_element(By.CSS_SELECTOR, "th").click()
     assert main.find_element(By.CSS_SELECTOR, "th").get_attribute("aria-sort") == "ascending"
     root.send_keys(Keys.ARROW_RIGHT)
@@ -321,6 +321,38 @@ def test_screenshots_no_table_overflows(browser, report_dir, tmp_path, size):
     _screenshot(d, tmp_path, name)
     d.execute_script("window.scrollTo(0, 0)")
     _screenshot(d, tmp_path, "top-" + name)
+
+
+def _top(driver, selector: str) -> float:
+    return driver.execute_script("return document.querySelector(arguments[0]).getBoundingClientRect().top"
+                                 " + window.scrollY", selector)  # fmt: skip
+
+
+def test_first_screen_answers(browser, report_dir):
+    """At 1400 x 900 the answer and the results table start on the first screen, the settings come after the
+    results, and no table shown scrolls sideways; on a phone (390 x 844) the page itself never scrolls
+    sideways, with every folded section opened too."""
+    d = browser
+    _open(d, report_dir / "report.html", 1400, 900)
+    d.execute_script("window.scrollTo(0, 0)")
+    assert _top(d, "#sb-answer") < 900 and _top(d, "#sb-results") < 900
+    assert "Which model to use" in d.find_element("id", "sb-answer").text
+    results_bottom = d.execute_script("return document.getElementById('sb-results').getBoundingClientRect().bottom"
+                                      " + window.scrollY")  # fmt: skip
+    settings = d.execute_script("return Array.from(document.querySelectorAll('summary')).filter(function (s) {"
+                                "return s.textContent === 'Settings'; })[0].getBoundingClientRect().top + window.scrollY")
+    assert settings > results_bottom
+    sideways = d.execute_script(
+        "return Array.from(document.querySelectorAll('.table-wrap')).filter(function (e) {"
+        "return e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1; }).map(function (e) {"
+        "return e.querySelector('th').textContent; });")
+    assert not sideways, sideways
+    headers = [th.text for th in d.find_elements("css selector", "#sb-results thead th")]
+    assert headers[:4] == ["Model", "mIoU (%) [95% CI]", "Boundary IoU (%)", "ECE (%)"]  # on by default
+    _open(d, report_dir / "report.html", 390, 844)
+    assert d.execute_script("return document.documentElement.scrollWidth") <= 390
+    d.execute_script("document.querySelectorAll('details').forEach(function (e) { e.open = true; })")
+    assert d.execute_script("return document.documentElement.scrollWidth") <= 390
 
 
 def test_pictures_loaded_from_the_folder_past_the_limit(browser, tmp_path, monkeypatch):

@@ -239,22 +239,30 @@ def add_inference_args(sp) -> None:
                         "appearance_srgb (defaults: DeepLab's 3, 1, 4, 67, 3)")
 
 
-def add_score_args(sp) -> None:
-    """--bootstrap, --seed, --boundary, --trimap, --ece (:class:`segbench.metrics.per_image.ScoreOptions`)."""
+def add_score_args(sp, scores_on: bool = False) -> None:
+    """--bootstrap, --seed, --boundary/--no-boundary, --trimap, --ece/--no-ece (:class:`segbench.metrics.per_image.ScoreOptions`).
+
+    ``scores_on`` turns Boundary IoU and ECE on by default (``compare``: on a few images they cost seconds).
+    """
+    import argparse
+
+    on = "on by default; --no-{} turns it off" if scores_on else "off by default"
     g = sp.add_argument_group("scores beyond mIoU (intervals on by default; the others cost seconds per image)")
     g.add_argument("--bootstrap", type=int, default=1000, metavar="B",
                    help="resamples of the images for the 95%% intervals (default 1000; 0 = no intervals)")
     g.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
-    g.add_argument("--boundary", action="store_true",
-                   help="Boundary IoU per class and mean (arXiv 2103.16562; about 0.3 s per 720x960 image)")
+    g.add_argument("--boundary", action=argparse.BooleanOptionalAction, default=scores_on,
+                   help="Boundary IoU per class and mean (arXiv 2103.16562; about 0.3 s per 720x960 image; "
+                        f"{on.format('boundary')})")
     g.add_argument("--boundary-ratio", type=float, default=0.02, metavar="R",
                    help="Boundary IoU's distance as a fraction of the image diagonal (default 0.02)")
     g.add_argument("--trimap", action="store_true",
                    help="mIoU and pixel accuracy in bands of 1..40 px around label boundaries (arXiv 1412.7062; "
                         "about 1.4 s per 720x960 image, shared by all models)")
     g.add_argument("--trimap-width", type=int, default=40, metavar="PX", help="widest trimap band (default 40)")
-    g.add_argument("--ece", action="store_true",
-                   help="expected calibration error (15 bins of max-softmax) and reliability diagram (arXiv 1706.04599)")
+    g.add_argument("--ece", action=argparse.BooleanOptionalAction, default=scores_on,
+                   help="expected calibration error (15 bins of max-softmax) and reliability diagram (arXiv 1706.04599; "
+                        f"{on.format('ece')})")
     g.add_argument("--ece-bins", type=int, default=15, metavar="M", help="ECE bins (default 15)")
 
 

@@ -50,7 +50,7 @@ def add_parser(sub) -> None:
                    help="time the models in this process instead of a fresh subprocess per (model, backend)")
     c.add_argument("--quiet", action="store_true")
     add_inference_args(c)
-    add_score_args(c)
+    add_score_args(c, scores_on=True)
     add_corruption_args(c)
     add_backend_args(c, several=True)
     add_model_args(c, "weights for bare ARCH names and smp: specs: a tag, a file, or 'none'")

@@ -1,7 +1,9 @@
 """The report's sections and prose, as blocks for :mod:`segbench.report.render`.
 
-Sections, in order: summary, Settings, Environment, Results (main table and what each column means),
-Test-time augmentation and CRF (when measured), Per-class IoU, the three figures, Errors, Skipped inputs.
+Sections, in order: the answer (which model to use) and a summary, Results (a compact main table that fits a
+1400 px screen, then every column and what each means, folded), What to deploy (``--backend best``), the three
+figures, the image browser, Test-time augmentation and CRF (when measured), Per-class IoU, Model comparisons,
+Errors, Skipped inputs, and last Settings and Environment, folded.
 Accuracy columns are percentages of fractions in [0, 1]; the notes under the main table state every unit.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from segbench.engine.memory import MEMORY_KINDS
+from segbench.report.answer import answer_blocks
 from segbench.report.render import Table
 from segbench.report.svgplot import interval
 from segbench.report.values import DASH, fmt, fmt_interval, fmt_pct, fmt_value, num
@@ -50,31 +53,22 @@ def _best_cells(rows: list[dict], cols: list[Column]) -> set[tuple[int, int]]:
     return bold
 
 
-def _summary(rows: list[dict], has_acc: bool, env: dict, settings: dict, front: list[str],
-             generated: str) -> list[tuple]:
-    """The opening paragraphs: how many models ran, and the best, the fastest and the Pareto front."""
+def _summary(rows: list[dict], has_acc: bool, env: dict, settings: dict, front: list[str], generated: str,
+             comparisons: list[dict] | None) -> list[tuple]:
+    """The opening: the answer (:mod:`segbench.report.answer`), then how many models ran and the Pareto front."""
     n_ok = sum(1 for r in rows if not r["error"])
     intro = f"{len(rows)} model(s) compared on the same images and hardware ({n_ok} ran, {len(rows) - n_ok} failed)."
     if "date" not in env:
         intro += f" Generated {generated}."
-    blocks = [("p", intro)]
     if not rows:
-        blocks.append(("p", "No models were compared."))
-    elif not has_acc:
+        return [("p", intro), ("p", "No models were compared.")]
+    blocks = answer_blocks(rows, comparisons, settings, has_acc)
+    if not has_acc:
         reason = settings.get("accuracy_note") or "No labels: accuracy not measured."
-        blocks.append(("p", f"**{reason}** Only speed, size and memory are compared, and the masks are shown side by side."))
-    else:
-        ok = [r for r in rows if num(r["miou"]) is not None]
-        if ok:
-            top = max(ok, key=lambda r: num(r["miou"]))
-            line = f"Best mIoU: **{top['_label']}** ({fmt_pct(top['miou'])}%)."
-            fast = [r for r in rows if num(r["latency_ms_p50"]) is not None and not r["error"]]
-            if fast:
-                f = min(fast, key=lambda r: num(r["latency_ms_p50"]))
-                line += f" Fastest: **{f['_label']}** ({fmt(f['latency_ms_p50'])} ms p50)."
-            if front:
-                line += " Pareto-optimal (no other model is both faster and more accurate): " + ", ".join(front) + "."
-            blocks.append(("p", line))
+        intro += f" **{reason}** Only speed, size and memory are compared, and the masks are shown side by side."
+    elif front:
+        intro += " Pareto-optimal (no other model is both faster and more accurate): " + ", ".join(front) + "."
+    blocks.append(("p", intro))
     return blocks
 
 
@@ -184,12 +178,83 @@ def _model_notes(rows: list[dict]) -> list[str]:
     return out
 
 
+def _with_interval(value, lo, hi, formatter) -> str:
+    """``"72.3 [70.0, 74.4]"``: a value and its interval, or the value alone."""
+    text = formatter(value)
+    if num(value) is None or num(lo) is None or num(hi) is None:
+        return text
+    return f"{text} [{formatter(lo)}, {formatter(hi)}]"
+
+
+def _compact_columns(rows: list[dict], has_acc: bool) -> list[tuple[str, str, Callable[[dict], str], str | None]]:
+    """The main table's columns (header, key ranked on, cell of a row, best): model, mIoU with interval, Boundary
+    IoU, ECE, latency with interval, size, GFLOPs, peak memory; a score column only when some row has it."""
+    cols: list[tuple[str, str, Callable[[dict], str], str | None]] = [("Model", "model", lambda r: "", None)]
+    if has_acc:
+        cols.append(("mIoU (%) [95% CI]", "miou",
+                     lambda r: _with_interval(r["miou"], *(r.get("miou_interval") or (None, None)), fmt_pct), "max"))
+        if any(num(r.get("boundary_miou")) is not None for r in rows):
+            cols.append(("Boundary IoU (%)", "boundary_miou", lambda r: fmt_pct(r.get("boundary_miou")), "max"))
+        if any(num(r.get("ece")) is not None for r in rows):
+            cols.append(("ECE (%)", "ece", lambda r: fmt_pct(r.get("ece")), "min"))
+    cols += [("Latency p50 (ms) [95% CI]", "latency_ms_p50",
+              lambda r: _with_interval(r["latency_ms_p50"], r.get("latency_ms_ci_low"), r.get("latency_ms_ci_high"), fmt),
+              "min"),
+             ("Size (MB)", "size_mb", lambda r: fmt(r["size_mb"]), "min"),
+             ("GFLOPs", "gflops", lambda r: fmt(r["gflops"]), None),
+             ("Peak memory (MiB)", "memory_mib", lambda r: fmt(r["memory_mib"]), "min")]  # fmt: skip
+    return cols
+
+
+def _compact_table(rows: list[dict], has_acc: bool, mixed_kinds: bool) -> tuple[Table, list[str]]:
+    """The main table (fits a 1400 px screen) and the keys of its columns."""
+    cols = _compact_columns(rows, has_acc)
+    cells = []
+    for r in rows:
+        line = []
+        for _, key, cell, _ in cols:
+            if key == "model":
+                name = r["_label"] + (" (failed)" if r["error"] else "")
+                line.append(name + (" ★ best backend" if r.get("best") else ""))
+            elif key == "memory_mib" and mixed_kinds and num(r["memory_mib"]) is not None and r.get("memory_kind"):
+                line.append(f"{fmt(r['memory_mib'])} ({r['memory_kind']})")
+            else:
+                line.append(cell(r))
+        cells.append(line)
+    ranked: list[Column] = [(h, key, str, best) for h, key, _, best in cols]
+    table = Table([c[0] for c in cols], cells, ["l"] + ["r"] * (len(cols) - 1), _best_cells(rows, ranked),
+                  id="sb-results")
+    return table, [c[1] for c in cols]
+
+
+def _compact_notes(keys: list[str], rows: list[dict], settings: dict) -> str:
+    """One paragraph under the main table: what its columns are, in which unit."""
+    parts = []
+    if "miou" in keys:
+        parts.append("mIoU in % with its 95% bootstrap interval over the images")
+    if "boundary_miou" in keys:
+        parts.append("Boundary IoU in % (arXiv 2103.16562)")
+    if "ece" in keys:
+        parts.append("ECE = expected calibration error in % (lower is better calibrated)")
+    batch = settings.get("batch", settings.get("batch_size"))
+    parts.append("latency = median ms per forward call" + (f" of a batch of {batch}" if batch is not None else "")
+                 + " with the 95% interval of the median")
+    parts.append("size = fp32 weights in MB (10^6 bytes); GFLOPs = 10^9 FLOPs per forward pass; peak memory in MiB")
+    text = "; ".join(parts) + f". **Bold** = best in its column; {DASH} = not measured."
+    if any(r.get("best") for r in rows):
+        text += " ★ = the backend `--backend best` chose for that model."
+    return text + " Every column, with its definition, is in **All columns** below."
+
+
 def _results(rows: list[dict], has_acc: bool, settings: dict) -> list[tuple]:
-    """Section "Results": the main table and its notes."""
+    """Section "Results": the compact main table, then every column and its notes folded."""
     kinds = sorted({str(r["memory_kind"]) for r in rows if r.get("memory_kind")})
+    table, keys = _compact_table(rows, has_acc, len(kinds) > 1)
     cols = _main_columns(rows, has_acc)
-    return [("h", 2, "Results"), ("table", _main_table(rows, cols, len(kinds) > 1)),
-            ("ul", _column_notes(rows, cols, has_acc, settings, kinds))]
+    detail = _main_table(rows, cols, len(kinds) > 1)
+    detail.id = "sb-results-all"
+    return [("h", 2, "Results"), ("table", table), ("p", _compact_notes(keys, rows, settings)),
+            ("details", "All columns", [("table", detail), ("ul", _column_notes(rows, cols, has_acc, settings, kinds))])]
 
 
 def _variants(rows: list[dict]) -> list[tuple]:
@@ -341,15 +406,16 @@ def build_blocks(*, title: str, rows: list[dict], classes: list[str], has_acc: b
     """
     return [
         ("h", 1, title),
-        *_summary(rows, has_acc, env, settings, front, generated),
-        ("h", 2, "Settings"), ("table", _kv_table(settings)) if settings else ("p", "None recorded."),
-        ("h", 2, "Environment"), ("table", _kv_table(env)) if env else ("p", "None recorded."),
+        *_summary(rows, has_acc, env, settings, front, generated, comparisons),
         *_results(rows, has_acc, settings),
         *_deploy(rows),
-        *_variants(rows),
-        *_per_class(rows, classes, has_acc),
         *_figures(figures, pareto_html),
         *(browser or []),
+        *_variants(rows),
+        *_per_class(rows, classes, has_acc),
         *_comparisons(comparisons),
         *_errors_and_skipped(rows, skipped),
+        ("h", 2, "Settings and environment"),
+        ("details", "Settings", [("table", _kv_table(settings)) if settings else ("p", "None recorded.")]),
+        ("details", "Environment", [("table", _kv_table(env)) if env else ("p", "None recorded.")]),
     ]  # fmt: skip

@@ -18,6 +18,9 @@ A document is a list of blocks, each a tuple:
     Trusted HTML (an inline SVG plot, the image browser), shown in HTML only.
 ``("alt", html_blocks, md_blocks)``
     Different blocks for each rendering: ``html_blocks`` in HTML, ``md_blocks`` in Markdown.
+``("details", summary, blocks)``
+    Folded ``blocks``: a ``<details>`` element opened by clicking ``summary`` in HTML; in Markdown
+    ``summary`` as a bold line, then the blocks.
 
 Text may hold inline Markdown `code` and **bold**; in HTML everything else is escaped. The HTML page has
 inline CSS and no external resources; with ``interactive``, also the inline script of
@@ -94,6 +97,9 @@ def render_md(blocks: list[tuple]) -> str:
             out.append(_md_table(b[1]))
         elif kind == "alt":
             out.append(render_md(b[2]).rstrip("\n"))
+        elif kind == "details":
+            out.append(f"**{b[1]}**")
+            out.append(render_md(b[2]).rstrip("\n"))
     return "\n\n".join(o for o in out if o) + "\n"
 
 
@@ -141,6 +147,10 @@ def _html_blocks(blocks: list[tuple], images: dict[str, bytes]) -> list[str]:
             out.append(b[1])
         elif kind == "alt":
             out += _html_blocks(b[1], images)
+        elif kind == "details":
+            out.append(f"<details><summary>{inline_html(b[1])}</summary>")
+            out += _html_blocks(b[2], images)
+            out.append("</details>")
     return out
 
 
