@@ -35,6 +35,7 @@ from segbench.data.datasets import open_dataset
 from segbench.data.io import write_bytes_atomic
 from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
+from segbench.engine.device import check_device
 from segbench.engine.inference import InferenceConfig
 from segbench.engine.robustness import CorruptionPlan, Runner, corruption_sweep
 from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
@@ -51,15 +52,6 @@ from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
 def zoo_models() -> list[str]:
     """Tags of every model shipped in segbench's zoo (``ARCH.TAG``)."""
     return [f"{arch}.{tag}" for arch, tags in sorted(zoo_tags().items()) for tag in sorted(tags)]
-
-
-def check_device(device: str) -> str:
-    """Raises UserError when ``device`` is not usable here."""
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device {device!r}: expected cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
-    return device
 
 
 def _agreement(preds: dict[str, np.ndarray], reference: dict[str, np.ndarray], num_classes: int) -> dict:

@@ -79,7 +79,7 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
 def run(args) -> int:
     from segbench.bench.sweep import sweep
     from segbench.bench.table import format_probe, format_table, parse_sizes
-    from segbench.compare import check_device
+    from segbench.engine.device import check_device
     from segbench.data.io import write_bytes_atomic
 
     device = check_device(args.device)

@@ -92,7 +92,7 @@ def _open(args):
 def run(args) -> int:
     import torch
 
-    from segbench.compare import check_device
+    from segbench.engine.device import check_device
     from segbench.engine.sharded import evaluate_sharded, is_main
     from segbench.metrics.summary import summarise
 

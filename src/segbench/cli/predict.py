@@ -75,7 +75,7 @@ def _split_images(args):
 
 
 def run(args) -> int:
-    from segbench.compare import check_device
+    from segbench.engine.device import check_device
     from segbench.data.datasets import images as image_dataset
     from segbench.engine.predict import predict_images
     device = check_device(args.device)
