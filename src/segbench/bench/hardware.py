@@ -53,7 +53,7 @@ from segbench.bench.env import FLOPS_SOURCE, _flops_per_cycle
 
 __all__ = [
     "FEATURES", "GPU_DATASHEET_TFLOPS", "PRECISIONS", "gemm_rate", "hardware_profile", "isa_features",
-    "format_profile", "microarchitecture", "parse_cpuinfo", "precision_units", "probe_budget_s", "stream_bandwidth",
+    "format_profile", "hardware_summary", "microarchitecture", "parse_cpuinfo", "precision_units", "probe_budget_s", "stream_bandwidth",
 ]  # fmt: skip
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -381,7 +381,10 @@ def _measure(profile: dict, device: torch.device, budget_s: float | None) -> Non
     else:
         llc = max(profile["caches_kib"].values(), default=32 * 1024)
         array_mib = max(64.0, 4 * llc / 1024)
-    profile["memory_bandwidth"] = stream_bandwidth(array_mib, str(device))
+    try:
+        profile["memory_bandwidth"] = stream_bandwidth(array_mib, str(device))
+    except (RuntimeError, MemoryError) as exc:  # out of memory
+        profile["memory_bandwidth"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
 
 
 def _cache_dir() -> Path:
@@ -503,3 +506,33 @@ def format_profile(profile: dict) -> str:
     if profile.get("cache_file"):
         lines.append(f"  cache: {profile['cache_file']}")
     return "\n".join(lines)
+
+
+def hardware_summary(profile: dict) -> dict[str, str]:
+    """The profile as a few ``{key: one line}`` entries for an environment table (the report's, ``results.json``):
+    the machine, its features, per precision its unit, native or emulated, theoretical and measured rate, and
+    the measured memory bandwidth. The whole profile: ``segbench hardware --json``."""
+    out = {}
+    if profile.get("kind") == "cpu":
+        caches = profile.get("caches_kib") or {}
+        llc = max(caches, key=lambda k: caches[k]) if caches else None
+        out["hardware"] = (f"{profile.get('model_name')} ({profile.get('microarchitecture') or 'micro-architecture unknown'}),"
+                           f" {profile.get('physical_cores')} physical cores, {profile.get('threads')} threads, "
+                           f"{_num(profile.get('frequency_ghz'), '.2f')} GHz" + (f", {llc} {caches[llc]} KiB" if llc else ""))  # fmt: skip
+        out["hardware features"] = ", ".join(k for k, v in (profile.get("features") or {}).items() if v) or "-"
+    else:
+        out["hardware"] = f"{profile.get('model_name')}, {_num(profile.get('memory_mib'), '.0f')} MiB"
+    for name, p in (profile.get("precisions") or {}).items():
+        m = p.get("measured") or {}
+        measured = m["error"] if "error" in m else f"measured {_num(m.get('gflop_s'))} (n = {m.get('n')})"
+        unit = str(p.get("unit"))
+        unit = unit if unit.startswith("emulated") else f"{unit}, {'native' if p.get('native') else 'not native'}"
+        out[f"hardware {name}"] = (f"{unit}; theoretical "
+                                   f"{_num(p.get('theoretical_gflop_s'))} GFLOP/s ({p.get('formula')}), {measured}")  # fmt: skip
+    bw = profile.get("memory_bandwidth") or {}
+    if "copy_gb_s" in bw:
+        out["memory bandwidth"] = (f"measured copy {_num(bw.get('copy_gb_s'))} GB/s, triad {_num(bw.get('triad_gb_s'))} "
+                                   f"GB/s ({_num(bw.get('array_mib'), '.0f')} MiB arrays)")  # fmt: skip
+    busy = profile.get("busy_pct")
+    out["hardware measured"] = f"{profile.get('date')}" + (f", CPU {busy:.0f}% busy just before" if busy is not None else "")
+    return out
