@@ -29,7 +29,7 @@ cores)``; a formula, never a measurement. FLOP/cycle assumptions:
 
 Measured GEMM rate (:func:`gemm_rate`): ``2 n^3 / best time`` of a square product whose side ``n`` grows from
 64 while one product takes under ``target_s`` (0.2 s) and the precision's time budget allows, so the probe takes
-a few seconds on any CPU; an emulated precision stops at ``n = 256``. Memory bandwidth (:func:`stream_bandwidth`):
+a few seconds on any CPU; a precision emulated through fp32 stops at ``n = 256`` (``"emulated": True``). Memory bandwidth (:func:`stream_bandwidth`):
 STREAM's copy (``a = b``, 2 x 4 bytes per element) and triad (``a = b + s c``, 3 x 4 bytes) over float32
 arrays of 4x the last-level cache (at least 64 MiB; 8 MiB under a test-sized budget below 0.25 s), best of the
 repeats, in GB/s (10^9 bytes/s).
@@ -253,6 +253,16 @@ def gemm_rate(precision: str, device: str = "cpu", *, budget_s: float | None = N
     """
     dev = torch.device(device)
     budget = probe_budget_s(budget_s)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"  # fp32 is true fp32
+    try:
+        return _grow(precision, dev, budget, target_s, max_n, repeats, n)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _grow(precision: str, dev: torch.device, budget: float, target_s: float, max_n: int, repeats: int,
+          n: int | None) -> dict:  # fmt: skip
     start = time.perf_counter()
     side = n or 64
     sizes = []
@@ -370,8 +380,9 @@ def _measure(profile: dict, device: torch.device, budget_s: float | None) -> Non
     """The GEMM rate per precision and the bandwidth, into ``profile`` (in place)."""
     for name, entry in profile["precisions"].items():
         try:
-            entry["measured"] = gemm_rate(name, str(device), budget_s=budget_s,
-                                          max_n=8192 if entry.get("native", True) else EMULATED_MAX_N)  # fmt: skip
+            emulated = str(entry.get("unit")).startswith("emulated")
+            entry["measured"] = {**gemm_rate(name, str(device), budget_s=budget_s,
+                                             max_n=EMULATED_MAX_N if emulated else 8192), "emulated": emulated}  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a precision this build or device lacks
             entry["measured"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     if probe_budget_s(budget_s) < 0.25:

@@ -99,7 +99,8 @@ def theoretical_peaks(device: str = "cpu", threads: int | None = None, info: dic
 def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None, n: int | None = None,
                   repeats: int = 3, budget_s: float | None = None) -> dict:  # fmt: skip
     """The probe: per precision the measured GEMM rate of :func:`segbench.bench.hardware.gemm_rate`, its side
-    grown within ``budget_s`` (an emulated CPU precision stops at ``n = 256`` and says ``"native": False``).
+    grown within ``budget_s`` (a CPU precision emulated through fp32 stops at ``n = 256``, ``"emulated": True``;
+    ``"native"`` from the cpuinfo flags).
 
     Args:
         device: ``"cpu"`` or ``"cuda[:i]"``.
@@ -114,20 +115,17 @@ def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     precisions = precisions or (("fp32", "tf32", "bf16", "fp16", "int8") if cuda else ("fp32", "bf16", "int8"))
-    native = {p: True for p in PRECISIONS} if cuda else native_precisions()
-    tf32 = torch.backends.cuda.matmul.allow_tf32
+    units = {} if cuda else precision_units(set(cpu_info().get("isa") or []), 1)
     out = {}
     for precision in precisions:
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        is_native = native.get(precision, True)
+        unit = units.get(precision, {"native": True, "unit": ""})
+        emulated = unit["unit"].startswith("emulated")
         try:
             out[precision] = {**gemm_rate(precision, device, budget_s=budget_s, repeats=repeats, n=n,
-                                          max_n=(16384 if cuda else 8192) if is_native else EMULATED_MAX_N),
-                              "native": is_native}  # fmt: skip
+                                          max_n=EMULATED_MAX_N if emulated else (16384 if cuda else 8192)),
+                              "native": unit["native"], "emulated": emulated}  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a precision this hardware or build lacks
             out[precision] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
     return out
 
 
