@@ -6,6 +6,7 @@ read-only; a test that needs to add or break files builds its own copy with the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,22 @@ from segbench.classes import CAMVID
 
 # Two cores and background jobs: one thread per test process avoids oversubscription.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _probe_budget_and_cache(tmp_path_factory):
+    """A test-sized peak-probe budget (so that no test's duration depends on the CPU kind: an emulated bf16
+    GEMM on an AVX2 CPU runs at about 1 GFLOP/s) and a cache of probes and hardware profiles of its own, so
+    that these small probes never land in the user's cache; subprocesses inherit both."""
+    saved = {k: os.environ.get(k) for k in ("SEGBENCH_PROBE_BUDGET_S", "SEGBENCH_CACHE_DIR")}
+    os.environ["SEGBENCH_PROBE_BUDGET_S"] = "0.05"
+    os.environ["SEGBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("segbench-cache"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 H, W = 48, 64  # size of the tiny CamVid images (H x W)
 SHAPE_COLOURS = {1: (220, 40, 40), 2: (40, 200, 60)}  # class -> RGB of the "shapes" dataset

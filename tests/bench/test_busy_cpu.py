@@ -48,3 +48,7 @@ def test_worker_row_records_the_load_and_the_cli_warns(monkeypatch, capsys, tmp_
     assert code == 0
     err = capsys.readouterr().err
     assert "87% of the CPU busy just before timing fast_scnn" in err
+    import json
+
+    (row,) = json.loads((out / "benchmark.json").read_text())  # --output is the folder
+    assert set(row["env"]["hardware"]["precisions"]) == {"fp32", "bf16", "fp16", "int8"}  # the machine's profile

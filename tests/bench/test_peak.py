@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from segbench.bench import peak
-from segbench.bench.peak import backend_precision, measure_peaks, probe_peaks, theoretical_peaks
+from segbench.bench.peak import backend_precision, measure_peaks, native_precisions, probe_peaks, theoretical_peaks
 from segbench.bench.runner import add_probe, benchmark_model
 from segbench.bench.table import format_probe, format_table
 
@@ -24,6 +24,7 @@ def test_theoretical_peaks_follow_the_matrix_units():
     no_amx = theoretical_peaks("cpu", threads=8, info=dict(SPR, isa=["avx2", "fma", "avx512f", "avx512_vnni"]))
     assert no_amx["int8"]["gflop_s"] == pytest.approx(4 * 2.0 * 256)  # VNNI, capped at 4 cores
     assert no_amx["bf16"]["gflop_s"] == no_amx["fp32"]["gflop_s"]  # no bf16 unit: the fp32 rate
+    assert no_amx["bf16"]["native"] is False and out["bf16"]["native"] and no_amx["int8"]["native"]
 
 
 def test_backend_precision():
@@ -36,7 +37,10 @@ def test_measure_peaks_runs_a_gemm_per_precision():
     out = measure_peaks("cpu", ("fp32", "bf16", "int8"), n=64, repeats=1)
     for precision in ("fp32", "bf16", "int8"):
         assert out[precision].get("gflop_s", 0) > 0 or "error" in out[precision]
-    assert out["fp32"]["gflop_s"] > 0 and out["fp32"]["kernel"] == "torch.mm"
+    assert out["fp32"]["gflop_s"] > 0 and out["fp32"]["kernel"] == "torch.mm" and out["fp32"]["n"] == 64
+    grown = measure_peaks("cpu", ("fp32", "bf16"), budget_s=0.05)  # the side grows within the budget
+    assert grown["fp32"]["native"] and grown["fp32"]["sizes"][0] == 64
+    assert grown["bf16"].get("native", False) == native_precisions()["bf16"] or "error" in grown["bf16"]
 
 
 def test_probe_is_cached_per_machine(tmp_path, monkeypatch):
@@ -60,7 +64,12 @@ def test_rows_read_their_rate_against_the_precision_of_the_backend():
     add_probe(row, {"measured": {"fp32": {"gflop_s": 2 * row["achieved_gflop_s"]}}})
     assert row["probe_fraction"] == pytest.approx(0.5) and row["peak_probe"]["measured"]
     assert " fp32 " in format_table([row]).splitlines()[1] and "%probe" in format_table([row])
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # the backend runs; whether bf16 is native is the flags' say
         bf16 = benchmark_model(net, input_size=(16, 16), backend="bf16", min_iters=2, min_time_s=0, warmup=1,
                                warmup_s=0)  # fmt: skip
-        assert bf16["peak_precision"] == "bf16" and bf16["peak_gflop_s"] > row["peak_gflop_s"]
+        if native_precisions()["bf16"]:
+            assert bf16["peak_precision"] == "bf16" and bf16["peak_native"]
+            assert bf16["peak_gflop_s"] > row["peak_gflop_s"]
+        else:
+            assert bf16["peak_precision"] is None and bf16["peak_native"] is False
+            assert bf16["peak_gflop_s"] == row["peak_gflop_s"] and "emulated" in bf16["peak_formula"]

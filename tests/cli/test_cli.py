@@ -65,7 +65,7 @@ def test_installed_entry_point_help():
     exe = Path(sys.executable).parent / "segbench"
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    for command in ("models", "train", "curves", "evaluate", "predict", "benchmark", "compare", "export"):
+    for command in ("models", "train", "curves", "evaluate", "predict", "benchmark", "compare", "export", "hardware"):
         assert command in proc.stdout
 
 
@@ -347,6 +347,9 @@ def test_compare_on_labelled_data(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     with Image.open(out_dir / "grid.png") as grid:
         assert grid.size[0] > 64 and grid.size[1] > 48
     assert "fast_scnn_camvid" in (out_dir / "report.md").read_text()
+    # the environment carries the machine's profile (segbench hardware), native or emulated per precision
+    assert {"hardware", "hardware fp32", "hardware bf16", "memory bandwidth"} <= set(results["env"])
+    assert "hardware bf16" in (out_dir / "report.md").read_text().split("Environment")[-1]
 
     assert_user_error(
         cli("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", out_dir, "--min-time", 0.01), "--overwrite"

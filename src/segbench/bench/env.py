@@ -119,7 +119,7 @@ def cpu_info() -> dict:
     Returns:
         ``{"cpu", "vendor", "family", "model", "physical_cores", "logical_cpus", "frequency_ghz",
         "frequency_source", "isa" (the vector/matrix flags present among sse2, avx, avx2, fma, avx512f,
-        avx512_bf16, avx512_fp16, avx512_vnni, amx_bf16, amx_fp16, amx_int8, amx_tile), "torch_cpu_capability"}``.
+        avx512_bf16, avx512_fp16, avx512_vnni, avx_vnni, amx_bf16, amx_fp16, amx_int8, amx_tile), "torch_cpu_capability"}``.
     """
     fields = _cpuinfo_fields()
     flags = set(fields.get("flags", "").split())
@@ -135,8 +135,8 @@ def cpu_info() -> dict:
         capability = torch.backends.cpu.get_cpu_capability()
     except Exception:  # noqa: BLE001 - older torch
         capability = None
-    wanted = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16",
-              "amx_fp16", "amx_int8", "amx_tile")
+    wanted = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
+              "amx_bf16", "amx_fp16", "amx_int8", "amx_tile")
     return {
         "cpu": _cpu_model(),
         "vendor": fields.get("vendor_id"),

@@ -1,26 +1,15 @@
 """The hardware's peak per precision (fp32, tf32, bf16, fp16, int8), theoretical and measured, so that each
 backend's achieved rate is read against the limit of the precision it computes in.
 
-Theoretical CPU peak: ``cores x frequency (GHz) x FLOPs per cycle per core of the precision``, with
-
-========= ==================================================== ================================================
-precision FLOPs (or int8 ops) per cycle per core                source
-========= ==================================================== ================================================
-fp32      FMA units x lanes x 2 (:func:`segbench.bench.env.cpu_fp32_peak`: 64 with 2 x 512-bit FMA)  see env
-bf16      AMX-BF16 (``amx_bf16``): 1024; AVX-512 BF16 (``avx512_bf16``): 128 (``vdpbf16ps``: 16 lanes x 2
-          products x 2 FLOPs, 2 per cycle); else the fp32 rate (converted to fp32)
-fp16      AMX-FP16 (``amx_fp16``): 1024; AVX-512 FP16 (``avx512_fp16``): 128 (32 lanes x 2 FLOPs x 2 FMA units)
-int8      AMX-INT8 (``amx_int8``): 2048; AVX-512 VNNI (``avx512_vnni``): 256 (``vpdpbusd``: 64 multiply-adds,
-          2 per cycle); else 2x the fp32 rate
-========= ==================================================== ================================================
-
-AMX figures: Intel 64 and IA-32 Architectures Optimization Reference Manual, chapter "Intel Advanced Matrix
-Extensions" (4th Gen Xeon Scalable: 2048 INT8 or 1024 BF16 operations per cycle per core from the TMUL unit).
+Theoretical CPU peak: ``cores x frequency (GHz) x FLOPs per cycle per core of the precision``, the unit of each
+precision, whether it is native (from the cpuinfo flags) and the FLOP/cycle assumptions with their sources:
+:mod:`segbench.bench.hardware` (:func:`~segbench.bench.hardware.precision_units`). A precision without a unit
+(bf16 without ``amx_bf16``/``avx512_bf16``, ...) is emulated through fp32: its peak is the fp32 rate.
 GPU theoretical peaks: the dense (no sparsity) tensor-core figures of NVIDIA's data sheets for the parts in
 :data:`GPU_DATASHEET_TFLOPS`.
 
-Measured peak (the probe, :func:`measure_peaks`): the best rate of a large square GEMM in each precision,
-``2 n^3 / best time``: ``torch.mm`` in fp32 (TF32 off), tf32 (CUDA, TF32 on), bf16 and fp16; int8 through
+Measured peak (the probe, :func:`measure_peaks`): the best rate of a square GEMM in each precision,
+``2 n^3 / best time``, its side grown within a time budget (:func:`segbench.bench.hardware.gemm_rate`): ``torch.mm`` in fp32 (TF32 off), tf32 (CUDA, TF32 on), bf16 and fp16; int8 through
 oneDNN's quantised linear (``torch.ops.onednn.qlinear_pointwise``, uint8 x int8, the kernel PyTorch's x86
 int8 path runs) on CPU, else ``torch._int_mm`` (int8 x int8 -> int32). Probes are cached per machine
 (:func:`probe_peaks`).
@@ -38,25 +27,15 @@ import torch
 
 from segbench.bench.backends import get_backend
 from segbench.bench.env import cpu_fp32_peak, cpu_info
+from segbench.bench.hardware import (AMX_SOURCE, EMULATED_MAX_N, GPU_DATASHEET_TFLOPS, gemm_rate, precision_units,
+                                     probe_budget_s)
 
 __all__ = [
-    "AMX_SOURCE", "GPU_DATASHEET_TFLOPS", "PRECISIONS", "backend_precision", "measure_peaks", "probe_peaks",
-    "theoretical_peaks",
+    "AMX_SOURCE", "GPU_DATASHEET_TFLOPS", "PRECISIONS", "backend_precision", "measure_peaks", "native_precisions",
+    "probe_peaks", "theoretical_peaks",
 ]  # fmt: skip
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "int8")
-AMX_SOURCE = ("Intel 64 and IA-32 Architectures Optimization Reference Manual, chapter 'Intel Advanced Matrix "
-              "Extensions': 2048 INT8 / 1024 BF16 ops per cycle per core (4th Gen Xeon Scalable)")  # fmt: skip
-
-GPU_DATASHEET_TFLOPS = {
-    "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "int8": 1978.9},
-    "H100 80GB HBM3": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "int8": 1978.9},
-    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0, "int8": 624.0},
-}
-"""Dense tensor-core peaks in TFLOPS (int8: TOPS) of NVIDIA's data sheets (H100/H200 SXM, A100 SXM), by a
-substring of ``torch.cuda.get_device_name``."""
-
-
 def backend_precision(backend: str, device: str = "cpu") -> str:
     """The precision ``backend``'s matrix products run in on ``device``, as the backend registry states it
     (:meth:`segbench.bench.backends.Backend.precision_on`: fp32 is tf32 on CUDA when cuDNN may use it).
@@ -67,23 +46,19 @@ def backend_precision(backend: str, device: str = "cpu") -> str:
     return get_backend(backend).precision_on(device)
 
 
-def _cpu_per_cycle(flags: set[str], fp32: int | None) -> dict[str, tuple[int | None, str]]:
-    """FLOPs (int8: ops) per cycle per core and the unit that gives them, per precision."""
+def _cpu_per_cycle(flags: set[str], fp32: int | None) -> dict[str, dict]:
+    """Per precision: FLOPs (int8: ops) per cycle per core, the unit and whether it is native."""
     if fp32 is None:
-        return {p: (None, "unknown instruction set") for p in PRECISIONS if p != "tf32"}
+        return {p: {"flops_per_cycle": None, "unit": "unknown instruction set", "native": p == "fp32", "source": ""}
+                for p in PRECISIONS if p != "tf32"}  # fmt: skip
+    return precision_units(flags, fp32)
 
-    def pick(options, fallback):
-        return next(((k, why) for flag, k, why in options if flag in flags), fallback)
 
-    return {
-        "fp32": (fp32, "FMA units x lanes x 2"),
-        "bf16": pick([("amx_bf16", 1024, "AMX-BF16 TMUL"), ("avx512_bf16", 128, "AVX-512 BF16 vdpbf16ps x 2")],
-                     (fp32, "no bf16 unit: the fp32 rate")),
-        "fp16": pick([("amx_fp16", 1024, "AMX-FP16 TMUL"), ("avx512_fp16", 128, "AVX-512 FP16 FMA x 2")],
-                     (fp32, "no fp16 unit: the fp32 rate")),
-        "int8": pick([("amx_int8", 2048, "AMX-INT8 TMUL"), ("avx512_vnni", 256, "AVX-512 VNNI vpdpbusd x 2")],
-                     (2 * fp32, "no int8 dot-product unit: 2x the fp32 rate")),
-    }  # fmt: skip
+def native_precisions(info: dict | None = None) -> dict[str, bool]:
+    """``{precision: native}`` on this CPU from its cpuinfo flags (:func:`segbench.bench.hardware.precision_units`),
+    never from a library's "supported" answer (oneDNN supports bf16 wherever it can convert to fp32)."""
+    info = info or cpu_info()
+    return {p: u["native"] for p, u in precision_units(set(info.get("isa") or []), 1).items()}
 
 
 def theoretical_peaks(device: str = "cpu", threads: int | None = None, info: dict | None = None) -> dict:
@@ -95,7 +70,8 @@ def theoretical_peaks(device: str = "cpu", threads: int | None = None, info: dic
         info: :func:`segbench.bench.env.cpu_info` output (read when None).
 
     Returns:
-        ``{precision: {"gflop_s": float | None, "formula": str, "source": str}}``; on CUDA only for a GPU of
+        ``{precision: {"gflop_s": float | None, "formula": str, "source": str, "unit": str, "native": bool}}``
+        (the unit and native on CPU only); on CUDA only for a GPU of
         :data:`GPU_DATASHEET_TFLOPS` (else ``{}``).
     """
     if str(device).startswith("cuda"):
@@ -110,69 +86,45 @@ def theoretical_peaks(device: str = "cpu", threads: int | None = None, info: dic
     inputs = fp32["peak_inputs"]
     cores, freq = inputs["cores"], inputs["frequency_ghz"]
     out = {}
-    for precision, (per_cycle, unit) in _cpu_per_cycle(set(info.get("isa") or []), inputs["flops_per_cycle"]).items():
+    for precision, u in _cpu_per_cycle(set(info.get("isa") or []), inputs["flops_per_cycle"]).items():
+        per_cycle, unit = u["flops_per_cycle"], u["unit"]
         peak = cores * freq * per_cycle if (freq and per_cycle) else None
-        source = fp32["peak_source"] if precision == "fp32" else (AMX_SOURCE if "AMX" in unit else "Intel ISA reference")
-        out[precision] = {"gflop_s": peak, "source": source,
+        source = fp32["peak_source"] if precision == "fp32" else u["source"]
+        out[precision] = {"gflop_s": peak, "source": source, "unit": unit, "native": u["native"],
                           "formula": f"{cores} cores x {freq or '?'} GHz x {per_cycle or '?'} per cycle ({unit})"}  # fmt: skip
     return out
 
 
-def _gemm(precision: str, n: int, device: torch.device):
-    """A no-argument callable running one ``n x n x n`` GEMM in ``precision``, and what it runs."""
-    if precision == "int8":
-        a = torch.randint(-64, 64, (n, n), dtype=torch.int8, device=device)
-        if device.type == "cpu" and hasattr(torch.ops, "onednn") and hasattr(torch.ops.onednn, "qlinear_prepack"):
-            x = torch.randint(0, 128, (n, n), dtype=torch.uint8)
-            packed = torch.ops.onednn.qlinear_prepack(a, [n, n])
-            scales, zeros = torch.ones(n), torch.zeros(n, dtype=torch.long)
-            return (lambda: torch.ops.onednn.qlinear_pointwise(x, 1.0, 0, packed, scales, zeros, None, 1.0, 0,
-                                                               torch.float32, "none", [], "")), "onednn.qlinear"  # fmt: skip
-        return (lambda: torch._int_mm(a, a)), "torch._int_mm"
-    dtype = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    return (lambda: torch.mm(a, b)), "torch.mm"
-
-
 def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None, n: int | None = None,
-                  repeats: int = 4) -> dict:  # fmt: skip
-    """The probe: the best rate of ``repeats`` timed ``n x n`` GEMMs (after one untimed) per precision.
+                  repeats: int = 3, budget_s: float | None = None) -> dict:  # fmt: skip
+    """The probe: per precision the measured GEMM rate of :func:`segbench.bench.hardware.gemm_rate`, its side
+    grown within ``budget_s`` (a CPU precision emulated through fp32 stops at ``n = 256``, ``"emulated": True``;
+    ``"native"`` from the cpuinfo flags).
 
     Args:
         device: ``"cpu"`` or ``"cuda[:i]"``.
         precisions: default fp32, bf16, int8 (and tf32, fp16 on CUDA).
-        n: matrix side; default 2048 for fp32 on CPU, 4096 for the faster CPU precisions, 8192 on CUDA.
-        repeats: timed GEMMs.
+        n: a fixed matrix side instead of the grown one.
+        repeats: timed GEMMs at the last size.
+        budget_s: seconds per precision (:func:`segbench.bench.hardware.probe_budget_s`).
 
     Returns:
-        ``{precision: {"gflop_s", "n", "best_ms", "kernel"} or {"error": one line}}``.
+        ``{precision: {"gflop_s", "n", "best_ms", "kernel", "native", ...} or {"error": one line}}``.
     """
-    device = torch.device(device)
-    cuda = device.type == "cuda"
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
     precisions = precisions or (("fp32", "tf32", "bf16", "fp16", "int8") if cuda else ("fp32", "bf16", "int8"))
-    tf32 = torch.backends.cuda.matmul.allow_tf32
+    units = {} if cuda else precision_units(set(cpu_info().get("isa") or []), 1)
     out = {}
     for precision in precisions:
-        side = n or (8192 if cuda else (2048 if precision == "fp32" else 4096))
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        unit = units.get(precision, {"native": True, "unit": ""})
+        emulated = unit["unit"].startswith("emulated")
         try:
-            fn, kernel = _gemm(precision, side, device)
-            best = float("inf")
-            for i in range(repeats + 1):
-                if cuda:
-                    torch.cuda.synchronize(device)
-                t0 = time.perf_counter()
-                fn()
-                if cuda:
-                    torch.cuda.synchronize(device)
-                if i:
-                    best = min(best, time.perf_counter() - t0)
-            out[precision] = {"gflop_s": 2 * side**3 / best / 1e9, "n": side, "best_ms": best * 1e3, "kernel": kernel}
+            out[precision] = {**gemm_rate(precision, device, budget_s=budget_s, repeats=repeats, n=n,
+                                          max_n=EMULATED_MAX_N if emulated else (16384 if cuda else 8192)),
+                              "native": unit["native"], "emulated": emulated}  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a precision this hardware or build lacks
             out[precision] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
     return out
 
 
@@ -187,7 +139,7 @@ def _machine_key(device: torch.device, threads: int) -> str:
     else:
         info = cpu_info()
         what = [info.get("cpu"), info.get("isa"), info.get("physical_cores"), info.get("frequency_ghz")]
-    text = json.dumps([str(device.type), threads, torch.__version__, *what], default=str)
+    text = json.dumps(["grown within a budget", probe_budget_s(), str(device.type), threads, torch.__version__, *what], default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

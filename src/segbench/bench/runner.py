@@ -19,7 +19,7 @@ from segbench.bench.e2e import measure_end_to_end, measure_pipelined
 from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, measure_matmul_peak
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
-from segbench.bench.peak import measure_peaks, probe_peaks, theoretical_peaks
+from segbench.bench.peak import measure_peaks, native_precisions, probe_peaks, theoretical_peaks
 from segbench.bench.schema import RESULT_KEYS, empty_row
 from segbench.bench.size import count_flops, count_params, weights_size_mb
 from segbench.errors import UserError, first_line
@@ -179,8 +179,10 @@ def _add_peak(result: dict, device: torch.device, threads: int | None, measure_p
     if result["gflops"] is None:
         return
     result["achieved_gflop_s"] = result["gflops"] * result["batch"] / (result["latency_ms_p50"] / 1e3)
-    result.update(peak_precision=precision, peak_gflop_s=peak["peak_gflops"], peak_kind=peak["peak_kind"],
-                  peak_formula=f"{precision}: {peak['peak_formula']}")  # fmt: skip
+    native = device.type == "cuda" or native_precisions().get(precision, True)
+    label = precision if native else f"{precision} emulated through fp32"
+    result.update(peak_precision=precision if native else None, peak_native=native, peak_gflop_s=peak["peak_gflops"],
+                  peak_kind=peak["peak_kind"], peak_formula=f"{label}: {peak['peak_formula']}")  # fmt: skip
     if peak["peak_gflops"]:
         result["peak_fraction"] = result["achieved_gflop_s"] / peak["peak_gflops"]
     if "measured_matmul_gflop_s" in peak:

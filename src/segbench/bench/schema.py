@@ -57,7 +57,7 @@ MEASURED = (
     Field("memory_reserved_mib", "MiB (2**20 bytes)", "peak CUDA memory reserved by the caching allocator"),
     Field("memory_kind", "", "what memory_mib measures (segbench.engine.memory.MEMORY_KINDS)"),
     Field("achieved_gflop_s", "GFLOP/s", "gflops x batch / median latency in s"),
-    Field("peak_precision", "", "precision the backend computes in (fp32, tf32, bf16, int8): the peak it is read against"),
+    Field("peak_precision", "", "precision the backend computes in (fp32, tf32, bf16, int8): the peak it is read against; None when emulated (peak_native)"),
     Field("peak_gflop_s", "GFLOP/s", "peak of the device in peak_precision (CPU: theoretical; CUDA: measured GEMM)"),
     Field("peak_fraction", "fraction", "achieved_gflop_s / peak_gflop_s"),
     Field("peak_kind", "", "theoretical or measured matmul peak"),
@@ -68,6 +68,8 @@ MEASURED = (
 OPTIONAL = (
     Field("error_kind", "", '"user" when error is a bad input (unknown backend, missing package)'),
     Field("matmul_gflop_s", "GFLOP/s", "measured large fp32 matmul on CPU (measure_peak)"),
+    Field("peak_native", "", "False when the CPU has no unit for the backend's precision (cpuinfo flags): emulated "
+          "through fp32, peak_precision None and the peak the fp32 rate"),
     Field("probe_gflop_s", "GFLOP/s", "this machine's measured GEMM rate in peak_precision (segbench.bench.peak probe)"),
     Field("probe_fraction", "fraction", "achieved_gflop_s / probe_gflop_s"),
     Field("peak_probe", "", "the probe: theoretical and measured peak per precision, cache file, busy_pct"),

@@ -1,6 +1,6 @@
 """segbench: build, train, evaluate and compare semantic segmentation networks.
 
-Commands: models, datasets, train, curves, evaluate, predict, benchmark, compare, export. Exit code 0 on success, 2 on bad
+Commands: models, datasets, train, curves, evaluate, predict, benchmark, compare, export, hardware. Exit code 0 on success, 2 on bad
 input (one line naming the file or option and what was expected).
 """
 
@@ -11,11 +11,11 @@ import signal
 import sys
 import threading
 
-from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, models, predict, train
+from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, hardware, models, predict, train
 from segbench.errors import UserError, threads_warning
 from segbench.files import release_output_locks
 
-SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, compare, export)
+SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, compare, export, hardware)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,8 +38,10 @@ def add_parser(sub) -> None:
     b.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark (recorded either way)")
     b.add_argument("--measure-peak", action="store_true", help="also measure a large fp32 matmul on CPU")
     b.add_argument("--no-probe", action="store_true",
-                   help="skip the peak probe (a large GEMM per precision, cached per machine) behind %%probe")
-    b.add_argument("--refresh-probe", action="store_true", help="measure the peak probe again (on an idle machine)")
+                   help="skip the peak probe (a GEMM per precision, cached per machine) behind %%probe and the "
+                        "machine's profile (segbench hardware) in each row's env")
+    b.add_argument("--refresh-probe", action="store_true",
+                   help="measure the peak probe and the machine's profile again (on an idle machine)")
     b.add_argument("--output", help="folder for benchmark.json")
     b.add_argument("--overwrite", action="store_true", help="replace an existing benchmark.json")
     b.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -77,6 +79,7 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
 
 
 def run(args) -> int:
+    from segbench.bench.hardware import hardware_profile
     from segbench.bench.sweep import sweep
     from segbench.bench.table import format_probe, format_table, parse_sizes
     from segbench.engine.device import check_device
@@ -93,8 +96,11 @@ def run(args) -> int:
         from segbench.bench.peak import probe_peaks
 
         probe = probe_peaks(device, args.threads, refresh=args.refresh_probe)
+    profile = None if args.no_probe else hardware_profile(device, args.threads, refresh=args.refresh_probe)
 
     def on_row(row, i, total):
+        if profile is not None and isinstance(row.get("env"), dict):
+            row["env"]["hardware"] = profile  # the machine's profile (segbench hardware --json)
         if out_file is not None:  # partial results survive an interrupted sweep
             write_bytes_atomic(out_file, json.dumps(json_safe(rows + [row]), indent=2, default=str).encode())
         rows.append(row)
