@@ -156,6 +156,19 @@ def isa_features(flags) -> dict[str, bool]:
     return {name: flag in flags for flag, name in FEATURES.items()}
 
 
+def write_cache(path: Path, record: dict) -> bool:
+    """Write ``record`` as JSON to ``path`` atomically (a temporary file beside it, then a rename); False when
+    the cache folder cannot be written (a cache is optional: the caller measures again next time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        return False
+    return True
+
+
 def precision_units(flags, fp32_per_cycle: int | None) -> dict[str, dict]:
     """Per precision, the unit that computes it, whether it is native, and FLOP (int8: ops) per cycle per core.
 
@@ -462,14 +475,8 @@ def hardware_profile(device: str = "cpu", threads: int | None = None, *, refresh
         torch.set_num_threads(previous)
     profile.update(busy_pct=busy, torch=torch.__version__, measure_s=time.perf_counter() - start,
                    date=time.strftime("%Y-%m-%dT%H:%M:%S"), budget_s=probe_budget_s(budget_s))  # fmt: skip
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(profile, indent=1), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            path = None
+    if path is not None and not write_cache(path, profile):
+        path = None
     return {**profile, "cached": False, "cache_file": str(path) if path else None}
 
 

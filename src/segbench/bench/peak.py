@@ -28,7 +28,7 @@ import torch
 from segbench.bench.backends import get_backend
 from segbench.bench.env import cpu_fp32_peak, cpu_info
 from segbench.bench.hardware import (AMX_SOURCE, EMULATED_MAX_N, GPU_DATASHEET_TFLOPS, gemm_rate, precision_units,
-                                     probe_budget_s)
+                                     probe_budget_s, write_cache)
 
 __all__ = [
     "AMX_SOURCE", "GPU_DATASHEET_TFLOPS", "PRECISIONS", "backend_precision", "measure_peaks", "native_precisions",
@@ -182,12 +182,6 @@ def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: boo
         torch.set_num_threads(previous)
     record = {"device": str(device), "threads": threads, "measured": measured, "busy_pct": busy,
               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cache_file": str(path) if path else None}  # fmt: skip
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            record["cache_file"] = None
+    if path is not None and not write_cache(path, record):
+        record["cache_file"] = None
     return {**record, "theoretical": theoretical_peaks(device, threads), "cached": False}
