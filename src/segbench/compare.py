@@ -28,6 +28,7 @@ import torch
 from segbench.bench import benchmark_model, environment_info
 from segbench.bench.backends import calibration_for, check_backend, prepare
 from segbench.bench.hardware import hardware_profile, hardware_summary
+from segbench.bench.roofline import add_roofline
 from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
@@ -464,9 +465,11 @@ def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions
                      "preds": results.grid_preds.get(item["name"], {})})  # fmt: skip
     rows = results.rows
     env = next((r["env"] for r in rows if r.get("env")), None) or environment_info(opts.device)
-    env = {**{k: v for k, v in env.items() if k != "hardware"}, **hardware_summary(hardware_profile(opts.device, opts.threads))}
+    profile = hardware_profile(opts.device, opts.threads)
+    env = {**{k: v for k, v in env.items() if k != "hardware"}, **hardware_summary(profile)}
     for r in rows:
         r.pop("env", None)
+        add_roofline(r, profile)
     files = write_report(
         out_dir, rows=rows, class_names=p.class_names, palette=p.palette, grid=grid, env=env,
         settings=_settings(data, p, opts, rows), skipped=results.skipped or [], masks=results.store,

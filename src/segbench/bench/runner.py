@@ -20,8 +20,9 @@ from segbench.bench.env import cpu_busy_pct, cpu_fp32_peak, environment_info, me
 from segbench.bench.latency import measure_latency
 from segbench.bench.memory import current_rss_mib, peak_memory_mib, process_peak_rss_mib, train_step_memory_mib
 from segbench.bench.peak import measure_peaks, native_precisions, probe_peaks, theoretical_peaks
+from segbench.bench.roofline import forward_cost
 from segbench.bench.schema import RESULT_KEYS, empty_row
-from segbench.bench.size import count_flops, count_params, weights_size_mb
+from segbench.bench.size import count_params, weights_size_mb
 from segbench.errors import UserError, first_line
 
 __all__ = ["add_probe", "benchmark_model", "prepare_backend", "run_case"]
@@ -156,7 +157,7 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
     model.to(device).eval()
     stage[0] = "flops"
     if measures is None:  # FlopCounterMode sees PyTorch operators only, not an ONNX Runtime session
-        result.update(count_flops(model, (1, *shape[1:])))
+        result.update(forward_cost(model, shape, backend, device))  # FLOPs per image, bytes per call
     stage[0] = f"backend {backend}"
     predictor = prepare_backend(model, backend, torch.randn(shape, device=device), device, calibration)
     if isinstance(predictor, nn.Module):  # backends' predictors are modules, created in train mode
@@ -222,14 +223,13 @@ def benchmark_model(
 ) -> dict:
     """Benchmark one model with one backend, in this process, and return one flat result row.
 
-    Order: size (on the model as given), then the model is moved to ``device`` (in place), FLOPs at
-    batch 1 (of the PyTorch model: a backend runs the same multiply-adds), the backend's predictor is
-    made (:func:`prepare_backend`), peak memory of one forward at ``batch``, latency at ``batch``
-    (:func:`segbench.bench.latency.measure_latency`: warm-up, then calls until the 95% interval of the
-    median is within ``rel_ci`` or ``budget_s`` runs out), and achieved GFLOP/s beside the device's
-    fp32 peak. If any step fails (e.g. ``RuntimeError``, CUDA out of memory, a backend that is not
-    installed), the error is recorded in ``error``; the keys not measured stay None, so a sweep can go
-    on. For isolation between models use :func:`sweep` (one subprocess per case).
+    Order: size (on the model as given), then the model is moved to ``device`` (in place), FLOPs and bytes at
+    batch 1 (:func:`segbench.bench.roofline.forward_cost`, of the PyTorch model: a backend runs the same
+    multiply-adds), the backend's predictor (:func:`prepare_backend`), peak memory of one forward at ``batch``,
+    latency at ``batch`` (:func:`segbench.bench.latency.measure_latency`: warm-up, then calls until the 95% interval
+    of the median is within ``rel_ci`` or ``budget_s`` runs out), and achieved GFLOP/s beside the device's peak.
+    If any step fails (e.g. ``RuntimeError``, CUDA out of memory, a backend that is not installed), the error is
+    recorded in ``error``; the keys not measured stay None, so a sweep goes on (isolated: :func:`sweep`).
 
     Args:
         model: Module whose forward takes one ``(N, C, H, W)`` tensor and returns logits.

@@ -1,7 +1,8 @@
 """The result row of a benchmark, defined once: every column with its unit and meaning.
 
 :data:`MEASURED` are the columns :func:`segbench.bench.runner.benchmark_model` always returns (None where a
-step failed or does not apply); :data:`OPTIONAL` appear only when they apply; :data:`CASE_RUN` are added by
+step failed or does not apply); :data:`OPTIONAL` appear only when they apply; :data:`ROOFLINE` where a
+hardware profile is at hand (:func:`segbench.bench.roofline.add_roofline`); :data:`CASE_RUN` are added by
 :func:`segbench.bench.runner.run_case` and :func:`segbench.bench.isolate.run_isolated`. Column lists
 elsewhere (the CSV of a report, the plain-text table) are derived from :data:`FIELDS`.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "CASE_RUN", "COMPARE", "FIELDS", "MEASURED", "OPTIONAL", "RESULT_KEYS", "Field", "columns", "describe", "empty_row",
+    "CASE_RUN", "COMPARE", "FIELDS", "MEASURED", "OPTIONAL", "RESULT_KEYS", "ROOFLINE", "Field", "columns", "describe",
+    "empty_row",
 ]  # fmt: skip
 
 
@@ -39,6 +41,12 @@ MEASURED = (
     Field("size_mb_fp16", "MB (10**6 bytes)", "safetensors size of the fp16 weights"),
     Field("gflops", "GFLOP per image", "FLOPs at input_size, batch 1 (1 multiply-add = 2 FLOPs)"),
     Field("gmacs", "GMAC per image", "multiply-adds at input_size, batch 1"),
+    Field("bytes_weights_mb", "MB (10**6 bytes)", "weights read once per forward: parameters and floating buffers at "
+          "the width of roofline_precision (segbench.bench.roofline)"),
+    Field("bytes_activations_mb", "MB per image", "each leaf module's input and output at batch 1, at that width"),
+    Field("bytes_per_forward_mb", "MB per batch", "bytes_weights_mb + batch x bytes_activations_mb (no cache reuse)"),
+    Field("arithmetic_intensity_flop_per_byte", "FLOP/byte", "gflops x batch / bytes_per_forward_mb of one call"),
+    Field("roofline_precision", "", "precision whose width the bytes and whose peak the roofline use"),
     Field("latency_ms_p50", "ms per batch", "median latency of one call"),
     Field("latency_ms_p90", "ms per batch", "90th percentile latency"),
     Field("latency_ms_mean", "ms per batch", "mean latency"),
@@ -74,6 +82,18 @@ OPTIONAL = (
     Field("probe_fraction", "fraction", "achieved_gflop_s / probe_gflop_s"),
     Field("peak_probe", "", "the probe: theoretical and measured peak per precision, cache file, busy_pct"),
 )
+ROOFLINE = (
+    Field("roofline_peak_gflop_s", "GFLOP/s", "compute ceiling: theoretical peak of roofline_precision (profile)"),
+    Field("roofline_bandwidth_gb_s", "GB/s (10**9 bytes)", "memory ceiling's slope: the profile's STREAM triad"),
+    Field("roofline_bound_gflop_s", "GFLOP/s", "min(roofline_peak_gflop_s, intensity x roofline_bandwidth_gb_s)"),
+    Field("roofline_bound_ms", "ms per batch", "the call's FLOPs at roofline_bound_gflop_s"),
+    Field("roofline_ceiling", "", '"compute" or "memory": which ceiling binds'),
+    Field("roofline_fraction", "fraction", "achieved_gflop_s / roofline_bound_gflop_s"),
+    Field("roofline_gemm_bound_gflop_s", "GFLOP/s", "the bound with the measured GEMM rate as compute ceiling"),
+    Field("roofline_gemm_fraction", "fraction", "achieved_gflop_s / roofline_gemm_bound_gflop_s"),
+    Field("roofline_error", "", "why the roofline columns are None (no profile, peak, bandwidth or byte count)"),
+)
+"""Columns :func:`segbench.bench.roofline.add_roofline` adds where the machine's profile is at hand."""
 CASE_RUN = (
     Field("model", "", "model name"),
     Field("weights", "", "weights tag or file"),
@@ -126,7 +146,7 @@ COMPARE = (
 )
 """Columns :func:`segbench.compare.compare` adds to a benchmark row: accuracy and agreement."""
 
-FIELDS = MEASURED + OPTIONAL + CASE_RUN + COMPARE
+FIELDS = MEASURED + OPTIONAL + ROOFLINE + CASE_RUN + COMPARE
 """Every column a result row can hold, in order."""
 
 RESULT_KEYS = tuple(f.name for f in MEASURED)

@@ -80,6 +80,7 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
 
 def run(args) -> int:
     from segbench.bench.hardware import hardware_profile
+    from segbench.bench.roofline import add_roofline
     from segbench.bench.sweep import sweep
     from segbench.bench.table import format_probe, format_table, parse_sizes
     from segbench.engine.device import check_device
@@ -99,6 +100,7 @@ def run(args) -> int:
     profile = None if args.no_probe else hardware_profile(device, args.threads, refresh=args.refresh_probe)
 
     def on_row(row, i, total):
+        add_roofline(row, profile)  # min(peak, intensity x bandwidth) from the machine's profile
         if profile is not None and isinstance(row.get("env"), dict):
             row["env"]["hardware"] = profile  # the machine's profile (segbench hardware --json)
         if out_file is not None:  # partial results survive an interrupted sweep
