@@ -29,7 +29,8 @@ overhead, uncounted element-wise work, layouts, threads idling).
 The ceilings (:func:`add_roofline`) come from the machine's profile (:func:`segbench.bench.hardware.hardware_profile`,
 ``segbench hardware --json``): the theoretical peak of the row's precision (``theoretical_gflop_s``, cores x
 clock x FLOPs per cycle; on CUDA the data sheet) for ``roofline_bound_gflop_s`` and ``roofline_fraction``,
-the measured GEMM rate of that precision for ``roofline_gemm_bound_gflop_s`` and ``roofline_gemm_fraction``,
+the measured GEMM rate of that precision (``roofline_gemm_gflop_s``) for ``roofline_gemm_bound_gflop_s`` and
+``roofline_gemm_fraction``,
 and the measured STREAM triad bandwidth for the memory ceiling in both.
 """
 
@@ -209,7 +210,7 @@ def add_roofline(row: dict, profile: dict | None) -> None:
     precision = row.get("roofline_precision") or "fp32"
     peak, gemm, bandwidth, reason = _ceilings(profile, precision)
     row.update(dict.fromkeys(ROW_KEYS), roofline_precision=precision, roofline_peak_gflop_s=peak,
-               roofline_bandwidth_gb_s=bandwidth)  # fmt: skip
+               roofline_gemm_gflop_s=gemm, roofline_bandwidth_gb_s=bandwidth)  # fmt: skip
     intensity, gflops = row.get("arithmetic_intensity_flop_per_byte"), row.get("gflops")
     if row.get("error"):
         reason = "the case failed"

@@ -89,6 +89,7 @@ ROOFLINE = (
     Field("roofline_bound_ms", "ms per batch", "the call's FLOPs at roofline_bound_gflop_s"),
     Field("roofline_ceiling", "", '"compute" or "memory": which ceiling binds'),
     Field("roofline_fraction", "fraction", "achieved_gflop_s / roofline_bound_gflop_s"),
+    Field("roofline_gemm_gflop_s", "GFLOP/s", "the profile's measured GEMM rate in roofline_precision"),
     Field("roofline_gemm_bound_gflop_s", "GFLOP/s", "the bound with the measured GEMM rate as compute ceiling"),
     Field("roofline_gemm_fraction", "fraction", "achieved_gflop_s / roofline_gemm_bound_gflop_s"),
     Field("roofline_error", "", "why the roofline columns are None (no profile, peak, bandwidth or byte count)"),

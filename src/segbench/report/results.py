@@ -31,7 +31,9 @@ CSV_COLUMNS = columns(
     "mean_accuracy", "boundary_miou", "ece", "corruption_miou", "corruption_relative", "agreement_miou",
     "pixel_agreement",
     "params_m", "size_mb", "size_mb_fp16", "gflops", "gmacs", "latency_ms_p50", "latency_ms_p90",
-    "latency_ms_std", "throughput_img_s", "achieved_gflop_s", "peak_fraction", "memory_mib", "memory_reserved_mib",
+    "latency_ms_std", "throughput_img_s", "achieved_gflop_s", "peak_fraction",
+    "bytes_per_forward_mb", "arithmetic_intensity_flop_per_byte", "roofline_bound_ms", "roofline_ceiling",
+    "roofline_fraction", "memory_mib", "memory_reserved_mib",
     "memory_kind", "peak_rss_mib_total", "cpu_busy_before_pct", "num_images", "error",
 )  # fmt: skip
 """Scalar columns of ``results.csv``, in order; ``iou_<class>`` columns follow."""

@@ -10,6 +10,9 @@ a few example predictions, and the run's settings and environment, and writes in
 ``pareto.png``
     mIoU (%) against median latency (ms), with the Pareto front (faster and more accurate) as a
     step line. Not written when no model has an mIoU (unlabelled images) or a latency.
+``roofline.svg``
+    Achieved GFLOP/s against arithmetic intensity (FLOP/byte), log-log, under the memory and compute
+    ceilings (:mod:`segbench.report.roofline`); inline in report.html. Not written when no row has both.
 ``bars.png``
     Median latency (ms), weights size (MB) and peak memory (MiB), one bar per model.
 ``grid.png``
@@ -42,6 +45,7 @@ from segbench.report.grid import grid_png
 from segbench.report.masks import MaskStore
 from segbench.report.render import render_html, render_md
 from segbench.report.results import ACC_KEYS, class_list, normalise_row, results_csv, results_json
+from segbench.report.roofline import roofline_note, roofline_svg
 from segbench.report.svgplot import pareto_svg
 from segbench.report.values import num
 
@@ -49,6 +53,7 @@ FILE_NAMES = {
     "results_json": "results.json",
     "results_csv": "results.csv",
     "pareto_png": "pareto.png",
+    "roofline_svg": "roofline.svg",
     "bars_png": "bars.png",
     "grid_png": "grid.png",
     "report_md": "report.md",
@@ -83,10 +88,12 @@ def _label_rows(rows: list[dict]) -> None:
 
 def _draw_figures(rows: list[dict], classes: list[str], names_given: bool, palette, grid: list[dict] | None,
                   settings: dict) -> tuple[dict[str, tuple[bytes | None, str]], list[str]]:
-    """Figure key -> (PNG bytes or None, note), and the labels on the Pareto front."""
+    """Figure key -> (PNG or SVG bytes, or None; note), and the labels on the Pareto front."""
     colours = model_colours([r["_label"] for r in rows])
     pareto, pareto_note, front = pareto_png(rows, colours, settings)
-    figures = {"pareto_png": (pareto, pareto_note), "bars_png": bars_png(rows, colours)}
+    roofline = roofline_svg(rows, colours)
+    figures = {"pareto_png": (pareto, pareto_note), "bars_png": bars_png(rows, colours),
+               "roofline_svg": (roofline.encode("utf-8") if roofline else None, roofline_note(rows))}
     if grid:
         figures["grid_png"] = grid_png(list(grid), [r["_name"] for r in rows], classes, names_given, palette)
     else:
@@ -174,7 +181,7 @@ def write_report(
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
-        ``report_html``, and ``pareto_png``, ``bars_png``, ``grid_png`` when drawn.
+        ``report_html``, and ``pareto_png``, ``roofline_svg``, ``bars_png``, ``grid_png`` when drawn.
 
     Raises:
         OSError: If the folder cannot be created or written.
@@ -215,7 +222,8 @@ def write_report(
     blocks = build_blocks(title=title, rows=rows_n, classes=classes, has_acc=has_acc, env=env, settings=settings,
                           skipped=skipped_n, figures=shown, front=front, generated=generated,
                           pareto_html=pareto_svg(rows_n, colours) if interactive else None, browser=browser,
-                          comparisons=results.get("comparisons"))  # fmt: skip
+                          comparisons=results.get("comparisons"),
+                          roofline_html=(figures["roofline_svg"][0] or b"").decode("utf-8") or None)  # fmt: skip
     blocks = _with_analysis(blocks, analysis_blocks(rows_n, analysis, {k: v[0] for k, v in shown.items()}))
     written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: data for k, (data, _) in figures.items() if data is not None}

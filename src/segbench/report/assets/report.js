@@ -74,7 +74,7 @@
     wrap.parentNode.insertBefore(box, wrap);
   }
 
-  /* ---------- Pareto plot: tooltips and backend toggles */
+  /* ---------- Pareto and roofline plots: tooltips and backend toggles */
   function initPlot(plot) {
     var tip = plot.querySelector(".tip"), pts = plot.querySelectorAll(".pt");
     function show(pt) {
@@ -129,8 +129,10 @@
     var perImage = document.getElementById("sb-per-image");
     if (perImage) initDelta(perImage);
     document.querySelectorAll("main table").forEach(makeSortable);
-    var plot = document.getElementById("sb-pareto");
-    if (plot) initPlot(plot);
+    ["sb-pareto", "sb-roofline"].forEach(function (id) {
+      var plot = document.getElementById(id);
+      if (plot) initPlot(plot);
+    });
     var root = document.getElementById("sb-browser");
     if (root && window.sbBrowser) window.sbBrowser(root, JSON.parse(document.getElementById("sb-data").textContent));
   });
