@@ -355,6 +355,28 @@ def test_first_screen_answers(browser, report_dir):
     assert d.execute_script("return document.documentElement.scrollWidth") <= 390
 
 
+def test_roofline_plot_has_one_point_per_row(browser, report_dir):
+    """The roofline plot comes after the Pareto plot and before the image browser, draws its ceilings and one
+    point per row of results.json (each with the row's roofline columns), and hovering a point shows its figures."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    rows = json.loads((report_dir / "results.json").read_text())["rows"]
+    assert rows and all(r["roofline_ceiling"] in ("compute", "memory") and r["roofline_bound_ms"] > 0 for r in rows)
+    d = browser
+    _open(d, report_dir / "report.html")
+    points = d.find_elements("css selector", "#sb-roofline svg circle.pt")
+    assert len(points) == len(rows)
+    titles = sorted(p.find_element("tag name", "title").get_attribute("textContent") for p in points)
+    assert titles == sorted(r["model"] for r in rows)  # one backend: each point is labelled with its model
+    assert len(d.find_elements("css selector", "#sb-roofline path.roof")) >= 1  # at least the theoretical roof
+    assert _top(d, "#sb-pareto") < _top(d, "#sb-roofline") < _top(d, "#sb-browser")
+    d.execute_script("document.getElementById('sb-roofline').scrollIntoView()")
+    ActionChains(d).move_to_element(points[0]).perform()
+    tip = d.find_element("css selector", "#sb-roofline .tip")
+    assert tip.is_displayed() and "FLOP/byte" in tip.text and "bound" in tip.text
+    _assert_clean(d)
+
+
 def test_pictures_loaded_from_the_folder_past_the_limit(browser, tmp_path, monkeypatch):
     import segbench.report.browser as browser_module
 

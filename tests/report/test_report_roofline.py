@@ -36,7 +36,7 @@ def _numbers(d: str) -> list[tuple[float, float]]:
 
 def test_points_sit_on_the_roof_they_reach():
     rows = [{**r, "_label": f"{r['model']} ({r['backend']})"} for r in ROWS]
-    svg = ET.fromstring(roofline_svg(rows, {r["_label"]: (0.1, 0.2, 0.3, 1.0) for r in rows}))
+    svg = ET.fromstring(roofline_svg(rows, {r["_label"]: (0.1, 0.2, 0.3, 1.0) for r in rows}, standalone=True))
     circles = svg.findall("s:circle", NS)
     assert len(circles) == 3 and [c.find("s:title", NS).text for c in circles] == [r["_label"] for r in rows]
     roofs = svg.findall("s:path[@class='roof']", NS)
@@ -65,7 +65,7 @@ def test_report_draws_the_roofline_after_the_pareto_plot(tmp_path):
     plot = re.search(r'<div class="plot" id="sb-roofline">(.*?)<div class="tip" hidden></div></div>', page, re.S)
     assert plot and plot.group(1).count("<circle") == len(ROWS)
     assert page.index('id="sb-pareto"') < page.index('id="sb-roofline"') < page.index("<h2>Speed, size and memory")
-    assert "data:image/png;base64" not in plot.group(0)
+    assert "data:image/png;base64" not in plot.group(0) and not re.search(r"https?://", page)
     md = files["report_md"].read_text()
     assert "## Roofline" in md and "](roofline.svg)" in md and "<svg" not in md
     assert md.index("](pareto.png)") < md.index("](roofline.svg)")

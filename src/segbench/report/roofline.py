@@ -63,14 +63,16 @@ def _tip(r: dict) -> str:
     return "\n".join(lines)
 
 
-def roofline_svg(rows: list[dict], colours: dict) -> str | None:
-    """The plot as a standalone ``<svg>`` (``id="sb-roofline-svg"``); None when no row has an intensity and an
+def roofline_svg(rows: list[dict], colours: dict, standalone: bool = False) -> str | None:
+    """The plot as an ``<svg>`` element (``id="sb-roofline-svg"``); None when no row has an intensity and an
     achieved rate (FLOPs not counted, or every case failed).
 
     Args:
         rows: Result rows with ``_label``, ``arithmetic_intensity_flop_per_byte``, ``achieved_gflop_s`` and the
             ``roofline_*`` columns of :func:`segbench.bench.roofline.add_roofline`.
         colours: ``_label`` -> matplotlib RGBA, as the other figures.
+        standalone: With the SVG namespace, for the file ``roofline.svg`` (inline HTML needs none, and the page
+            names no outside address).
     """
     pts = roofline_points(rows)
     if not pts:
@@ -90,7 +92,8 @@ def roofline_svg(rows: list[dict], colours: dict) -> str | None:
     def py(y):
         return H - BOTTOM - (math.log10(y) - ly0) / (ly1 - ly0) * (H - TOP - BOTTOM)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="sb-roofline-svg" viewBox="0 0 {W} {H}" font-size="12" '
+    xmlns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
+    out = [f'<svg{xmlns} id="sb-roofline-svg" viewBox="0 0 {W} {H}" font-size="12" '
            'font-family="sans-serif" role="img" aria-label="roofline: achieved GFLOP/s against FLOP per byte, '
            'log-log, with the memory and compute ceilings">']  # fmt: skip
     for t in _log_ticks(x0, x1):

@@ -91,7 +91,7 @@ def _draw_figures(rows: list[dict], classes: list[str], names_given: bool, palet
     """Figure key -> (PNG or SVG bytes, or None; note), and the labels on the Pareto front."""
     colours = model_colours([r["_label"] for r in rows])
     pareto, pareto_note, front = pareto_png(rows, colours, settings)
-    roofline = roofline_svg(rows, colours)
+    roofline = roofline_svg(rows, colours, standalone=True)
     figures = {"pareto_png": (pareto, pareto_note), "bars_png": bars_png(rows, colours),
                "roofline_svg": (roofline.encode("utf-8") if roofline else None, roofline_note(rows))}
     if grid:
@@ -223,7 +223,7 @@ def write_report(
                           skipped=skipped_n, figures=shown, front=front, generated=generated,
                           pareto_html=pareto_svg(rows_n, colours) if interactive else None, browser=browser,
                           comparisons=results.get("comparisons"),
-                          roofline_html=(figures["roofline_svg"][0] or b"").decode("utf-8") or None)  # fmt: skip
+                          roofline_html=roofline_svg(rows_n, colours))  # fmt: skip
     blocks = _with_analysis(blocks, analysis_blocks(rows_n, analysis, {k: v[0] for k, v in shown.items()}))
     written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: data for k, (data, _) in figures.items() if data is not None}
