@@ -284,6 +284,10 @@ def test_benchmark_writes_json(cli, tmp_path):
     assert row["e2e_ms_p50"] > 0 and row["e2e_images"] >= 8  # end to end on the shipped sample
     assert row["train_batch"] == 2 and row["train_memory_mib"] >= 0 and row["peak_rss_mib"] > 0
     assert row["env"]["cudnn_benchmark"] is False
+    bw = row["env"]["hardware"]["memory_bandwidth"]["triad_gb_s"]  # the roofline against the row's own profile
+    assert row["roofline_bound_gflop_s"] == pytest.approx(
+        min(row["roofline_peak_gflop_s"], row["arithmetic_intensity_flop_per_byte"] * bw))
+    assert row["roofline_fraction"] == pytest.approx(row["achieved_gflop_s"] / row["roofline_bound_gflop_s"])
     assert "fast_scnn" in out and "p50 ms" in out and "95% interval of the median" in out
     assert_user_error(cli(*args), "benchmark.json", "--overwrite")
 
