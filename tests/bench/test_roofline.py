@@ -106,3 +106,13 @@ def test_bytes_counted_on_the_models_device_and_dtype():
     model = nn.Conv2d(3, 4, 1).to(torch.float64)  # a float64 model runs with a float64 input
     out = count_cost(model, (1, 3, 8, 8), "fp16")
     assert out["bytes_weights_mb"] == pytest.approx((12 + 4) * 2 / 1e6)
+
+
+def test_a_torchscript_module_gets_its_flops_and_no_byte_count():
+    scripted = torch.jit.script(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()))
+    out = forward_cost(scripted, (2, 3, 16, 16), "eager", "cpu")
+    assert out["gflops"] == pytest.approx(2 * 8 * 16 * 16 * 27 / 1e9)  # FLOPs still counted
+    assert out["bytes_per_forward_mb"] is None and out["arithmetic_intensity_flop_per_byte"] is None
+    row = {**out, "batch": 2, "error": None, "achieved_gflop_s": 1.0}
+    add_roofline(row, {"precisions": {"fp32": {"theoretical_gflop_s": 10.0}}, "memory_bandwidth": {"triad_gb_s": 1.0}})
+    assert row["roofline_bound_ms"] is None and "TorchScript" in row["roofline_error"]

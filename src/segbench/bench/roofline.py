@@ -89,7 +89,7 @@ def count_cost(model: nn.Module, input_shape: tuple[int, int, int, int], precisi
     Returns:
         ``{"gflops", "gmacs", "bytes_weights_mb", "bytes_activations_mb", "bytes_per_forward_mb",
         "arithmetic_intensity_flop_per_byte"}`` for the whole batch (MB = 10**6 bytes; the intensity is
-        FLOPs / bytes of that forward).
+        FLOPs / bytes of that forward); the byte counts None for a TorchScript module (it takes no hooks).
 
     Raises:
         ValueError: ``input_shape`` without 4 positive entries, or an unknown ``precision``.
@@ -111,8 +111,15 @@ def count_cost(model: nn.Module, input_shape: tuple[int, int, int, int], precisi
     def hook(module, inputs, output):
         moved[0] += sum(t.numel() for t in _tensors(inputs) + _tensors(output))
 
-    leaves = [m for m in model.modules() if next(iter(m.children()), None) is None]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    handles = []
+    try:
+        for m in model.modules():
+            if next(iter(m.children()), None) is None:
+                handles.append(m.register_forward_hook(hook))
+    except RuntimeError:  # a TorchScript module takes no hooks: its FLOPs are counted, its bytes are not
+        for h in handles:
+            h.remove()
+        handles, moved = [], None
     was_training = model.training
     model.eval()
     try:
@@ -124,6 +131,9 @@ def count_cost(model: nn.Module, input_shape: tuple[int, int, int, int], precisi
         for h in handles:
             h.remove()
         model.train(was_training)
+    if moved is None:
+        return {"gflops": flops / 1e9, "gmacs": flops / 2 / 1e9, "bytes_weights_mb": None,
+                "bytes_activations_mb": None, "bytes_per_forward_mb": None, "arithmetic_intensity_flop_per_byte": None}
     weights, activations = _weight_elements(model) * width, moved[0] * width
     total = weights + activations
     return {"gflops": flops / 1e9, "gmacs": flops / 2 / 1e9, "bytes_weights_mb": weights / 1e6,
@@ -150,9 +160,12 @@ def forward_cost(model: nn.Module, shape: tuple[int, int, int, int], backend: st
         precision = "fp32"
     precision = precision if precision in BYTES_PER_ELEMENT else "fp32"
     out = count_cost(model, (1, *shape[1:]), precision)
+    out["roofline_precision"] = precision
+    if out["bytes_weights_mb"] is None:
+        return out
     batch = int(shape[0])
     total = out["bytes_weights_mb"] + batch * out["bytes_activations_mb"]
-    out.update(bytes_per_forward_mb=total, roofline_precision=precision,
+    out.update(bytes_per_forward_mb=total,
                arithmetic_intensity_flop_per_byte=batch * out["gflops"] * 1e3 / total if total else None)  # fmt: skip
     return out
 
@@ -215,7 +228,8 @@ def add_roofline(row: dict, profile: dict | None) -> None:
     if row.get("error"):
         reason = "the case failed"
     elif not intensity or gflops is None:
-        reason = "no FLOP and byte count (FlopCounterMode sees PyTorch operators only)"
+        reason = ("no FLOP and byte count (FlopCounterMode sees PyTorch operators only; a TorchScript module "
+                  "takes no hooks to count bytes)")
     if reason:
         row["roofline_error"] = reason
         return
