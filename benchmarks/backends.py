@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from segbench.bench.backends import BACKENDS
+from segbench.bench.select import native_candidates
 
 MODELS = ("lraspp_mobilenet_v3_large.camvid", "deeplabv3_mobilenet_v3_large", "fcn_resnet50")
 
@@ -170,7 +171,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--camvid", required=True, help="CamVid folder (SegNet layout)")
     p.add_argument("--models", nargs="+", default=list(MODELS))
-    p.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    p.add_argument("--backends", nargs="+", default=[b for b in native_candidates()[0] if b in BACKENDS],
+                   help="default: the backends segbench prepares itself whose precision this CPU computes natively")
     p.add_argument("--size", nargs=2, type=int, default=[520, 520], metavar=("H", "W"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--images", type=int, default=20, help="val images for the agreement of random-weight models")

@@ -19,6 +19,8 @@ segbench benchmark $(segbench models | awk 'NR>1 && $2 ~ /^[0-9.]+$/ {print $1}'
 /usr/bin/time -v segbench compare --output "$OUT/compare_default" --overwrite --quiet 2> "$OUT/compare_default.time"
 # Repeatability: the same benchmark three times (each case in a fresh subprocess); prints the spread of the medians.
 python benchmarks/repeatability.py --runs 3 --out "$OUT/repeatability" -- fast_scnn --size 360x480 --threads 1
-# Issue 18's goals table (520 x 520, batch 1, 2 threads; every backend vs torchvision eager; %peak per precision;
-# mIoU deltas; per-op profiles), Markdown for RESULTS.md. The peak probe is measured again at its start.
-python benchmarks/amx_goals.py --output "$OUT/amx_goals.md"
+# Issue 26's side-by-side table (520 x 520, batch 1, all cores: torchvision eager, torch.compile, ONNX Runtime,
+# OpenVINO LATENCY, NNCF int8 and segbench's best; the goals), written as this CPU kind's section of a copy of
+# RESULTS.md (replacing that kind's section, keeping the others).
+cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
+python benchmarks/machine_goals.py --out "$OUT/RESULTS.md"

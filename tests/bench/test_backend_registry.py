@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from segbench.bench import backends, select
+from segbench.bench import backends, select, units
 from segbench.bench.backends import (
     EXPORTER_MODULES,
     PRECISIONS,
@@ -52,7 +52,9 @@ def test_the_facts_of_the_shipped_backends():
     assert backends.ALL_BACKENDS == backends.BACKENDS + backends.NATIVE_BACKENDS == backend_names()
     assert {b.name for b in registered() if "cuda" not in b.devices} == {
         "onnxruntime_int8", "openvino", "openvino_bf16", "openvino_int8", "compile_int8", "openvino_nncf_int8"}
-    assert backend_names(requires_native=True) == backend_names(precision="bf16")
+    zen3 = {"avx", "avx2", "fma"}  # no bf16 unit, no int8 dot-product unit: only the fp32 backends are native
+    assert [b.name for b in registered() if not b.native("cpu", zen3)] == [
+        b.name for b in registered() if b.precision != "fp32"]
     assert get_backend("openvino_nncf_int8").modules == ("openvino", "nncf")
 
 
@@ -79,11 +81,11 @@ def test_native_precision_checks_read_the_cpu_flags(monkeypatch):
     assert backends.cpu_supports_int8("flags\t: fpu avx512f avx512_vnni\n")
     assert backends.cpu_supports_int8("flags\t: fpu amx_tile amx_int8\n")
     assert not backends.cpu_supports_int8("flags\t: fpu avx2 avx512f\n")
-    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(units, "machine_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni"})  # Ice Lake
     assert not get_backend("bf16").native("cpu") and get_backend("bf16").native("cuda")
-    assert get_backend("eager").native("cpu")
+    assert get_backend("eager").native("cpu") and get_backend("compile_int8").native("cpu")
     assert not {"bf16", "openvino_bf16", "compile_bf16"} & set(select.candidates("cpu"))
-    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(units, "machine_flags", lambda: {"avx2", "fma", "avx512f", "avx512_bf16"})
     assert get_backend("bf16").native("cpu") and "bf16" in select.candidates("cpu")
 
 
@@ -134,7 +136,9 @@ def test_adding_a_backend_is_one_entry(added, net, capsys):
     predictor = prepare(net, added.name, torch.randn(1, 3, 8, 8), calibration=[torch.randn(1, 3, 8, 8)])
     assert predictor.backend == added.name and predictor.notes == "test entry, 1 calib"
     assert backend_precision(added.name) == "int8" and added.name in backend_names(needs_calibration=True)
-    assert added.name in select.candidates("cpu") and added.name not in select.candidates("cuda")
+    vnni = {"avx2", "fma", "avx512f", "avx512_vnni"}  # an int8 entry is a candidate where int8 is native
+    assert added.name in select.candidates("cpu", vnni) and added.name not in select.candidates("cuda")
+    assert added.name not in select.candidates("cpu", {"avx2", "fma"})
     assert _help_names("evaluate", capsys)[-1] == added.name
     from segbench.cli.common import check_backend_args
 

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from segbench.bench import backends
+from segbench.bench import backends, builders, units
 from segbench.bench.backends import BACKENDS, BackendUnavailable, Predictor, prepare
 from segbench.errors import UserError
 from segbench.models import build_model
@@ -110,11 +110,13 @@ def test_bf16_close_to_eager_and_returns_fp32(net, example, other):
         assert (out - ref).abs().max() <= 0.05 * (ref.max() - ref.min())
 
 
-@pytest.mark.parametrize("backend", ["bf16", "openvino_bf16"])
-def test_bf16_unavailable_names_the_cpu_flags(net, example, monkeypatch, backend):
-    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
-    with pytest.raises(BackendUnavailable, match="avx512_bf16 or amx_bf16"):
-        prepare(net, backend, example)
+def test_bf16_named_on_a_cpu_without_it_runs_and_says_it_is_emulated(net, example, monkeypatch):
+    monkeypatch.setattr(units, "machine_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni"})  # Ice Lake
+    predictor = prepare(net, "bf16", example)
+    assert predictor.notes.endswith("; bf16: emulated on this CPU (no amx_bf16/avx512_bf16)")
+    assert predictor(example).shape == _eager(net, example).shape
+    monkeypatch.setattr(units, "machine_flags", lambda: {"avx2", "fma", "avx512f", "avx512_bf16"})
+    assert "emulated" not in prepare(net, "bf16", example).notes
 
 
 def test_cpu_bf16_detection_reads_the_flags():
@@ -163,11 +165,11 @@ def test_export_cache_follows_the_weights(net):
     import copy
 
     other = copy.deepcopy(net)
-    before = backends._fingerprint(other)
-    assert backends._fingerprint(other) == before
+    before = builders._fingerprint(other)
+    assert builders._fingerprint(other) == before
     with torch.no_grad():
         next(other.parameters()).add_(1.0)  # an in-place change of the weights: the cached export is stale
-    assert backends._fingerprint(other) != before
+    assert builders._fingerprint(other) != before
 
 
 def test_onnxruntime_int8_agrees_with_eager(net, example, ort_predictor):

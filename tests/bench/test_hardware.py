@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from segbench.bench import hardware
+from segbench.bench import gemm, hardware
 from segbench.bench.hardware import cpu_profile_static, gemm_rate, hardware_profile, hardware_summary, parse_cpuinfo
 
 BASE = "fpu vme de pse tsc msr pae sse sse2 ssse3 sse4_1 sse4_2 avx f16c"
@@ -74,8 +74,8 @@ def test_one_thread_counts_one_core():
 
 def _fake_gemm(monkeypatch):
     """GEMMs that 'take' n^3 / 1e9 s: 2 GFLOP/s at every size, with no real work."""
-    monkeypatch.setattr(hardware, "_gemm", lambda precision, n, device: (n, "fake"))
-    monkeypatch.setattr(hardware, "_time_once", lambda n, device: n**3 / 1e9)
+    monkeypatch.setattr(gemm, "_gemm", lambda precision, n, device: (n, "fake"))
+    monkeypatch.setattr(gemm, "_time_once", lambda n, device: n**3 / 1e9)
 
 
 def test_probe_grows_until_a_product_takes_its_time_target(monkeypatch):

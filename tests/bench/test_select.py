@@ -42,7 +42,7 @@ def test_eager_is_chosen_when_nothing_faster_is_close_enough_and_needed_as_refer
 
 
 def test_best_expands_to_the_available_backends_eager_first(monkeypatch):
-    monkeypatch.setattr(select, "candidates", lambda device="cpu": ["eager", "channels_last", "onnxruntime"])
+    monkeypatch.setattr(select, "candidates", lambda device="cpu", flags=None: ["eager", "channels_last", "onnxruntime"])
     assert expand_backends(["best"]) == ["eager", "channels_last", "onnxruntime"]
     assert expand_backends(["onnxruntime", "best"]) == ["eager", "onnxruntime", "channels_last"]
     assert expand_backends(["channels_last", "eager"]) == ["channels_last", "eager"]
@@ -52,7 +52,7 @@ def test_best_expands_to_the_available_backends_eager_first(monkeypatch):
 
 
 def test_compare_best_reports_what_to_deploy(fast_scnn_ckpt, camvid_root, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(select, "candidates", lambda device="cpu": ["eager", "channels_last"])
+    monkeypatch.setattr(select, "candidates", lambda device="cpu", flags=None: ["eager", "channels_last"])
     out = tmp_path / "report"
     code = main(["compare", str(fast_scnn_ckpt), "--data", str(camvid_root), "--output", str(out), "--quiet",
                  "--min-time", "0.05", "--backend", "best", "--in-process"])  # fmt: skip

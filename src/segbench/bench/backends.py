@@ -5,8 +5,9 @@ matrix products run in, its runtime and devices, the pip extra it needs, its qua
 calibration data, how its predictor is built); everything else (the CLI's choices and help, ``--backend best``,
 the peak a backend is read against, compare, benchmark workers) asks :func:`get_backend`, :func:`registered` or
 :func:`backend_names`, never a backend's spelling. Adding a backend is one :func:`register` call below (with its
-row in the table), and its test. The module imports no torch at import time (the CLI builds its help from it); the builders import
-what they run.
+row in the table), and its test. The module imports no torch at import time (the CLI builds its help from it);
+the builders (:mod:`segbench.bench.builders`) import what they run. Which precision this CPU computes natively
+is :mod:`segbench.bench.units`' table.
 
 ``prepare(model, backend, example)`` returns a :class:`Predictor`: call it with a float32 ``(N, 3, H, W)``
 input and it returns float32 logits ``(N, C, H, W)`` as a ``torch.Tensor`` on the predictor's device.
@@ -17,15 +18,15 @@ backend              what runs
 ==================== =========================================================================================
 ``eager``            the PyTorch module as given, fp32, under ``torch.inference_mode``
 ``channels_last``    a copy of the module with weights and input in NHWC memory format (``torch.channels_last``)
-``bf16``             ``torch.autocast`` to bfloat16, on a channels_last copy (CPU with AVX-512 BF16 or AMX, or
-                     a CUDA GPU with bf16); logits are returned as float32
+``bf16``             ``torch.autocast`` to bfloat16, on a channels_last copy (native on a CPU with AVX-512 BF16 or
+                     AMX, or a CUDA GPU with bf16); logits are returned as float32
 ``compile``          ``torch.compile(module)`` (default mode, Inductor); compiled on the example, the time
                      stated in ``notes``
 ``onnxruntime``      exported to ONNX (:func:`segbench.export.export_onnx`: dynamic N/H/W), run by ONNX Runtime
 ``onnxruntime_int8`` the ONNX model statically quantised to int8 (:func:`segbench.export.quantize_int8`: QDQ,
                      per-channel weights) with ranges calibrated on ``calibration``, run by ONNX Runtime on CPU
 ``openvino``         the ONNX model compiled by OpenVINO for its CPU plugin, fp32 inference precision
-``openvino_bf16``    the same with bf16 inference precision (CPU with AVX-512 BF16 or AMX)
+``openvino_bf16``    the same with bf16 inference precision (native on a CPU with AVX-512 BF16 or AMX)
 ``openvino_int8``    the int8 ONNX model of ``onnxruntime_int8`` (same quantisation and calibration), run by
                      OpenVINO's CPU plugin
 ``compile_bf16``,    the runtimes' own compilers and quantisers (:mod:`segbench.bench.native`): torch.compile with
@@ -38,23 +39,23 @@ compile put the module in eval mode on ``device``. CPU threads: the torch backen
 ONNX Runtime and OpenVINO take ``torch.get_num_threads()`` when the predictor is prepared.
 
 A backend that cannot run here raises :class:`BackendUnavailable` (a :class:`segbench.errors.UserError`,
-one line naming the pip extra or the missing hardware feature).
+one line naming the pip extra or the missing device). One whose precision this CPU only emulates
+(:data:`segbench.bench.units.UNITS`: bf16 without ``amx_bf16``/``avx512_bf16``, int8 without VNNI or AMX) runs
+when named, its ``notes`` ending with why it is not native; ``--backend best`` leaves it out.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
-import shutil
-import sys
-import tempfile
-import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from segbench.bench import units
+from segbench.bench.units import (computes_natively, cpu_supports_bf16, cpu_supports_int8, machine_flags,
+                                  not_native_reason)
+from segbench.bench.builders import compile_fp32, compile_native, exported, torch_eager
 from segbench.errors import BackendUnavailable, UserError, require
 
 __all__ = [
@@ -72,6 +73,8 @@ __all__ = [
     "cpu_supports_bf16",
     "cpu_supports_int8",
     "get_backend",
+    "machine_flags",
+    "not_native_reason",
     "prepare",
     "register",
     "registered",
@@ -82,9 +85,6 @@ PRECISIONS = ("fp32", "bf16", "int8")
 RUNTIMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 EXPORTER_MODULES = ("onnxscript",)
 """Modules the ONNX export of a PyTorch model needs (the backends whose runtime is not torch run an export)."""
-CPU_UNITS = {"bf16": ("AVX-512 BF16 or AMX", ("avx512_bf16", "amx_bf16")),
-             "int8": ("AVX-512 VNNI, AVX-VNNI or AMX", ("avx512_vnni", "avx_vnni", "amx_int8"))}  # fmt: skip
-"""Per precision: the CPU units that compute it natively and their ``/proc/cpuinfo`` flags."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,10 @@ class Backend:
         onnx_file_runtime: the runtime that runs a model given as an ONNX file under this backend's name (None: such
             a model cannot run with it).
         own_toolchain: it uses a runtime's own compiler or post-training quantiser (:mod:`segbench.bench.native`).
-        requires_native: refused on a CPU that does not compute ``precision`` natively (:meth:`native`).
+
+    A backend whose precision this CPU does not compute natively (:meth:`native`) still runs when it is named,
+    its notes saying so, but ``--backend best`` and the default backend lists leave it out
+    (:func:`segbench.bench.select.native_candidates`).
     """
 
     name: str
@@ -120,7 +123,6 @@ class Backend:
     quantiser: str | None = None
     onnx_file_runtime: str | None = None
     own_toolchain: bool = False
-    requires_native: bool = False
 
     @property
     def needs_calibration(self) -> bool:
@@ -137,9 +139,15 @@ class Backend:
         """Whether a PyTorch model is exported to ONNX to run it."""
         return self.runtime != "torch"
 
-    def native(self, device: str = "cpu") -> bool:
-        """Whether this machine computes :attr:`precision` natively on ``device`` (:func:`computes_natively`)."""
-        return computes_natively(self.precision, device)
+    def native(self, device: str = "cpu", flags=None) -> bool:
+        """Whether this machine (or a CPU with the cpuinfo ``flags``) computes :attr:`precision` natively on
+        ``device`` (:func:`segbench.bench.units.computes_natively`)."""
+        return units.computes_natively(self.precision, device, flags)
+
+    def not_native_reason(self, device: str = "cpu", flags=None) -> str | None:
+        """Why :attr:`precision` is not native here, one line (:func:`segbench.bench.units.not_native_reason`);
+        None where it is."""
+        return units.not_native_reason(self.precision, device, flags)
 
     def precision_on(self, device: str = "cpu") -> str:
         """The precision its matrix products run in on ``device``: :attr:`precision`, except ``tf32`` for an fp32
@@ -207,56 +215,6 @@ def check_backend(name: str) -> str:
     return get_backend(name).name
 
 
-def _cpu_flags(cpuinfo: str | None) -> set[str] | None:
-    """The ``flags`` of ``/proc/cpuinfo`` text (default: read it on Linux), None where there is none."""
-    if cpuinfo is None and sys.platform.startswith("linux"):
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = None
-    for line in (cpuinfo or "").splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return None
-
-
-def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16).
-
-    Args:
-        cpuinfo: text of ``/proc/cpuinfo`` (default: read it on Linux; elsewhere oneDNN is asked,
-            ``torch.ops.mkldnn._is_mkldnn_bf16_supported``).
-    """
-    flags = _cpu_flags(cpuinfo)
-    if flags is not None:
-        return bool(flags & set(CPU_UNITS["bf16"][1]))
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def cpu_supports_int8(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU has an int8 dot-product unit (AVX-512 VNNI, AVX-VNNI or AMX-INT8), from ``cpuinfo``
-    (default: ``/proc/cpuinfo``; False where there is none to read)."""
-    return bool((_cpu_flags(cpuinfo) or set()) & set(CPU_UNITS["int8"][1]))
-
-
-def computes_natively(precision: str, device: str = "cpu") -> bool:
-    """Whether this machine computes ``precision`` natively on ``device``: on CPU, bf16 needs
-    :func:`cpu_supports_bf16` and int8 :func:`cpu_supports_int8`; fp32 always; on CUDA every precision (the
-    bf16 backend asks ``torch.cuda.is_bf16_supported`` when it is prepared)."""
-    if str(device).split(":")[0] != "cpu":
-        return True
-    if precision == "bf16":
-        return cpu_supports_bf16()
-    if precision == "int8":
-        return cpu_supports_int8()
-    return True
-
-
 def calibration_for(backend: str, mean, std, folder: str | Path | None = None):
     """The calibration inputs ``backend`` needs: :func:`segbench.export.sample_calibration` of ``folder`` (None:
     the shipped CamVid sample) with the model's normalisation, ``(1, 3, H, W)`` float32 tensors; None for a
@@ -300,48 +258,6 @@ def _check_device(backend: Backend, device: str) -> str:
     return device
 
 
-def _check_compiler(backend: Backend, device: str) -> None:
-    if str(device).split(":")[0] == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-        raise BackendUnavailable(f"backend {backend.name} on CPU needs a C++ compiler (g++ or clang++) for Inductor")
-
-
-def _num_classes(model, example) -> int:
-    import torch
-
-    with torch.inference_mode():
-        return int(model(example[:1]).shape[1])
-
-
-# ONNX files exported in this process, by model: ONNX Runtime, its int8 variant and OpenVINO share one export
-# of the same weights (a compare of three ONNX backends exports once). The fingerprint (storage address and
-# in-place version counter of every tensor) changes when the weights do, so a modified model is re-exported.
-_EXPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _fingerprint(model) -> tuple:
-    return tuple((name, t.data_ptr(), t._version, tuple(t.shape)) for name, t in model.state_dict().items())
-
-
-def _export(model, example, onnx_file: str | Path | None):
-    """An ONNX file of ``model``: the given one, one exported earlier in this process from the same weights, or
-    a fresh export into a temporary folder. Returns ``(path, folder to keep alive or None, how)``."""
-    from segbench.export import export_onnx
-
-    if onnx_file is not None:
-        if not Path(onnx_file).is_file():
-            raise UserError(f"{onnx_file}: ONNX file not found")
-        return Path(onnx_file), None, "given ONNX file"
-    fingerprint = _fingerprint(model)
-    cached = _EXPORTS.get(model)
-    if cached is not None and cached[0] == fingerprint and cached[1].is_file():
-        return cached[1], cached[2], "exported earlier in this process from the same weights"
-    keep = tempfile.TemporaryDirectory(prefix="segbench-onnx-")
-    t0 = time.perf_counter()
-    path = export_onnx(model, Path(keep.name) / "model.onnx", example.detach().cpu())
-    _EXPORTS[model] = (fingerprint, path, keep)
-    return path, keep, f"exported in {time.perf_counter() - t0:.1f} s"
-
-
 # --------------------------------------------------------------------------- prepare
 
 
@@ -373,23 +289,23 @@ def prepare(
 
     Raises:
         UserError: unknown backend.
-        BackendUnavailable: missing package (the backend's :attr:`Backend.install_hint`), no CUDA, a CPU without
-            bf16 support, a CPU-only backend asked for on CUDA, or no C++ compiler for ``compile`` on CPU.
+        BackendUnavailable: missing package (the backend's :attr:`Backend.install_hint`), no CUDA, a CPU-only
+            backend asked for on CUDA, or no C++ compiler for ``compile`` on CPU.
         ExportError: the ONNX export or the int8 quantisation failed.
     """
     b = get_backend(backend)
     device = _check_device(b, device)
     for module in b.modules:
         require(module, b.extra, f"backend {b.name}")
-    if b.requires_native and not b.native(device):
-        what, flags = CPU_UNITS[b.precision]
-        raise BackendUnavailable(f"backend {b.name} on CPU needs {what} (cpuinfo flag {' or '.join(flags)}); "
-                                 "this CPU has neither")  # fmt: skip
-
     for_runtime = getattr(model, "for_runtime", None)  # a model that is a file (segbench.external.files.OnnxModule)
     if for_runtime is not None:
-        return _file_predictor(model, for_runtime, b, device)
-    return b.build(b, model, example, device, calibration, onnx_file)
+        predictor = _file_predictor(model, for_runtime, b, device)
+    else:
+        predictor = b.build(b, model, example, device, calibration, onnx_file)
+    reason = b.not_native_reason(device)
+    if reason:  # asked for by name: it runs, and says it is emulated
+        predictor.notes = f"{predictor.notes}; {reason}" if predictor.notes else reason
+    return predictor
 
 
 def _file_predictor(model, for_runtime, b: Backend, device: str):
@@ -404,109 +320,6 @@ def _file_predictor(model, for_runtime, b: Backend, device: str):
     return TorchPredictor(runner, b.name, device, runner.runs_as)
 
 
-# --------------------------------------------------------------------------- builders
-
-
-def _torch(b: Backend, model, example, device, calibration, onnx_file, *, notes: str, channels_last: bool = False,
-           autocast: bool = False):  # fmt: skip
-    """PyTorch eager: the model as given, or a channels_last copy; under bf16 autocast with ``autocast``."""
-    import torch
-
-    from segbench.bench.predictors import TorchPredictor
-
-    if channels_last:
-        net = copy.deepcopy(model).to(device).eval().to(memory_format=torch.channels_last)
-    else:
-        net = model.to(device).eval()
-    if autocast and torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise BackendUnavailable(f"backend {b.name}: {torch.cuda.get_device_name(device)} has no bf16 support")
-    return TorchPredictor(net, b.name, device, notes, channels_last=channels_last,
-                          autocast=torch.bfloat16 if autocast else None)  # fmt: skip
-
-
-def _compile(b: Backend, model, example, device, calibration, onnx_file):
-    """``torch.compile`` (default mode, Inductor), compiled on ``example``."""
-    import torch
-
-    from segbench.bench.predictors import TorchPredictor
-
-    net = model.to(device).eval()
-    _check_compiler(b, device)
-    predictor = TorchPredictor(torch.compile(net), b.name, device, "")
-    t0 = time.perf_counter()
-    predictor(example.to(device))
-    predictor.notes = (
-        f"torch.compile (default mode, Inductor), fp32; compiled in "
-        f"{time.perf_counter() - t0:.1f} s on input {list(example.shape)}"
-    )
-    return predictor
-
-
-def _compile_native(b: Backend, model, example, device, calibration, onnx_file):
-    """The native torch.compile backends (:mod:`segbench.bench.native`): freezing under bf16 autocast, or PT2E
-    int8 with the X86 Inductor quantiser."""
-    from segbench.bench import native
-    from segbench.bench.predictors import TorchPredictor
-
-    _check_compiler(b, device)
-    if b.quantiser == "pt2e":
-        return native.compile_int8_predictor(model, example, calibration, TorchPredictor, b.name)
-    return native.compile_bf16_predictor(model, example, device, TorchPredictor, b.name)
-
-
-def _exported(b: Backend, model, example, device, calibration, onnx_file):
-    """An ONNX export of ``model`` (quantised to int8 by :func:`segbench.export.quantize_int8` when the backend's
-    quantiser is ``onnxruntime``), run by ONNX Runtime or OpenVINO."""
-    import torch
-
-    from segbench.bench.predictors import OnnxRuntimePredictor, OpenVINOPredictor
-    from segbench.export import describe_int8, onnx_session, quantize_int8
-
-    threads = torch.get_num_threads()
-    example = example.detach().float()
-    path, keep, how = _export(model, example, onnx_file)
-    precision = "fp32"
-    if b.quantiser == "onnxruntime":
-        keep = (keep, tempfile.TemporaryDirectory(prefix="segbench-onnx-int8-"))
-        int8_path = Path(keep[1].name) / "model.int8.onnx"
-        inputs = calibration or [example]
-        t0 = time.perf_counter()
-        used = quantize_int8(path, int8_path, inputs)
-        what = f"{len(inputs)} calibration inputs" if calibration else "the example input only (no calibration given)"
-        precision = (
-            f"int8 static quantisation ({describe_int8(used)} from {what}"
-            f"{'' if used == 'percentile' else ', Percentile ranges failed'}; {time.perf_counter() - t0:.1f} s)"
-        )
-        path = int8_path
-    if b.runtime == "openvino":
-        from segbench.bench.native import nncf_quantize
-
-        ov = require("openvino", "openvino", f"backend {b.name}")
-        hint = "f32"
-        if b.precision == "bf16":
-            hint, precision = "bf16", "bf16 inference precision"
-        core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
-        version = ov.get_version().split("-")[0]
-        if b.quantiser == "nncf":
-            ov_model, precision = nncf_quantize(core, path, calibration or [example])
-        else:
-            ov_model = core.read_model(str(path))
-        notes = f"OpenVINO {version} CPU, {precision}, {threads} threads, ONNX {how}"
-        predictor = OpenVINOPredictor(core, ov_model, config, notes, keep, b.name)
-        predictor.onnx_path = path
-        return predictor
-
-    notes = f"ONNX Runtime, {precision}, {threads} threads, ONNX {how}"
-    session = onnx_session(path, threads=threads, device=device)
-    num_classes = session.get_outputs()[0].shape[1]
-    if not isinstance(num_classes, int):  # a symbolic class dimension: ask the model
-        num_classes = _num_classes(model, example.to(next((p.device for p in model.parameters()), "cpu")))
-    predictor = OnnxRuntimePredictor(session, b.name, device, notes, num_classes, keep)
-    predictor.onnx_path = path
-    return predictor
-
-
 # --------------------------------------------------------------------------- the registry
 
 _ANY = ("cpu", "cuda")
@@ -515,29 +328,29 @@ _ORT = {"extra": "onnx", "modules": ("onnxruntime",)}
 _OV = {"extra": "openvino", "modules": ("openvino",)}
 
 register(Backend("eager", "fp32", "torch", _ANY, "the PyTorch module as given, fp32, under torch.inference_mode",
-                 partial(_torch, notes="PyTorch eager, fp32"), onnx_file_runtime="onnxruntime"))
+                 partial(torch_eager, notes="PyTorch eager, fp32"), onnx_file_runtime="onnxruntime"))
 register(Backend("channels_last", "fp32", "torch", _ANY, "a copy of the module with weights and input in NHWC",
-                 partial(_torch, notes="PyTorch eager, fp32, channels_last (NHWC)", channels_last=True)))
+                 partial(torch_eager, notes="PyTorch eager, fp32, channels_last (NHWC)", channels_last=True)))
 register(Backend("bf16", "bf16", "torch", _ANY, "torch.autocast to bfloat16 on a channels_last copy",
-                 partial(_torch, notes="torch.autocast bfloat16, channels_last; logits cast to fp32",
-                          channels_last=True, autocast=True), requires_native=True))
-register(Backend("compile", "fp32", "torch", _ANY, "torch.compile (default mode, Inductor)", _compile))
-register(Backend("onnxruntime", "fp32", "onnxruntime", _ANY, "the ONNX export run by ONNX Runtime", _exported, **_ORT,
+                 partial(torch_eager, notes="torch.autocast bfloat16, channels_last; logits cast to fp32",
+                          channels_last=True, autocast=True)))
+register(Backend("compile", "fp32", "torch", _ANY, "torch.compile (default mode, Inductor)", compile_fp32))
+register(Backend("onnxruntime", "fp32", "onnxruntime", _ANY, "the ONNX export run by ONNX Runtime", exported, **_ORT,
                  onnx_file_runtime="onnxruntime"))
 register(Backend("onnxruntime_int8", "int8", "onnxruntime", _CPU, "the ONNX export quantised to int8 (QDQ), run by "
-                 "ONNX Runtime", _exported, **_ORT, quantiser="onnxruntime"))
+                 "ONNX Runtime", exported, **_ORT, quantiser="onnxruntime"))
 register(Backend("openvino", "fp32", "openvino", _CPU, "the ONNX export compiled by OpenVINO's CPU plugin, fp32",
-                 _exported, **_OV, onnx_file_runtime="openvino"))
-register(Backend("openvino_bf16", "bf16", "openvino", _CPU, "the same with bf16 inference precision", _exported,
-                 **_OV, onnx_file_runtime="openvino", requires_native=True))
+                 exported, **_OV, onnx_file_runtime="openvino"))
+register(Backend("openvino_bf16", "bf16", "openvino", _CPU, "the same with bf16 inference precision", exported,
+                 **_OV, onnx_file_runtime="openvino"))
 register(Backend("openvino_int8", "int8", "openvino", _CPU, "the int8 ONNX model of onnxruntime_int8 run by OpenVINO",
-                 _exported, **_OV, quantiser="onnxruntime"))
+                 exported, **_OV, quantiser="onnxruntime"))
 register(Backend("compile_bf16", "bf16", "torch", _ANY, "torch.compile with freezing under bf16 autocast",
-                 _compile_native, own_toolchain=True, requires_native=True))
+                 compile_native, own_toolchain=True))
 register(Backend("compile_int8", "int8", "torch", _CPU, "PT2E int8 (X86 Inductor quantiser) under torch.compile",
-                 _compile_native, extra="pt2e", modules=("torchao",), quantiser="pt2e", own_toolchain=True))
+                 compile_native, extra="pt2e", modules=("torchao",), quantiser="pt2e", own_toolchain=True))
 register(Backend("openvino_nncf_int8", "int8", "openvino", _CPU, "the ONNX export quantised by NNCF for OpenVINO",
-                 _exported, extra="nncf", modules=("openvino", "nncf"), quantiser="nncf", own_toolchain=True))
+                 exported, extra="nncf", modules=("openvino", "nncf"), quantiser="nncf", own_toolchain=True))
 
 ALL_BACKENDS: tuple[str, ...] = backend_names()
 """Every registered backend, in order."""

@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 
 import torch
 
-__all__ = ["cpu_fp32_peak", "cpu_info", "environment_info", "measure_matmul_peak"]
+from segbench.bench.units import FLOPS_SOURCE  # the units table (bench/units.py) is its home
 
-FLOPS_SOURCE = "https://stackoverflow.com/q/15655835 (answer 15657772): FMA/cycle x lanes x 2"
+__all__ = ["cpu_fp32_peak", "cpu_info", "environment_info", "measure_matmul_peak"]
 
 
 def _cpuinfo_fields(path: str = "/proc/cpuinfo") -> dict[str, str]:

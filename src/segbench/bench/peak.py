@@ -3,13 +3,13 @@ backend's achieved rate is read against the limit of the precision it computes i
 
 Theoretical CPU peak: ``cores x frequency (GHz) x FLOPs per cycle per core of the precision``, the unit of each
 precision, whether it is native (from the cpuinfo flags) and the FLOP/cycle assumptions with their sources:
-:mod:`segbench.bench.hardware` (:func:`~segbench.bench.hardware.precision_units`). A precision without a unit
+:mod:`segbench.bench.units` (:func:`~segbench.bench.units.precision_units`). A precision without a unit
 (bf16 without ``amx_bf16``/``avx512_bf16``, ...) is emulated through fp32: its peak is the fp32 rate.
 GPU theoretical peaks: the dense (no sparsity) tensor-core figures of NVIDIA's data sheets for the parts in
 :data:`GPU_DATASHEET_TFLOPS`.
 
 Measured peak (the probe, :func:`measure_peaks`): the best rate of a square GEMM in each precision,
-``2 n^3 / best time``, its side grown within a time budget (:func:`segbench.bench.hardware.gemm_rate`): ``torch.mm`` in fp32 (TF32 off), tf32 (CUDA, TF32 on), bf16 and fp16; int8 through
+``2 n^3 / best time``, its side grown within a time budget (:func:`segbench.bench.gemm.gemm_rate`): ``torch.mm`` in fp32 (TF32 off), tf32 (CUDA, TF32 on), bf16 and fp16; int8 through
 oneDNN's quantised linear (``torch.ops.onednn.qlinear_pointwise``, uint8 x int8, the kernel PyTorch's x86
 int8 path runs) on CPU, else ``torch._int_mm`` (int8 x int8 -> int32). Probes are cached per machine
 (:func:`probe_peaks`).
@@ -27,8 +27,9 @@ import torch
 
 from segbench.bench.backends import get_backend
 from segbench.bench.env import cpu_fp32_peak, cpu_info
-from segbench.bench.hardware import (AMX_SOURCE, EMULATED_MAX_N, GPU_DATASHEET_TFLOPS, gemm_rate, precision_units,
-                                     probe_budget_s, write_cache)
+from segbench.bench.gemm import EMULATED_MAX_N, gemm_rate, probe_budget_s
+from segbench.bench.hardware import GPU_DATASHEET_TFLOPS, write_cache
+from segbench.bench.units import AMX_SOURCE, precision_units
 
 __all__ = [
     "AMX_SOURCE", "GPU_DATASHEET_TFLOPS", "PRECISIONS", "backend_precision", "measure_peaks", "native_precisions",
@@ -55,7 +56,7 @@ def _cpu_per_cycle(flags: set[str], fp32: int | None) -> dict[str, dict]:
 
 
 def native_precisions(info: dict | None = None) -> dict[str, bool]:
-    """``{precision: native}`` on this CPU from its cpuinfo flags (:func:`segbench.bench.hardware.precision_units`),
+    """``{precision: native}`` on this CPU from its cpuinfo flags (:func:`segbench.bench.units.precision_units`),
     never from a library's "supported" answer (oneDNN supports bf16 wherever it can convert to fp32)."""
     info = info or cpu_info()
     return {p: u["native"] for p, u in precision_units(set(info.get("isa") or []), 1).items()}
@@ -97,7 +98,7 @@ def theoretical_peaks(device: str = "cpu", threads: int | None = None, info: dic
 
 def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None, n: int | None = None,
                   repeats: int = 3, budget_s: float | None = None) -> dict:  # fmt: skip
-    """The probe: per precision the measured GEMM rate of :func:`segbench.bench.hardware.gemm_rate`, its side
+    """The probe: per precision the measured GEMM rate of :func:`segbench.bench.gemm.gemm_rate`, its side
     grown within ``budget_s`` (a CPU precision emulated through fp32 stops at ``n = 256``, ``"emulated": True``;
     ``"native"`` from the cpuinfo flags).
 
@@ -106,7 +107,7 @@ def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None
         precisions: default fp32, bf16, int8 (and tf32, fp16 on CUDA).
         n: a fixed matrix side instead of the grown one.
         repeats: timed GEMMs at the last size.
-        budget_s: seconds per precision (:func:`segbench.bench.hardware.probe_budget_s`).
+        budget_s: seconds per precision (:func:`segbench.bench.gemm.probe_budget_s`).
 
     Returns:
         ``{precision: {"gflop_s", "n", "best_ms", "kernel", "native", ...} or {"error": one line}}``.

@@ -18,7 +18,9 @@ def add_parser(sub) -> None:
     b.add_argument("models", nargs="+", help="ARCH (random weights: speed and size do not depend on them), ARCH.TAG, "
                    "or FILE.onnx, FILE.pt, FILE.pt2, py:MODULE:FUNCTION, smp:ARCH:ENCODER[:CLASSES], hf:PATH_OR_ID")
     b.add_argument("--backend", nargs="+", default=["eager"], metavar="B",
-                   help=f"backends to run (default eager): {', '.join(backend_choices())}")
+                   help=f"backends to run (default eager): {', '.join(backend_choices())}; 'best': every backend "
+                        "this machine computes natively, and per model the fastest within 0.5 mIoU points (int8) or "
+                        "0.05 (bf16, fp32) of eager on the --data images")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
     b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
@@ -56,10 +58,12 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
         UserError: an unknown backend, a bad number, an existing output, missing --data, or no usable model.
     """
     from segbench.bench.backends import get_backend
+    from segbench.bench.select import BEST
     from segbench.bench.table import check_specs
 
     for b in args.backend:
-        get_backend(b)
+        if b != BEST:
+            get_backend(b)
     for opt in ("min_time", "budget", "rel_ci", "timeout"):
         if getattr(args, opt) <= 0:
             raise UserError(f"--{opt.replace('_', '-')} must be a positive number, got {getattr(args, opt)}")
@@ -81,6 +85,7 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
 def run(args) -> int:
     from segbench.bench.hardware import hardware_profile
     from segbench.bench.roofline import add_roofline
+    from segbench.bench.select import expand_backends, native_notes
     from segbench.bench.sweep import sweep
     from segbench.bench.table import format_probe, format_table, parse_sizes
     from segbench.engine.device import check_device
@@ -90,6 +95,9 @@ def run(args) -> int:
     sizes = parse_sizes(args.size)
     out_file, bad = _check_args(args)
     models = [m for m in args.models if m not in bad]
+    backends = expand_backends(args.backend, device)  # "best": what this machine computes natively, eager first
+    for line in native_notes(args.backend, device):
+        print(line, file=sys.stderr)
     latency = {"min_time_s": args.min_time, "budget_s": args.budget, "rel_ci": args.rel_ci, "warmup_s": args.warmup_time}
     rows = [{"model": m, "error": e, "error_kind": "user"} for m, e in bad.items()]
     probe = None
@@ -113,7 +121,7 @@ def run(args) -> int:
             print(f"[{i + 1}/{total}] {what}: {result}{took}", file=sys.stderr, flush=True)
 
     sweep(
-        models, backends=args.backend, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
+        models, backends=backends, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
         timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
         latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
         cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak, probe_peak=probe is not None,
@@ -123,6 +131,7 @@ def run(args) -> int:
         raise UserError(rows[0]["error"])
     print(f"device {device}; " + ("each case in a fresh subprocess" if not args.no_isolate else "all cases in this process"))
     print(format_table(rows))
+    _print_best(args.backend, rows, device)
     _print_legend(args, rows, device)
     if probe is not None:
         print(format_probe(probe))
@@ -130,6 +139,21 @@ def run(args) -> int:
         write_bytes_atomic(out_file, json.dumps(json_safe(rows), indent=2, default=str).encode())
         print(f"wrote {out_file}")
     return 0
+
+
+def _print_best(backends: list[str], rows: list[dict], device: str) -> None:
+    """With ``best``: per (model, size, batch), the fastest backend whose accuracy holds, marked in its row
+    (:func:`segbench.bench.select.mark_best`, ``best_choice`` with ``left_out``) and printed."""
+    from segbench.bench.select import BEST, describe_choice, mark_best
+
+    if BEST not in backends:
+        return
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("model"), r.get("batch"), str(r.get("input_size"))), []).append(r)
+    for (model, batch, size), group in groups.items():
+        choice = mark_best(group, device)
+        print(describe_choice(f"{model} (batch {batch}, input {size})", choice))
 
 
 def _print_legend(args, rows: list[dict], device: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def run(args) -> int:
         raise UserError("no models given and no shipped models found in segbench/zoo")
     data = args.data or sample_dir()
     check_backend_args(args)
+    if is_main():
+        from segbench.bench.select import native_notes
+
+        for line in native_notes(args.backend, args.device):  # what best leaves out; named emulated backends
+            print(line, file=sys.stderr)
     for spec in models:  # a malformed spec or an unreadable model file stops before any work
         if external_kind(spec) is not None:
             check_spec(spec)
