@@ -46,6 +46,7 @@ from segbench.metrics import ConfusionMatrix
 from segbench.metrics.per_image import DistanceCache, ScoreOptions
 from segbench.metrics.summary import comparison_list, confusions_npz, flat_scores, ranking, summarise
 from segbench.models.weights import zoo_tags
+from segbench.options import COMPARE_FIELDS, check_fields
 from segbench.report import display_name, write_report
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
 
@@ -144,6 +145,9 @@ class CompareOptions:
     scores: ScoreOptions = field(default_factory=lambda: ScoreOptions(boundary=True, ece=True))
     corruptions: CorruptionPlan | None = None
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self, COMPARE_FIELDS)  # the ranges of segbench.options, the same as the flags'
 
 
 CHECKPOINT = "corruptions.partial.npz"

@@ -309,11 +309,11 @@ def test_benchmark_failed_model_becomes_a_row(cli):
     assert rc == 0, err
     assert any(line.startswith("nosuchnet") and "error: unknown model" in line for line in out.splitlines())
     assert_user_error(cli("benchmark", "nosuchnet"), "unknown model")
-    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 0), "--batch must be a positive number")
-    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 1, -2), "--batch must be a positive number")
+    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 0), "argument --batch", "expected an integer >= 1, got 0")
+    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 1, -2), "argument --batch", "got -2")
     assert_user_error(cli("benchmark", "fast_scnn", "--size", "32by32"), "--size 32by32", "HxW")
     assert_user_error(cli("benchmark", "fast_scnn", "--backend", "tensorrt"), "--backend", "unknown backend")
-    assert_user_error(cli("benchmark", "fast_scnn", "--rel-ci", 0), "--rel-ci must be a positive number")
+    assert_user_error(cli("benchmark", "fast_scnn", "--rel-ci", 0), "argument --rel-ci", "0 < x < 1")
 
 
 # --- compare --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import add_model_args, backend_choices, fmt, json_safe, print_busy_warning
 from segbench.errors import UserError
 from segbench.files import prepare_output_file
@@ -21,15 +22,15 @@ def add_parser(sub) -> None:
                    help=f"backends to run (default eager): {', '.join(backend_choices())}")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
-    b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
-    b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    b.add_argument("--min-time", type=float, default=1.0, help="minimum timed seconds per case (default 1)")
-    b.add_argument("--warmup-time", type=float, default=1.0, help="minimum untimed seconds per case (default 1)")
-    b.add_argument("--budget", type=float, default=30.0,
-                   help="maximum timed seconds per case if the median is not yet stable (default 30)")
-    b.add_argument("--rel-ci", type=float, default=0.02,
-                   help="stop when the 95%% interval of the median is within this fraction of it (default 0.02)")
-    b.add_argument("--timeout", type=float, default=900.0, help="seconds before a case's subprocess is killed (default 900)")
+    add_option(b, "--batch", nargs="+", default=[1], help="batch sizes, e.g. 1 4 (default 1)")
+    add_option(b, "--threads", help="torch CPU threads (default: torch's)")
+    add_option(b, "--min-time", default=1.0, help="minimum timed seconds per case (default 1)")
+    add_option(b, "--warmup-time", default=1.0, help="minimum untimed seconds per case (default 1)")
+    add_option(b, "--budget", default=30.0,
+                  help="maximum timed seconds per case if the median is not yet stable (default 30)")
+    add_option(b, "--rel-ci", default=0.02,
+                  help="stop when the 95%% interval of the median is within this fraction of it (default 0.02)")
+    add_option(b, "--timeout", default=900.0, help="seconds before a case's subprocess is killed (default 900)")
     b.add_argument("--no-isolate", action="store_true",
                    help="run every case in this process (faster start; later models can be affected by earlier ones)")
     b.add_argument("--data", help="images for the end-to-end time and calibration (default: the CamVid sample)")

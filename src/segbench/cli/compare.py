@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import (
     add_backend_args,
     add_class_map_arg,
@@ -40,12 +41,12 @@ def add_parser(sub) -> None:
     add_dataset_arg(c)
     c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
     c.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
-    c.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="benchmark input size (default: the first image's)")
-    c.add_argument("--batch", type=int, default=1, help="benchmark batch size")
-    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    c.add_argument("--max-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
-    c.add_argument("--grid", type=int, default=4, help="images shown side by side (default 4)")
-    c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
+    add_option(c, "--size", metavar=("H", "W"), help="benchmark input size (default: the first image's)")
+    add_option(c, "--batch", default=1, help="benchmark batch size")
+    add_option(c, "--threads", help="torch CPU threads (default: torch's)")
+    add_option(c, "--max-images", default=0, help="evaluate on the first N images only (0 = all)")
+    add_option(c, "--grid", default=4, help="images shown side by side (default 4)")
+    add_option(c, "--min-time", default=2.0, help="minimum timed seconds per latency measurement")
     c.add_argument("--in-process", action="store_true",
                    help="time the models in this process instead of a fresh subprocess per (model, backend)")
     c.add_argument("--quiet", action="store_true")

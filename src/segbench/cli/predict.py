@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import (
     add_backend_args,
     add_inference_args,
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     pr.add_argument("--skip-existing", action="store_true",
                     help="leave out images whose outputs all exist: finishes an interrupted batch")
-    pr.add_argument("--alpha", type=float, default=0.5, help="mask opacity in the overlay (0..1)")
+    add_option(pr, "--alpha", default=0.5, help="mask opacity in the overlay (0..1)")
     pr.add_argument("--confidence", action="store_true",
                     help="also write STEM_confidence.png: the max softmax probability per pixel (0..255 = 0..1)")
     pr.add_argument("--quiet", action="store_true")
