@@ -49,6 +49,7 @@ from segbench.models.weights import zoo_tags
 from segbench.options import COMPARE_FIELDS, check_fields
 from segbench.report import display_name, write_report
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
+from segbench.specs import unique_label, unique_specs
 
 
 def zoo_models() -> list[str]:
@@ -310,7 +311,8 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         out.rows.append({**row, "error": str(exc)})
         return
     broadcast_weights(loaded.model, opts.device)  # the same weights on every torchrun process
-    row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
+    name = unique_label(info.name, spec, {r["model"] for r in out.rows})  # two last.pt files: two labels
+    row.update(model=name, weights=info.weights, num_classes=info.num_classes)
     notes = [n for n in (getattr(info, "missing", ""), *getattr(info, "notes", [])) if n]
     if notes:
         row["model_notes"] = notes
@@ -322,7 +324,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     reference: dict[str, np.ndarray] | None = None
     for b_index, backend in enumerate(p.backends):
         brow = {**row, "backend": backend}
-        label = display_name(info.name, backend, p.several)
+        label = display_name(name, backend, p.several)
         tb = time.perf_counter()
         try:
             res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, mapping,
@@ -507,6 +509,7 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         raise TypeError(f"compare() got unexpected keyword arguments {unknown}; "
                         f"expected fields of CompareOptions: {', '.join(f.name for f in fields(CompareOptions))}")  # fmt: skip
     opts = replace(options or CompareOptions(), **settings)
+    models = unique_specs(models)[0]  # a model named twice is measured once
     p = plan(data, opts)
     results = _Results(browser_dir=Path(out_dir) / "browser")
     for spec in models:

@@ -76,7 +76,8 @@ class Option:
         return None
 
     def _refusal(self, value, what: str | None = None) -> str:
-        return f"must be {what or self.expected()}, got {value!r}" + (f" ({self.why})" if self.why else "")
+        rule = f"expected {self.bounds()}" if self.choices is not None else f"must be {what or self.expected()}"
+        return f"{rule}, got {value!r}" + (f" ({self.why})" if self.why else "")
 
     def parse(self, text: str):
         """``text`` converted to :attr:`type` and checked; raises ValueError with the one-line reason."""

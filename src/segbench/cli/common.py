@@ -100,11 +100,46 @@ def check_backend_args(args) -> None:
         raise UserError(f"--calibration: only with an int8 --backend ({calibrated})")
 
 
-def print_skipped(skipped: list[dict]) -> None:
-    """One ``skipped FILE: reason`` line per skipped file, on stderr."""
+SKIPPED_FILE = "skipped.txt"
+"""The full list of skipped inputs in an output folder: ``FILE<tab>REASON`` per line."""
+
+
+def skipped_summary(skipped: list[dict], shown: int = 5) -> list[str]:
+    """Lines summarising ``skipped`` (``{"file", "reason"}``) by reason, most frequent first: ``skipped N
+    inputs``, then per reason its count and the first ``shown`` file names; as many lines as reasons, not files."""
+    if not skipped:
+        return []
+    by_reason: dict[str, list[str]] = {}
     for s in skipped:
-        reason = s["reason"] if s["reason"].startswith(s["file"]) else f"{s['file']}: {s['reason']}"
-        print(f"skipped {reason}", file=sys.stderr)
+        file, reason = str(s["file"]), str(s["reason"])
+        reason = reason.removeprefix(f"{file}: ") if reason.startswith(f"{file}: ") else reason
+        by_reason.setdefault(reason, []).append(Path(file).name)
+    lines = [f"skipped {len(skipped)} input{'s' if len(skipped) != 1 else ''}:"]
+    for reason, files in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        more = f" and {len(files) - shown} more" if len(files) > shown else ""
+        lines.append(f"  {len(files)} x {reason}: {', '.join(files[:shown])}{more}")
+    return lines
+
+
+def write_skipped(folder: Path | None, skipped: list[dict]) -> Path | None:
+    """Write every skipped input to ``folder/skipped.txt`` (atomically); the path, or None when nothing was
+    skipped or there is no folder."""
+    if not skipped or folder is None:
+        return None
+    from segbench.data.io import write_bytes_atomic
+
+    lines = "".join(f"{s['file']}\t{' '.join(str(s['reason']).split())}\n" for s in skipped)
+    return write_bytes_atomic(Path(folder) / SKIPPED_FILE, lines.encode())
+
+
+def print_skipped(skipped: list[dict], folder: Path | None = None) -> None:
+    """The skipped inputs summarised by reason on stderr (:func:`skipped_summary`), the full list written to
+    ``folder/skipped.txt`` when there is a folder (:func:`write_skipped`) and the line saying where."""
+    for line in skipped_summary(skipped):
+        print(line, file=sys.stderr)
+    written = write_skipped(folder, skipped)
+    if written is not None:
+        print(f"  the full list: {written}", file=sys.stderr)
 
 
 def print_busy_warning(rows: list[dict]) -> None:

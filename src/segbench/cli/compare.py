@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -64,11 +65,14 @@ def run(args) -> int:
     from segbench.compare import compare, zoo_models
     from segbench.data.datasets import sample_dir
     from segbench.engine.sharded import is_main, on_main
-    from segbench.external import check_spec, external_kind
+    from segbench.external import check_spec, external_kind, read_class_file
+    from segbench.specs import unique_specs
 
-    models = args.models or zoo_models()
+    models, repeats = unique_specs(args.models or zoo_models())
     if not models:
         raise UserError("no models given and no shipped models found in segbench/zoo")
+    if args.classes:
+        read_class_file(args.classes)  # a bad or repeating class list stops before any model loads
     data = args.data or sample_dir()
     check_backend_args(args)
     for spec in models:  # a malformed spec or an unreadable model file stops before any work
@@ -79,6 +83,8 @@ def run(args) -> int:
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     on_main(check_new_dir, out, args.overwrite or args.resume)
     if is_main():
+        for note in repeats:
+            print(f"note: {note}", file=sys.stderr)
         print(f"comparing {', '.join(models)} on {data}")
     result = compare(
         models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
@@ -90,6 +96,10 @@ def run(args) -> int:
     )
     if not is_main():
         return 0  # rank 0 reports for every process
+    if result["rows"] and all(r.get("error") for r in result["rows"]):
+        first = result["rows"][0]
+        raise UserError(f"no model could be evaluated ({len(result['rows'])} failed; the first, {first['model']}: "
+                        f"{first['error']}); the errors are in {result['files'].get('report_html', out)}")
     several = args.backend != ["eager"]
     for r in result["rows"]:
         name = r["model"] + (f" ({r['backend']})" if several and r.get("backend") else "")
@@ -113,7 +123,7 @@ def run(args) -> int:
         for r in result["rows"]:
             if r.get("best"):
                 print(describe_choice(r["model"], r["best_choice"]))
-    print_skipped(result["skipped"])
+    print_skipped(result["skipped"], out)  # by reason; the full list in OUT/skipped.txt
     print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0

@@ -120,7 +120,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - t0
     if not is_main():
         return 0  # rank 0 reports for every process
-    print_skipped(res.skipped)
+    print_skipped(res.skipped, Path(args.output) if args.output else None)
     if res.metrics is None or res.num_images == 0:
         raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
     m = res.metrics.to_dict(names)
