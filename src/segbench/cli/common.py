@@ -112,7 +112,10 @@ def skipped_summary(skipped: list[dict], shown: int = 5) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for s in skipped:
         file, reason = str(s["file"]), str(s["reason"])
-        reason = reason.removeprefix(f"{file}: ") if reason.startswith(f"{file}: ") else reason
+        reason = reason.removeprefix(f"{file}: ")  # the file is named after the reason
+        for quoted in (f"'{file}'", f'"{file}"', file):  # decoders name the file inside the reason too
+            reason = reason.replace(quoted, "")
+        reason = " ".join(reason.replace(" )", ")").replace("()", "").split())
         by_reason.setdefault(reason, []).append(Path(file).name)
     lines = [f"skipped {len(skipped)} input{'s' if len(skipped) != 1 else ''}:"]
     for reason, files in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
@@ -206,14 +209,14 @@ def add_class_map_arg(sp) -> None:
 def model_inputs(args):
     """The :class:`segbench.external.ModelInputs` of --classes/--mean/--std/--trust-remote-code (None when none
     is given)."""
-    from segbench.external import ModelInputs
+    from segbench.external import ModelInputs, read_class_file
 
     classes, mean, std = getattr(args, "classes", None), getattr(args, "mean", None), getattr(args, "std", None)
     trust = bool(getattr(args, "trust_remote_code", False))
     if classes is None and mean is None and std is None and not trust:
         return None
-    if std is not None and any(v <= 0 for v in std):
-        raise UserError(f"--std {' '.join(map(str, std))}: expected three positive numbers")
+    if classes is not None:
+        read_class_file(classes)  # a bad or repeating class list stops before any model loads
     return ModelInputs(classes, tuple(mean) if mean else None, tuple(std) if std else None, trust)
 
 

@@ -65,21 +65,19 @@ def run(args) -> int:
     from segbench.compare import compare, zoo_models
     from segbench.data.datasets import sample_dir
     from segbench.engine.sharded import is_main, on_main
-    from segbench.external import check_spec, external_kind, read_class_file
+    from segbench.external import check_spec, external_kind
     from segbench.specs import unique_specs
 
     models, repeats = unique_specs(args.models or zoo_models())
     if not models:
         raise UserError("no models given and no shipped models found in segbench/zoo")
-    if args.classes:
-        read_class_file(args.classes)  # a bad or repeating class list stops before any model loads
     data = args.data or sample_dir()
     check_backend_args(args)
     for spec in models:  # a malformed spec or an unreadable model file stops before any work
         if external_kind(spec) is not None:
             check_spec(spec)
     inference, crf = inference_config(args), crf_config(args)
-    scores, corruptions = score_options(args), corruption_plan(args)
+    scores, corruptions, inputs = score_options(args), corruption_plan(args), model_inputs(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     on_main(check_new_dir, out, args.overwrite or args.resume)
     if is_main():
@@ -91,7 +89,7 @@ def run(args) -> int:
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
-        inputs=model_inputs(args), class_map=args.class_map, scores=scores, corruptions=corruptions,
+        inputs=inputs, class_map=args.class_map, scores=scores, corruptions=corruptions,
         resume=args.resume,
     )
     if not is_main():
