@@ -86,8 +86,6 @@ def run(args) -> int:
     dataset = image_dataset(args.images) if args.dataset is None else _split_images(args)
     if not len(dataset):
         raise UserError(f"{' '.join(args.images)}: no images found")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UserError(f"--alpha {args.alpha}: expected a mask opacity within 0..1")
     if args.overwrite and args.skip_existing:
         raise UserError("--overwrite and --skip-existing: choose one")
     out = prepare_output_dir(args.output, overwrite=True)  # existing files are checked one by one below
