@@ -2,7 +2,7 @@
 it (at top level or inside a function alike), no two modules import each other through any chain, only the
 report layer imports matplotlib, and ``import segbench.models`` loads a network and nothing else.
 
-Layers, low to high: errors -> files -> the other leaves (registry, config, classes) -> models, data, metrics,
+Layers, low to high: errors -> files, options (the table of option ranges) -> the other leaves (registry, config, classes, specs) -> models, data, metrics,
 losses -> engine, export -> external (models segbench did not build) -> bench -> report -> compare -> cli.
 Packages of one layer do not import each other.
 """
@@ -17,8 +17,8 @@ import segbench
 PACKAGE = Path(segbench.__file__).parent
 LAYERS = [
     {"errors"},
-    {"files"},
-    {"registry", "config", "classes"},
+    {"files", "options"},
+    {"registry", "config", "classes", "specs"},
     {"models", "data", "metrics", "losses"},
     {"engine", "export"},
     {"external"},

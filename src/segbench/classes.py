@@ -16,7 +16,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segbench.errors import UserError
+
 IGNORE_INDEX = 255
+
+
+def check_unique_names(names: Sequence[str], where: str) -> None:
+    """Raise :class:`UserError` naming the duplicates when a class name occurs twice in ``names`` (two classes
+    of one name could not be told apart: one would take the other's scores, mapping and colour).
+
+    Args:
+        names: class names in label order.
+        where: what the message names (a file, ``--classes FILE``, a class set).
+    """
+    seen, twice = set(), []
+    for n in names:
+        if n in seen and n not in twice:
+            twice.append(n)
+        seen.add(n)
+    if twice:
+        shown = ", ".join(repr(n) for n in twice[:5]) + (f" and {len(twice) - 5} more" if len(twice) > 5 else "")
+        raise UserError(f"{where}: class names must be unique; named more than once: {shown}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,9 @@ class ClassSet:
     names: tuple[str, ...]
     palette: tuple[tuple[int, int, int], ...]
     ignore_index: int = IGNORE_INDEX
+
+    def __post_init__(self) -> None:
+        check_unique_names(self.names, f"class set {self.name!r}")
 
     @property
     def num_classes(self) -> int:

@@ -47,8 +47,10 @@ from segbench.metrics import ConfusionMatrix
 from segbench.metrics.per_image import DistanceCache, ScoreOptions
 from segbench.metrics.summary import comparison_list, confusions_npz, flat_scores, ranking, summarise
 from segbench.models.weights import zoo_tags
+from segbench.options import COMPARE_FIELDS, check_fields
 from segbench.report import display_name, write_report
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
+from segbench.specs import unique_label, unique_specs
 
 
 def zoo_models() -> list[str]:
@@ -145,6 +147,9 @@ class CompareOptions:
     scores: ScoreOptions = field(default_factory=lambda: ScoreOptions(boundary=True, ece=True))
     corruptions: CorruptionPlan | None = None
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self, COMPARE_FIELDS)  # the ranges of segbench.options, the same as the flags'
 
 
 CHECKPOINT = "corruptions.partial.npz"
@@ -307,7 +312,8 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         out.rows.append({**row, "error": str(exc)})
         return
     broadcast_weights(loaded.model, opts.device)  # the same weights on every torchrun process
-    row.update(model=info.name, weights=info.weights, num_classes=info.num_classes)
+    name = unique_label(info.name, spec, {r["model"] for r in out.rows})  # two last.pt files: two labels
+    row.update(model=name, weights=info.weights, num_classes=info.num_classes)
     notes = [n for n in (getattr(info, "missing", ""), *getattr(info, "notes", [])) if n]
     if notes:
         row["model_notes"] = notes
@@ -319,7 +325,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     reference: dict[str, np.ndarray] | None = None
     for b_index, backend in enumerate(p.backends):
         brow = {**row, "backend": backend}
-        label = display_name(info.name, backend, p.several)
+        label = display_name(name, backend, p.several)
         tb = time.perf_counter()
         try:
             res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, mapping,
@@ -506,6 +512,7 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         raise TypeError(f"compare() got unexpected keyword arguments {unknown}; "
                         f"expected fields of CompareOptions: {', '.join(f.name for f in fields(CompareOptions))}")  # fmt: skip
     opts = replace(options or CompareOptions(), **settings)
+    models = unique_specs(models)[0]  # a model named twice is measured once
     p = plan(data, opts)
     results = _Results(browser_dir=Path(out_dir) / "browser")
     for spec in models:

@@ -17,6 +17,7 @@ import yaml
 
 from segbench.errors import UserError
 from segbench.files import read_text
+from segbench.options import check, recipe_keys
 
 
 @dataclass
@@ -110,6 +111,15 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
     out_dir: str = "runs/train"
 
+    def validate(self) -> TrainConfig:
+        """This config, when every value is in range (:func:`check_ranges`); for a config built in Python.
+
+        Raises:
+            UserError: the first value out of range, its key named.
+        """
+        check_ranges(self)
+        return self
+
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
@@ -135,6 +145,11 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         return None
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool):
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
             raise UserError(f"config key {key!r}: expected {tp.__name__}, got {value!r}")
@@ -165,22 +180,6 @@ def config_from_dict(data: dict) -> TrainConfig:
     return cfg
 
 
-# (key, lowest allowed, whether the lowest itself is allowed, highest allowed or None)
-_NUMBER_RANGES = (
-    ("data.val_max_images", 0, True, None), ("data.num_workers", 0, True, None),
-    ("data.blur_prob", 0.0, True, 1.0), ("data.noise_std", 0.0, True, None),
-    ("optim.lr", 0.0, True, None), ("optim.momentum", 0.0, True, 1.0), ("optim.weight_decay", 0.0, True, None),
-    ("optim.poly_power", 0.0, True, None), ("optim.warmup_iters", 0, True, None),
-    ("optim.backbone_lr_mult", 0.0, True, None), ("optim.grad_clip_norm", 0.0, True, None),
-    ("loss.ce", 0.0, True, None), ("loss.ohem", 0.0, True, None), ("loss.dice", 0.0, True, None),
-    ("loss.ohem_thresh", 0.0, False, 1.0), ("loss.ohem_min_kept", 0, True, None), ("loss.dice_smooth", 0.0, True, None),
-    ("loss.label_smoothing", 0.0, True, 0.999), ("ema_decay", 0.0, True, 0.99999),
-    ("iters", 1, True, None), ("batch_size", 1, True, None), ("aux_weight", 0.0, True, None),
-    ("val_every", 1, True, None), ("ckpt_every", 0, True, None), ("log_every", 1, True, None),
-    ("threads", 0, True, None),
-)  # fmt: skip
-
-
 def _get(cfg: TrainConfig, key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
@@ -188,34 +187,20 @@ def _get(cfg: TrainConfig, key: str) -> Any:
     return node
 
 
-def _check_pair(key: str, values: list, low: float, integer: bool = False) -> None:
-    ascending = key != "data.crop_size"
-    if (
-        len(values) != 2
-        or any(v <= low for v in values)
-        or (ascending and values != sorted(values))
-        or (integer and any(not isinstance(v, int) for v in values))
-    ):
-        kind = "whole numbers" if integer else "ascending values"
-        raise UserError(f"{key}: expected 2 {kind} above {low:g}, got {values}")
+def _check_pair(key: str, values: list, low: float) -> None:
+    if len(values) != 2 or any(v <= low for v in values) or values != sorted(values):
+        raise UserError(f"{key}: expected 2 ascending values above {low:g}, got {values}")
 
 
 def check_ranges(cfg: TrainConfig) -> None:
-    """Check that every numeric option of a recipe can work: sizes and counts positive, probabilities within
-    0..1, factor ranges ascending and above 0.
+    """Check every value of a recipe against its row of :data:`segbench.options.OPTIONS` (sizes and counts
+    positive, probabilities within 0..1, choices among theirs), then the factor ranges (ascending, above 0).
 
     Raises:
         UserError: the first value out of range, its key named with what was expected.
     """
-    for key, low, inclusive, high in _NUMBER_RANGES:
-        value = _get(cfg, key)
-        if value < low or (value == low and not inclusive) or (high is not None and value > high):
-            if high is not None:
-                bound = f"within {low:g}..{high:g}" + ("" if inclusive else f" ({low:g} excluded)")
-            else:
-                bound = "0 or more" if (low == 0 and inclusive) else f"{'at least' if inclusive else 'above'} {low:g}"
-            raise UserError(f"{key}: must be {bound}, got {value}")
-    _check_pair("data.crop_size", cfg.data.crop_size, 0, integer=True)
+    for key in recipe_keys():
+        check(key, _get(cfg, key))
     _check_pair("data.scale_range", cfg.data.scale_range, 0.0)
     _check_pair("data.brightness_range", cfg.data.brightness_range, 0.0)
     if cfg.data.gamma_range:
@@ -230,7 +215,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``key.sub=value`` overrides (value parsed as YAML) to the plain-data config.
 
     Raises:
-        UserError: an override without ``=``.
+        UserError: an override without ``=``, or a value that is not YAML (the key named).
     """
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -242,7 +227,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise UserError(f"--set {item!r}: {p!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise UserError(f"--set {key}: the value {raw!r} is not YAML ({problem}); quote a string, "
+                            "e.g. key='[a'") from None
     return data
 
 

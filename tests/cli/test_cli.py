@@ -185,10 +185,12 @@ def test_evaluate_skips_bad_files_and_lists_them(cli, tmp_path, fast_scnn_ckpt):
     rc, out, err = cli("evaluate", fast_scnn_ckpt, "--data", root, "--output", out_dir, "--quiet")
     assert rc == 0, err
     assert "Traceback" not in err
-    skipped_lines = [line for line in err.splitlines() if line.startswith("skipped ")]
-    assert len(skipped_lines) == 2
-    assert "val_000.png" in skipped_lines[0] and "cannot decode" in skipped_lines[0]
-    assert "val_001.png" in skipped_lines[1] and "label values 40" in skipped_lines[1]
+    lines = err.splitlines()
+    assert "skipped 2 inputs:" in lines  # then one line per reason, with its count and files
+    assert any(line.startswith("  1 x ") and "val_000.png" in line and "cannot decode" in line for line in lines)
+    assert any(line.startswith("  1 x ") and "val_001.png" in line and "label values 40" in line for line in lines)
+    listed = (out_dir / "skipped.txt").read_text().splitlines()
+    assert len(listed) == 2 and listed[0].startswith(str(root / "val" / "val_000.png") + "\t")
     metrics = _strict_json((out_dir / "metrics.json").read_text())
     assert metrics["num_images"] == 1 and len(metrics["skipped"]) == 2
     assert "mIoU" in out
@@ -313,11 +315,11 @@ def test_benchmark_failed_model_becomes_a_row(cli):
     assert rc == 0, err
     assert any(line.startswith("nosuchnet") and "error: unknown model" in line for line in out.splitlines())
     assert_user_error(cli("benchmark", "nosuchnet"), "unknown model")
-    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 0), "--batch must be a positive number")
-    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 1, -2), "--batch must be a positive number")
+    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 0), "argument --batch", "must be at least 1, got 0")
+    assert_user_error(cli("benchmark", "fast_scnn", "--batch", 1, -2), "argument --batch", "got -2")
     assert_user_error(cli("benchmark", "fast_scnn", "--size", "32by32"), "--size 32by32", "HxW")
     assert_user_error(cli("benchmark", "fast_scnn", "--backend", "tensorrt"), "--backend", "unknown backend")
-    assert_user_error(cli("benchmark", "fast_scnn", "--rel-ci", 0), "--rel-ci must be a positive number")
+    assert_user_error(cli("benchmark", "fast_scnn", "--rel-ci", 0), "argument --rel-ci", "within 0..1 (0 and 1 excluded), got 0.0")
 
 
 # --- compare --------------------------------------------------------------------------------------

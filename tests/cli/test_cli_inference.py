@@ -155,7 +155,7 @@ def test_cli_crf_without_binding_is_one_line(cli, camvid_root, fast_scnn_ckpt, p
     ("args", "fragment"),
     [
         (["--stride", 600, 600], "--stride 600 600: must not exceed the window 512 512"),
-        (["--window", 0, 5], "--window 0 5"),
+        (["--window", 0, 5], "argument --window: must be at least 1, got 0"),
         (["--crf-param", "smooth_sxy=2"], "given without --crf"),
         (["--memory-budget", -3], "--memory-budget"),
     ],

@@ -180,7 +180,7 @@ def test_aux_loss_and_median_frequency_weighting(shapes_root, tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"class_weighting": "inverse"}, "class_weighting: expected one of 'none', 'median_frequency', 'inverse_log'"),
+        ({"class_weighting": "inverse"}, "class_weighting: expected one of none, median_frequency, inverse_log, got 'inverse'"),
         ({"amp": "fp8"}, "amp: expected one of none, bf16, fp16"),
         ({"amp": "fp16"}, "amp: fp16 needs CUDA"),
         ({"optim__name": "adam"}, "optim.name: expected one of sgd, adamw"),

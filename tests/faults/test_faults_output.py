@@ -118,7 +118,7 @@ def test_predict_with_weights_of_another_architecture(tmp_path, capsys):
 def test_predict_options_and_all_inputs_skipped(tmp_path, capsys):
     data = _images(tmp_path / "imgs", n=1)
     code = main(["predict", "fast_scnn.camvid", str(data), "--alpha", "1.5", "--output", str(tmp_path / "p")])
-    _one_line_exit_2(capsys, code, "--alpha 1.5: expected a mask opacity within 0..1")
+    _one_line_exit_2(capsys, code, "argument --alpha: must be within 0..1, got 1.5 (mask opacity)")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.png").write_bytes(b"not a png")

@@ -12,6 +12,7 @@ import sys
 import threading
 
 from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, hardware, models, predict, train
+from segbench.cli.args import OneLineParser, UsageError
 from segbench.errors import UserError, threads_warning
 from segbench.files import release_output_locks
 
@@ -20,7 +21,7 @@ SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, co
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``segbench`` parser: one subparser per module of :data:`SUBCOMMANDS`, each setting ``func``."""
-    p = argparse.ArgumentParser(prog="segbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="segbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in SUBCOMMANDS:
         command.add_parser(sub)
@@ -38,13 +39,10 @@ def _on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """Run the ``segbench`` command line; returns the exit code (0, 2 on a user error, 130 when interrupted,
     143 on SIGTERM)."""
-    args = build_parser().parse_args(argv)
-    for opt in ("batch", "threads", "max_images"):
-        v = getattr(args, opt, None)
-        for x in v if isinstance(v, list) else [v]:
-            if x is not None and x < (0 if opt == "max_images" else 1):
-                print(f"segbench: error: --{opt.replace('_', '-')} must be a positive number, got {x}", file=sys.stderr)
-                return 2
+    try:
+        args = build_parser().parse_args(argv)  # every option's range is checked here (segbench.options)
+    except UsageError:
+        return 2  # its one line is printed
     warning = threads_warning(getattr(args, "threads", None))
     if warning:
         print(f"segbench: {warning}", file=sys.stderr)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import add_model_args, backend_choices, fmt, json_safe, print_busy_warning
 from segbench.errors import UserError
 from segbench.files import prepare_output_file
@@ -23,15 +24,15 @@ def add_parser(sub) -> None:
                         "0.05 (bf16, fp32) of eager on the --data images")
     b.add_argument("--size", nargs="+", default=["520x520"], metavar="HxW",
                    help="input sizes, e.g. 360x480 520x520 (default 520x520); the form --size H W also works")
-    b.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 4 (default 1)")
-    b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    b.add_argument("--min-time", type=float, default=1.0, help="minimum timed seconds per case (default 1)")
-    b.add_argument("--warmup-time", type=float, default=1.0, help="minimum untimed seconds per case (default 1)")
-    b.add_argument("--budget", type=float, default=30.0,
-                   help="maximum timed seconds per case if the median is not yet stable (default 30)")
-    b.add_argument("--rel-ci", type=float, default=0.02,
-                   help="stop when the 95%% interval of the median is within this fraction of it (default 0.02)")
-    b.add_argument("--timeout", type=float, default=900.0, help="seconds before a case's subprocess is killed (default 900)")
+    add_option(b, "--batch", nargs="+", default=[1], help="batch sizes, e.g. 1 4 (default 1)")
+    add_option(b, "--threads", help="torch CPU threads (default: torch's)")
+    add_option(b, "--min-time", default=1.0, help="minimum timed seconds per case (default 1)")
+    add_option(b, "--warmup-time", default=1.0, help="minimum untimed seconds per case (default 1)")
+    add_option(b, "--budget", default=30.0,
+                  help="maximum timed seconds per case if the median is not yet stable (default 30)")
+    add_option(b, "--rel-ci", default=0.02,
+                  help="stop when the 95%% interval of the median is within this fraction of it (default 0.02)")
+    add_option(b, "--timeout", default=900.0, help="seconds before a case's subprocess is killed (default 900)")
     b.add_argument("--no-isolate", action="store_true",
                    help="run every case in this process (faster start; later models can be affected by earlier ones)")
     b.add_argument("--data", help="images for the end-to-end time and calibration (default: the CamVid sample)")
@@ -55,7 +56,8 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     """``(benchmark.json path or None, {spec: error} of the models that cannot be benchmarked)``.
 
     Raises:
-        UserError: an unknown backend, a bad number, an existing output, missing --data, or no usable model.
+        UserError: an unknown backend, an existing output, missing --data, or no usable model (the numbers are
+            checked by the parser, :mod:`segbench.options`).
     """
     from segbench.bench.backends import get_backend
     from segbench.bench.select import BEST
@@ -64,9 +66,6 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     for b in args.backend:
         if b != BEST:
             get_backend(b)
-    for opt in ("min_time", "budget", "rel_ci", "timeout"):
-        if getattr(args, opt) <= 0:
-            raise UserError(f"--{opt.replace('_', '-')} must be a positive number, got {getattr(args, opt)}")
     out_file = None
     if args.output:
         if Path(args.output).exists() and not Path(args.output).is_dir():
@@ -77,8 +76,6 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     bad = check_specs(args.models)
     if len(bad) == len(args.models):
         raise UserError(next(iter(bad.values())))
-    if args.warmup_time < 0:
-        raise UserError(f"--warmup-time must be >= 0, got {args.warmup_time}")
     return out_file, bad
 
 

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.errors import UserError
 from segbench.files import prepare_output_dir
 
@@ -99,11 +100,49 @@ def check_backend_args(args) -> None:
         raise UserError(f"--calibration: only with an int8 --backend ({calibrated})")
 
 
-def print_skipped(skipped: list[dict]) -> None:
-    """One ``skipped FILE: reason`` line per skipped file, on stderr."""
+SKIPPED_FILE = "skipped.txt"
+"""The full list of skipped inputs in an output folder: ``FILE<tab>REASON`` per line."""
+
+
+def skipped_summary(skipped: list[dict], shown: int = 5) -> list[str]:
+    """Lines summarising ``skipped`` (``{"file", "reason"}``) by reason, most frequent first: ``skipped N
+    inputs``, then per reason its count and the first ``shown`` file names; as many lines as reasons, not files."""
+    if not skipped:
+        return []
+    by_reason: dict[str, list[str]] = {}
     for s in skipped:
-        reason = s["reason"] if s["reason"].startswith(s["file"]) else f"{s['file']}: {s['reason']}"
-        print(f"skipped {reason}", file=sys.stderr)
+        file, reason = str(s["file"]), str(s["reason"])
+        reason = reason.removeprefix(f"{file}: ")  # the file is named after the reason
+        for quoted in (f"'{file}'", f'"{file}"', file):  # decoders name the file inside the reason too
+            reason = reason.replace(quoted, "")
+        reason = " ".join(reason.replace(" )", ")").replace("()", "").split())
+        by_reason.setdefault(reason, []).append(Path(file).name)
+    lines = [f"skipped {len(skipped)} input{'s' if len(skipped) != 1 else ''}:"]
+    for reason, files in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        more = f" and {len(files) - shown} more" if len(files) > shown else ""
+        lines.append(f"  {len(files)} x {reason}: {', '.join(files[:shown])}{more}")
+    return lines
+
+
+def write_skipped(folder: Path | None, skipped: list[dict]) -> Path | None:
+    """Write every skipped input to ``folder/skipped.txt`` (atomically); the path, or None when nothing was
+    skipped or there is no folder."""
+    if not skipped or folder is None:
+        return None
+    from segbench.data.io import write_bytes_atomic
+
+    lines = "".join(f"{s['file']}\t{' '.join(str(s['reason']).split())}\n" for s in skipped)
+    return write_bytes_atomic(Path(folder) / SKIPPED_FILE, lines.encode())
+
+
+def print_skipped(skipped: list[dict], folder: Path | None = None) -> None:
+    """The skipped inputs summarised by reason on stderr (:func:`skipped_summary`), the full list written to
+    ``folder/skipped.txt`` when there is a folder (:func:`write_skipped`) and the line saying where."""
+    for line in skipped_summary(skipped):
+        print(line, file=sys.stderr)
+    written = write_skipped(folder, skipped)
+    if written is not None:
+        print(f"  the full list: {written}", file=sys.stderr)
 
 
 def print_busy_warning(rows: list[dict]) -> None:
@@ -150,10 +189,10 @@ def add_model_input_args(sp) -> None:
     g = sp.add_argument_group("models segbench did not build (.onnx, .pt TorchScript, .pt2, py:, smp:, hf:), "
                               "where their files do not say it")  # fmt: skip
     g.add_argument("--classes", metavar="FILE", help="class names: YAML with names (and palette), or one name per line")
-    g.add_argument("--mean", nargs=3, type=float, metavar=("R", "G", "B"),
-                   help="input normalisation mean for RGB scaled to 0..1 (default: the file's, else ImageNet's)")
-    g.add_argument("--std", nargs=3, type=float, metavar=("R", "G", "B"),
-                   help="input normalisation std (default: the file's, else ImageNet's)")
+    add_option(g, "--mean", metavar=("R", "G", "B"),
+                  help="input normalisation mean for RGB scaled to 0..1 (default: the file's, else ImageNet's)")
+    add_option(g, "--std", metavar=("R", "G", "B"),
+                  help="input normalisation std (default: the file's, else ImageNet's)")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="let a model file someone else made run code of its own (an hf: folder's modeling code "
                         "named by auto_map, a .pt2 whose parts need full unpickling); without it such files are "
@@ -170,14 +209,14 @@ def add_class_map_arg(sp) -> None:
 def model_inputs(args):
     """The :class:`segbench.external.ModelInputs` of --classes/--mean/--std/--trust-remote-code (None when none
     is given)."""
-    from segbench.external import ModelInputs
+    from segbench.external import ModelInputs, read_class_file
 
     classes, mean, std = getattr(args, "classes", None), getattr(args, "mean", None), getattr(args, "std", None)
     trust = bool(getattr(args, "trust_remote_code", False))
     if classes is None and mean is None and std is None and not trust:
         return None
-    if std is not None and any(v <= 0 for v in std):
-        raise UserError(f"--std {' '.join(map(str, std))}: expected three positive numbers")
+    if classes is not None:
+        read_class_file(classes)  # a bad or repeating class list stops before any model loads
     return ModelInputs(classes, tuple(mean) if mean else None, tuple(std) if std else None, trust)
 
 
@@ -217,23 +256,23 @@ def add_backend_args(sp, several: bool = False) -> None:
 def add_inference_args(sp) -> None:
     """--mode, --window, --stride, --gaussian, --memory-budget, --tta-*, --crf*."""
     g = sp.add_argument_group("inference (sliding window, test-time augmentation, dense CRF)")
-    g.add_argument("--mode", choices=["whole", "slide", "auto"], default="whole",
-                   help="whole image (default; slides instead when that would need more than --memory-budget), "
-                        "sliding window, or auto: also slide when the image exceeds 2x the window per side")
-    g.add_argument("--window", nargs=2, type=int, metavar=("H", "W"),
-                   help="sliding-window size in pixels (default: the model's training crop size, else 512 512)")
-    g.add_argument("--stride", nargs=2, type=int, metavar=("H", "W"),
-                   help="step between windows in pixels, at most the window (default: 2/3 of the window)")
+    add_option(g, "--mode", default="whole",
+                  help="whole image (default; slides instead when that would need more than --memory-budget), "
+                       "sliding window, or auto: also slide when the image exceeds 2x the window per side")
+    add_option(g, "--window", metavar=("H", "W"),
+                  help="sliding-window size in pixels (default: the model's training crop size, else 512 512)")
+    add_option(g, "--stride", metavar=("H", "W"),
+                  help="step between windows in pixels, at most the window (default: 2/3 of the window)")
     g.add_argument("--gaussian", action="store_true", help="Gaussian-weighted averaging of overlapping windows")
-    g.add_argument("--memory-budget", type=float, default=2048.0, metavar="MiB",
-                   help="whole and auto: slide when whole-image inference is predicted to need more than this "
-                        "(default 2048; 0: whole images at any size)")
+    add_option(g, "--memory-budget", default=2048.0, metavar="MiB",
+                  help="whole and auto: slide when whole-image inference is predicted to need more than this "
+                       "(default 2048; 0: whole images at any size)")
     g.add_argument("--tta-scales", type=scales, metavar="S[,S...]",
                    help="test-time augmentation scales, e.g. 0.5,0.75,1.0,1.25,1.5,1.75 (probabilities averaged)")
     g.add_argument("--tta-flip", action="store_true", help="test-time augmentation with left-right flips")
     g.add_argument("--crf", action="store_true",
                    help="dense CRF post-processing (arXiv 1210.5644; needs: pip install 'segbench[crf]')")
-    g.add_argument("--crf-iterations", type=int, metavar="N", help="mean-field iterations (default 10)")
+    add_option(g, "--crf-iterations", metavar="N", help="mean-field iterations (default 10)")
     g.add_argument("--crf-param", action="append", metavar="NAME=VALUE",
                    help="CRF parameter: smooth_weight, smooth_sxy, appearance_weight, appearance_sxy, "
                         "appearance_srgb (defaults: DeepLab's 3, 1, 4, 67, 3)")
@@ -248,22 +287,22 @@ def add_score_args(sp, scores_on: bool = False) -> None:
 
     on = "on by default; --no-{} turns it off" if scores_on else "off by default"
     g = sp.add_argument_group("scores beyond mIoU (intervals on by default; the others cost seconds per image)")
-    g.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                   help="resamples of the images for the 95%% intervals (default 1000; 0 = no intervals)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    add_option(g, "--bootstrap", default=1000, metavar="B",
+                  help="resamples of the images for the 95%% intervals (default 1000; 0 = no intervals)")
+    add_option(g, "--seed", default=0, help="seed of the bootstrap resampling (default 0)")
     g.add_argument("--boundary", action=argparse.BooleanOptionalAction, default=scores_on,
                    help="Boundary IoU per class and mean (arXiv 2103.16562; about 0.3 s per 720x960 image; "
                         f"{on.format('boundary')})")
-    g.add_argument("--boundary-ratio", type=float, default=0.02, metavar="R",
-                   help="Boundary IoU's distance as a fraction of the image diagonal (default 0.02)")
+    add_option(g, "--boundary-ratio", default=0.02, metavar="R",
+                  help="Boundary IoU's distance as a fraction of the image diagonal (default 0.02)")
     g.add_argument("--trimap", action="store_true",
                    help="mIoU and pixel accuracy in bands of 1..40 px around label boundaries (arXiv 1412.7062; "
                         "about 1.4 s per 720x960 image, shared by all models)")
-    g.add_argument("--trimap-width", type=int, default=40, metavar="PX", help="widest trimap band (default 40)")
+    add_option(g, "--trimap-width", default=40, metavar="PX", help="widest trimap band (default 40)")
     g.add_argument("--ece", action=argparse.BooleanOptionalAction, default=scores_on,
                    help="expected calibration error (15 bins of max-softmax) and reliability diagram (arXiv 1706.04599; "
                         f"{on.format('ece')})")
-    g.add_argument("--ece-bins", type=int, default=15, metavar="M", help="ECE bins (default 15)")
+    add_option(g, "--ece-bins", default=15, metavar="M", help="ECE bins (default 15)")
 
 
 def score_options(args):
@@ -285,8 +324,8 @@ def add_corruption_args(sp) -> None:
     r.add_argument("--corruptions", nargs="+", metavar="C",
                    help="all, noise, blur, weather, digital or corruption names: mIoU per corruption and severity")
     r.add_argument("--severities", default="1-5", help="severities 1..5, e.g. 1-5 or 1,3,5 (default 1-5)")
-    r.add_argument("--corruption-images", type=int, default=0, metavar="N",
-                   help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
+    add_option(r, "--corruption-images", default=0, metavar="N",
+                  help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
     r.add_argument("--resume", action="store_true",
                    help="continue a stopped sweep from the finished cells it saved in --output "
                         "(corruptions.partial.npz; the other measurements are repeated)")  # fmt: skip

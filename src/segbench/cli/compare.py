@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import (
     add_backend_args,
     add_class_map_arg,
@@ -41,12 +42,12 @@ def add_parser(sub) -> None:
     add_dataset_arg(c)
     c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
     c.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
-    c.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="benchmark input size (default: the first image's)")
-    c.add_argument("--batch", type=int, default=1, help="benchmark batch size")
-    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    c.add_argument("--max-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
-    c.add_argument("--grid", type=int, default=4, help="images shown side by side (default 4)")
-    c.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds per latency measurement")
+    add_option(c, "--size", metavar=("H", "W"), help="benchmark input size (default: the first image's)")
+    add_option(c, "--batch", default=1, help="benchmark batch size")
+    add_option(c, "--threads", help="torch CPU threads (default: torch's)")
+    add_option(c, "--max-images", default=0, help="evaluate on the first N images only (0 = all)")
+    add_option(c, "--grid", default=4, help="images shown side by side (default 4)")
+    add_option(c, "--min-time", default=2.0, help="minimum timed seconds per latency measurement")
     c.add_argument("--in-process", action="store_true",
                    help="time the models in this process instead of a fresh subprocess per (model, backend)")
     c.add_argument("--quiet", action="store_true")
@@ -65,8 +66,9 @@ def run(args) -> int:
     from segbench.data.datasets import sample_dir
     from segbench.engine.sharded import is_main, on_main
     from segbench.external import check_spec, external_kind
+    from segbench.specs import unique_specs
 
-    models = args.models or zoo_models()
+    models, repeats = unique_specs(args.models or zoo_models())
     if not models:
         raise UserError("no models given and no shipped models found in segbench/zoo")
     data = args.data or sample_dir()
@@ -80,21 +82,27 @@ def run(args) -> int:
         if external_kind(spec) is not None:
             check_spec(spec)
     inference, crf = inference_config(args), crf_config(args)
-    scores, corruptions = score_options(args), corruption_plan(args)
+    scores, corruptions, inputs = score_options(args), corruption_plan(args), model_inputs(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     on_main(check_new_dir, out, args.overwrite or args.resume)
     if is_main():
+        for note in repeats:
+            print(f"note: {note}", file=sys.stderr)
         print(f"comparing {', '.join(models)} on {data}")
     result = compare(
         models, data, out, split=args.split, weights=args.weights, input_size=tuple(args.size) if args.size else None,
         batch=args.batch, device=args.device, threads=args.threads, max_images=args.max_images,
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
-        inputs=model_inputs(args), class_map=args.class_map, scores=scores, corruptions=corruptions,
+        inputs=inputs, class_map=args.class_map, scores=scores, corruptions=corruptions,
         resume=args.resume,
     )
     if not is_main():
         return 0  # rank 0 reports for every process
+    if result["rows"] and all(r.get("error") for r in result["rows"]):
+        first = result["rows"][0]
+        raise UserError(f"no model could be evaluated ({len(result['rows'])} failed; the first, {first['model']}: "
+                        f"{first['error']}); the errors are in {result['files'].get('report_html', out)}")
     several = args.backend != ["eager"]
     for r in result["rows"]:
         name = r["model"] + (f" ({r['backend']})" if several and r.get("backend") else "")
@@ -118,7 +126,7 @@ def run(args) -> int:
         for r in result["rows"]:
             if r.get("best"):
                 print(describe_choice(r["model"], r["best_choice"]))
-    print_skipped(result["skipped"])
+    print_skipped(result["skipped"], out)  # by reason; the full list in OUT/skipped.txt
     print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0

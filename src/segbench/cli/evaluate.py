@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import (
     add_backend_args,
     add_class_map_arg,
@@ -40,13 +41,13 @@ def add_parser(sub) -> None:
     e.add_argument("--data", required=True, help="dataset folder, layout detected (see: segbench datasets)")
     e.add_argument("--split", default="val")
     add_dataset_arg(e)
-    e.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0 = all)")
+    add_option(e, "--max-images", default=0, help="evaluate the first N images only (0 = all)")
     e.add_argument("--output", help="folder for metrics.json, confusion_matrix.csv, confusions.npz (per image) and the "
                    "--trimap / --ece / --corruptions plots")
     e.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
-    e.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    add_option(e, "--threads", help="torch CPU threads (default: torch's)")
     add_inference_args(e)
     add_score_args(e)
     add_corruption_args(e)
@@ -119,7 +120,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - t0
     if not is_main():
         return 0  # rank 0 reports for every process
-    print_skipped(res.skipped)
+    print_skipped(res.skipped, Path(args.output) if args.output else None)
     if res.metrics is None or res.num_images == 0:
         raise UserError(f"{args.data}: no image could be evaluated ({len(res.skipped)} skipped)")
     m = res.metrics.to_dict(names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from segbench.cli.args import add_option
 from segbench.cli.common import add_model_input_args, load_cli_model
 from segbench.errors import UserError
 from segbench.files import prepare_output_file, write_failure
@@ -18,9 +19,9 @@ def add_parser(sub) -> None:
     )
     x.add_argument("model", help="checkpoint path, ARCH.TAG, or ARCH with --weights")
     x.add_argument("--output", required=True, help="output file (.safetensors, or .onnx with --format onnx)")
-    x.add_argument("--format", choices=["safetensors", "onnx"], default="safetensors",
-                   help="file format (default safetensors)")
-    x.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16", help="safetensors weights dtype")
+    add_option(x, "--format", default="safetensors",
+                  help="file format (default safetensors)")
+    add_option(x, "--dtype", default="fp16", help="safetensors weights dtype")
     g = x.add_argument_group("ONNX (--format onnx)")
     g.add_argument("--int8", action="store_true",
                    help="write an int8 model (ONNX Runtime static quantisation, QDQ, per-channel weights)")
@@ -28,14 +29,14 @@ def add_parser(sub) -> None:
                    help="images calibrating the int8 ranges (default: the CamVid val sample shipped with segbench)")
     g.add_argument("--data", help="dataset or image folder the check runs on (default: the shipped CamVid val sample)")
     g.add_argument("--split", default="val", help="split of --data (default val)")
-    g.add_argument("--max-images", type=int, default=8, help="images checked (default 8)")
-    g.add_argument("--atol", type=float, default=1e-3,
-                   help="largest allowed |logits difference| of the fp32 model (default 1e-3)")
-    g.add_argument("--max-miou-drop", type=float, metavar="POINTS",
-                   help="largest allowed mIoU drop in points (default 0.05 for fp32, 0.5 for --int8)")
-    g.add_argument("--exporter", choices=["dynamo", "torchscript"],
-                   help="torch.onnx exporter (default dynamo; torchscript is deprecated by PyTorch)")
-    g.add_argument("--opset", type=int, help="ONNX opset, 17 or newer (default 18 for dynamo, 17 for torchscript)")
+    add_option(g, "--max-images", default=8, help="images checked (default 8)")
+    add_option(g, "--atol", default=1e-3,
+                  help="largest allowed |logits difference| of the fp32 model (default 1e-3)")
+    add_option(g, "--max-miou-drop", metavar="POINTS",
+                  help="largest allowed mIoU drop in points (default 0.05 for fp32, 0.5 for --int8)")
+    add_option(g, "--exporter",
+                  help="torch.onnx exporter (default dynamo; torchscript is deprecated by PyTorch)")
+    add_option(g, "--opset", help="ONNX opset, 17 or newer (default 18 for dynamo, 17 for torchscript)")
     x.add_argument("--keep-aux", action="store_true", help="keep the auxiliary head (dropped by default)")
     x.add_argument("--overwrite", action="store_true")
     x.add_argument("--weights", help="weights for a bare ARCH or smp: ('none' or a local file)")

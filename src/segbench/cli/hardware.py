@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
+from segbench.cli.args import add_option
+
 
 def add_parser(sub) -> None:
     """The ``hardware`` subcommand and its options."""
     hw = sub.add_parser("hardware", help="the machine's profile: precisions native or emulated, peaks, bandwidth")
     hw.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
-    hw.add_argument("--threads", type=int, default=None, help="CPU threads of the probes (default: torch's)")
+    add_option(hw, "--threads", default=None, help="CPU threads of the probes (default: torch's)")
     hw.add_argument("--json", action="store_true", help="print the profile as JSON")
     hw.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
     hw.set_defaults(func=run)

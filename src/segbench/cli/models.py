@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from segbench.cli.args import add_option
+
 
 def add_parser(sub) -> None:
     """The ``models`` subcommand and its options."""
     m = sub.add_parser("models", help="list the networks, their parameters and weights tags")
-    m.add_argument("--num-classes", type=int, default=21, help="classes for the parameter count (default 21)")
+    add_option(m, "--num-classes", default=21, help="classes for the parameter count (default 21)")
     m.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segbench.cli.args import add_option
 from segbench.cli.common import (
     add_backend_args,
     add_inference_args,
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     pr.add_argument("--skip-existing", action="store_true",
                     help="leave out images whose outputs all exist: finishes an interrupted batch")
-    pr.add_argument("--alpha", type=float, default=0.5, help="mask opacity in the overlay (0..1)")
+    add_option(pr, "--alpha", default=0.5, help="mask opacity in the overlay (0..1)")
     pr.add_argument("--confidence", action="store_true",
                     help="also write STEM_confidence.png: the max softmax probability per pixel (0..255 = 0..1)")
     pr.add_argument("--quiet", action="store_true")
@@ -85,8 +86,6 @@ def run(args) -> int:
     dataset = image_dataset(args.images) if args.dataset is None else _split_images(args)
     if not len(dataset):
         raise UserError(f"{' '.join(args.images)}: no images found")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise UserError(f"--alpha {args.alpha}: expected a mask opacity within 0..1")
     if args.overwrite and args.skip_existing:
         raise UserError("--overwrite and --skip-existing: choose one")
     out = prepare_output_dir(args.output, overwrite=True)  # existing files are checked one by one below
@@ -106,7 +105,7 @@ def run(args) -> int:
                             alpha=args.alpha, backend=args.backend, skip_existing=args.skip_existing,
                             on_image=report)  # fmt: skip
     skipped = result.skipped
-    print_skipped(skipped)
+    print_skipped(skipped, out)  # by reason; the full list in OUT/skipped.txt
     already = f", {result.already_done} already done" if result.already_done else ""
     print(f"{result.done} images segmented into {out}{already}" + (f", {len(skipped)} skipped" if skipped else "")
           + f" ({inference.describe()}" + (f"; {crf.describe()})" if crf else ")"))  # fmt: skip

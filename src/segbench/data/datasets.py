@@ -72,6 +72,11 @@ def open_dataset(path: str | Path, split: str = "val", dataset: str | None = Non
         found = open_layout(path, split, dataset)
         if found is not None:
             return found
+        other = _find(path, dataset) if dataset is None else None  # a dataset, but not this split of it
+        if other is not None:
+            lay, root = other
+            raise UserError(f"{root}: no split {split!r} in this {lay.name} dataset; splits found: "
+                            f"{', '.join(lay.splits(root)) or 'none'}")
     ds = images([path])
     if not len(ds):
         raise UserError(f"{path}: no images found (expected image files, or a dataset: {_markers()})")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from segbench.classes import default_palette
+from segbench.classes import check_unique_names, default_palette
 from segbench.errors import UserError
 from segbench.files import read_text
 from segbench.models import ModelInfo
@@ -73,7 +73,7 @@ def read_class_file(path: str | Path) -> tuple[list[str], list[tuple[int, int, i
     """Class names (and palette, when given) from ``--classes FILE``.
 
     Raises:
-        UserError: unreadable file, a YAML file without a list ``names``, or no names at all.
+        UserError: unreadable file, a YAML file without a list ``names``, no names at all, or a name given twice.
     """
     path = Path(path)
     text = read_text(path, "class file")
@@ -90,7 +90,9 @@ def read_class_file(path: str | Path) -> tuple[list[str], list[tuple[int, int, i
         names = [line.strip() for line in text.splitlines() if line.strip()]
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
         raise UserError(f"--classes {path}: expected a list of class names ('names: [road, car, ...]' or one per line)")
-    return [str(n) for n in names], palette
+    names = [str(n) for n in names]
+    check_unique_names(names, f"--classes {path}")
+    return names, palette
 
 
 def _decoded(value, source: str, what: str, expected: str):

@@ -33,6 +33,7 @@ import numpy as np
 
 from segbench.errors import UserError
 from segbench.metrics.iou import EXACT_LIMIT, ConfusionScores, as_confusions, score_confusions
+from segbench.options import check
 
 __all__ = [
     "Bootstrap",
@@ -98,9 +99,9 @@ def resample_counts(num_images: int, num_resamples: int = 1000, seed: int = 0) -
 
 
 def check_confidence(confidence: float) -> None:
-    """Raise :class:`UserError` unless ``confidence`` lies in (0, 1)."""
-    if not 0 < confidence < 1:
-        raise UserError(f"confidence must lie in (0, 1), got {confidence}")
+    """Raise :class:`UserError` unless ``confidence`` lies in (0, 1) (the row ``confidence`` of
+    :data:`segbench.options.OPTIONS`)."""
+    check("confidence", confidence)
 
 
 def percentile_interval(estimate, samples: np.ndarray, confidence: float) -> list[Interval] | Interval:

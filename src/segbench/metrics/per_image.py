@@ -25,6 +25,7 @@ from segbench.metrics.calibration import Calibration
 from segbench.metrics.confusion import ConfusionMatrix
 from segbench.metrics.labels import check_labels
 from segbench.metrics.trimap import Trimap, counts_in_bands, distance_to_other_class
+from segbench.options import SCORE_FIELDS, check_fields
 
 __all__ = ["DistanceCache", "ImageScores", "ScoreOptions"]
 
@@ -57,14 +58,7 @@ class ScoreOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.dilation_ratio > 0:
-            raise UserError(f"--boundary-ratio {self.dilation_ratio}: expected a number > 0")
-        if not 1 <= self.max_width <= 254:
-            raise UserError(f"--trimap-width {self.max_width}: expected an integer in 1..254")
-        if self.num_bins < 1:
-            raise UserError(f"--ece-bins {self.num_bins}: expected an integer >= 1")
-        if self.bootstrap < 0:
-            raise UserError(f"--bootstrap {self.bootstrap}: expected an integer >= 0 (0 = no intervals)")
+        check_fields(self, SCORE_FIELDS)  # the ranges of segbench.options, the same as the flags'
 
     def enabled(self) -> list[str]:
         """Names of the optional scores asked for: ``boundary``, ``trimap``, ``ece``."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from segbench.classes import IGNORE_INDEX, ClassSet, default_palette
+from segbench.classes import IGNORE_INDEX, ClassSet, check_unique_names, default_palette
 from segbench.data.base import SegmentationDataset
 from segbench.data.io import list_images
 from segbench.data.layouts.layout import Layout
@@ -22,7 +22,7 @@ def read_class_file(path: Path) -> tuple[ClassSet, tuple[int, ...]]:
     """Read ``classes.yaml``/``classes.json``: ``{"names": [...], "palette": [[r,g,b], ...]?, "void": [ids]?}``.
 
     Raises:
-        UserError: unreadable file or wrong keys/types.
+        UserError: unreadable file, wrong keys/types, or a class name given twice.
     """
     text = read_text(path, "class file")
     try:
@@ -35,6 +35,7 @@ def read_class_file(path: Path) -> tuple[ClassSet, tuple[int, ...]]:
     if unknown:
         raise UserError(f"{path}: unknown keys {sorted(unknown)}; valid keys: names, palette, void")
     names = tuple(str(n) for n in data["names"])
+    check_unique_names(names, str(path))
     palette = data.get("palette") or default_palette(len(names))
     if len(palette) != len(names) or any(len(c) != 3 for c in palette):
         raise UserError(f"{path}: 'palette' must hold one [r, g, b] per class ({len(names)})")

@@ -23,6 +23,7 @@ from pathlib import Path
 from segbench.classes import VOC
 from segbench.data.base import SegmentationDataset
 from segbench.data.layouts.layout import Layout, first_dir, no_split, read_id_list
+from segbench.errors import UserError
 
 MASKS, MASKS_AUG = "SegmentationClass", "SegmentationClassAug"
 LISTINGS = {MASKS: ("ImageSets/Segmentation",), MASKS_AUG: ("ImageSets/SegmentationAug", "ImageSets/Segmentation")}
@@ -50,6 +51,11 @@ def _open(root: Path, split: str, masks: str, layout: str) -> SegmentationDatase
         raise no_split(root, split, _split_names(root, masks), " or ".join(f"{d}/{split}.txt" for d in LISTINGS[masks]))
     ids = read_id_list(listing)
     pairs = [(root / "JPEGImages" / f"{i}.jpg", root / masks / f"{i}.png") for i in ids]
+    missing = [img.stem for img, _ in pairs if not img.is_file()]
+    if missing:  # before any work: an image the list names but the folder lacks is no image
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise UserError(f"{listing}: names {len(missing)} of its {len(ids)} images that JPEGImages/ lacks "
+                        f"({', '.join(missing[:5])}{more}); complete the folder or remove them from the list")
     note = f"{masks}/ID.png (class indices, 255 void)"
     if pairs and not any(m.is_file() for _, m in pairs):  # the test split: images without labels
         pairs, note = [(img, None) for img, _ in pairs], f"no {masks}/ masks for this split"
