@@ -195,6 +195,21 @@ def test_output_stride_8_runs():
         assert out.shape == (1, 3, 65, 97) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn_resnet50",
+                                  "deeplabv3_resnet101"])
+def test_to_torchvision_state_inverts_the_converter(name):
+    from segbench.models.convert import to_torchvision_state
+
+    aux = {} if name.startswith("lraspp") else {"aux_loss": True}
+    with torch.device("meta"):
+        tv = getattr(tvseg, name)(weights=None, weights_backbone=None, num_classes=11, **aux)
+    state = tv.state_dict()
+    back = to_torchvision_state(name, to_segbench_layout(name, state))
+    assert list(back) == list(state)
+    with pytest.raises(ValueError, match="unet_resnet18"):
+        to_torchvision_state("unet_resnet18", {})
+
+
 def test_shipped_camvid_lraspp_equals_torchvision_with_the_same_weights():
     # The zoo file keeps torchvision's key layout; it is converted on loading.
     path = zoo_tags()["lraspp_mobilenet_v3_large"]["camvid"]

@@ -20,6 +20,7 @@ __all__ = [
     "convert_torchvision_state",
     "is_torchvision_state",
     "rename_prefixes",
+    "to_torchvision_state",
     "vgg16_imagenet_to_encoder",
 ]
 
@@ -124,6 +125,32 @@ def convert_torchvision_lraspp_state(state: dict[str, torch.Tensor]) -> dict[str
         A new state_dict that loads strictly into :func:`~segbench.models.lraspp.lraspp_mobilenet_v3_large`.
     """
     return rename_prefixes(state, _LRASPP_RULES)
+
+
+def to_torchvision_state(arch: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of the torchvision converters: a segbench FCN / DeepLabv3 / LR-ASPP state_dict renamed to
+    torchvision's layout, so that ``torchvision.models.segmentation.ARCH(num_classes=...)`` loads it strictly.
+
+    Args:
+        arch: ``fcn_resnet{50,101}``, ``deeplabv3_resnet{50,101}``, ``deeplabv3_mobilenet_v3_large`` or
+            ``lraspp_mobilenet_v3_large``.
+        state: a state_dict of segbench's builder of that name.
+
+    Returns:
+        A new state_dict with the same tensors; keys no rule covers keep their names, so a strict load reports them.
+
+    Raises:
+        ValueError: ``arch`` is not one of the architectures above.
+    """
+    if arch == "lraspp_mobilenet_v3_large":
+        rules = _LRASPP_RULES
+    elif arch in ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+                  "deeplabv3_mobilenet_v3_large"):  # fmt: skip
+        encoder = "encoder.features." if arch == "deeplabv3_mobilenet_v3_large" else "encoder."
+        rules = [("backbone.", encoder), *_AUX_RULES, *(_DEEPLAB_RULES if arch.startswith("deeplabv3") else _FCN_RULES)]
+    else:
+        raise ValueError(f"{arch}: no torchvision layout (expected an FCN, DeepLabv3 or LR-ASPP of torchvision)")
+    return rename_prefixes(state, sorted(((new, old) for old, new in rules), key=lambda r: -len(r[0])))
 
 
 def vgg16_imagenet_to_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
