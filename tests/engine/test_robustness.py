@@ -18,9 +18,12 @@ from segbench.engine.robustness import (
     robustness_table,
 )
 from segbench.errors import UserError
+from segbench.preprocessing import Preprocessing
 
 needs_package = pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
                                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")
+
+HALF = Preprocessing((0.5,) * 3, (0.5,) * 3)
 
 
 def test_groups_are_the_fifteen_imagenet_c_corruptions():
@@ -96,7 +99,7 @@ def _red_images(n=3):
 @needs_package
 def test_a_stopped_sweep_resumes_from_its_checkpoint(tmp_path):
     data, plan = _red_images(), CorruptionPlan(("gaussian_noise", "contrast"), (1, 3))  # 5 cells x 3 images
-    runner = lambda model: {"m": Runner(model, (0.5,) * 3, (0.5,) * 3, 2)}  # noqa: E731
+    runner = lambda model: {"m": Runner(model, HALF, 2)}  # noqa: E731
     whole = corruption_sweep(runner(_RedIsClassOne()), data, 3, plan, progress=False, bootstrap=100)
     ckpt = tmp_path / "sweep.npz"
     with pytest.raises(KeyboardInterrupt):  # stopped in the third cell: the first two are saved
@@ -117,9 +120,9 @@ def test_resume_refuses_a_checkpoint_of_another_sweep(tmp_path):
     data, plan = _red_images(), CorruptionPlan(("contrast",), (1, 2))
     ckpt = tmp_path / "sweep.npz"
     with pytest.raises(KeyboardInterrupt):
-        corruption_sweep({"m": Runner(_RedIsClassOne(stop_after=4), (0.5,) * 3, (0.5,) * 3, 2)}, data, 3, plan,
+        corruption_sweep({"m": Runner(_RedIsClassOne(stop_after=4), HALF, 2)}, data, 3, plan,
                          progress=False, checkpoint=ckpt)  # fmt: skip
-    other = {"m": Runner(_RedIsClassOne(scale=2.0), (0.5,) * 3, (0.5,) * 3, 2)}  # other weights
+    other = {"m": Runner(_RedIsClassOne(scale=2.0), HALF, 2)}  # other weights
     with pytest.raises(UserError, match="other models, weights"):
         corruption_sweep(other, data, 3, plan, progress=False, checkpoint=ckpt, resume=True)
     ckpt.write_bytes(b"not an npz")

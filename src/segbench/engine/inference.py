@@ -50,6 +50,7 @@ from PIL import Image
 from torch import nn
 
 from segbench.data.transforms import preprocess
+from segbench.engine.inference_config import DEFAULT_WINDOW, MODES, InferenceConfig, training_size
 from segbench.engine.sliding import (
     GAUSSIAN_SIGMA_SCALE,
     gaussian_weights,
@@ -57,8 +58,8 @@ from segbench.engine.sliding import (
     slide_logits,
     window_positions,
 )
-from segbench.engine.inference_config import DEFAULT_WINDOW, MODES, InferenceConfig, training_size
 from segbench.errors import UserError
+from segbench.preprocessing import Preprocessing
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -78,9 +79,11 @@ __all__ = [
 ]
 
 @torch.inference_mode()
-def whole_logits(model: nn.Module, image: np.ndarray, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
+def whole_logits(
+    model: nn.Module, image: np.ndarray, preprocessing: Preprocessing, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Logits ``(1, C, H, W)`` of one forward pass over the whole ``(H, W, 3)`` uint8 image."""
-    return model(preprocess(image, mean, std, device))
+    return model(preprocess(image, preprocessing, device))
 
 
 # Measured peak MiB of one window-sized forward, per model, device and window (see estimate_whole_memory_mib).
@@ -176,19 +179,19 @@ def _softmax_(logits: torch.Tensor) -> torch.Tensor:
     return logits.div_(logits.sum(1, keepdim=True))
 
 
-def _logits_for(model, image, mean, std, cfg: InferenceConfig, device) -> torch.Tensor:
+def _logits_for(model, image, preprocessing: Preprocessing, cfg: InferenceConfig, device) -> torch.Tensor:
     mode = choose_mode(model, image.shape[:2], cfg, device)
     if mode == "slide":
-        return slide_logits(model, image, mean, std, cfg.resolved_window(), cfg.resolved_stride(), cfg.gaussian, device)
-    return whole_logits(model, image, mean, std, device)
+        window, stride = cfg.resolved_window(), cfg.resolved_stride()
+        return slide_logits(model, image, preprocessing, window, stride, cfg.gaussian, device)
+    return whole_logits(model, image, preprocessing, device)
 
 
 @torch.inference_mode()
 def predict_probs(
     model: nn.Module,
     image: np.ndarray,
-    mean,
-    std,
+    preprocessing: Preprocessing,
     cfg: InferenceConfig | None = None,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
@@ -201,7 +204,7 @@ def predict_probs(
     Args:
         model: a segmentation network ``(N, 3, H, W) -> (N, C, H, W)`` logits, in eval mode on ``device``.
         image: ``(H, W, 3)`` uint8 RGB, any size from 1 x 1.
-        mean, std: the model's input normalisation (for 0..1 images).
+        preprocessing: what the model expects of its input (:class:`segbench.preprocessing.Preprocessing`).
         cfg: how to run (default: whole image, no TTA); call :meth:`InferenceConfig.for_model` first to use
             the model's training size as the window.
         device: where the model runs and the result lives.
@@ -227,7 +230,7 @@ def predict_probs(
         scaled = _resize(image, scale)
         for flip in (False, True) if cfg.flip else (False,):
             x = scaled[:, ::-1].copy() if flip else scaled  # a copy: 1-pixel-wide views keep negative strides
-            logits = _logits_for(model, x, mean, std, cfg, device)
+            logits = _logits_for(model, x, preprocessing, cfg, device)
             if flip:
                 logits = logits.flip(3)
             if logits.shape[2:] != (H, W):
@@ -244,8 +247,7 @@ def predict_probs(
 def predict_label(
     model: nn.Module,
     image: np.ndarray,
-    mean,
-    std,
+    preprocessing: Preprocessing,
     cfg: InferenceConfig | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +259,7 @@ def predict_label(
     window's forward pass, ``(C, window height, W)`` float32 logits, the image and the two outputs.
 
     Args:
-        model, image, mean, std, cfg, device: as for :func:`predict_probs`.
+        model, image, preprocessing, cfg, device: as for :func:`predict_probs`.
 
     Returns:
         ``(label, confidence)``: ``(H, W)`` class indices (uint8 up to 255 classes, else int32) and
@@ -271,9 +273,9 @@ def predict_label(
     cfg = cfg or InferenceConfig()
     if not cfg.tta and choose_mode(model, image.shape[:2], cfg, device) == "slide":
         return slide_label_streaming(
-            model, image, mean, std, cfg.resolved_window(), cfg.resolved_stride(), cfg.gaussian, device
+            model, image, preprocessing, cfg.resolved_window(), cfg.resolved_stride(), cfg.gaussian, device
         )
-    probs = predict_probs(model, image, mean, std, cfg, device)
+    probs = predict_probs(model, image, preprocessing, cfg, device)
     conf, label = probs.max(1)
     label = label[0].cpu().numpy()
     return label.astype(np.uint8 if probs.shape[1] <= 255 else np.int32), conf[0].cpu().numpy()

@@ -41,6 +41,7 @@ from segbench.data.io import write_bytes_atomic
 from segbench.engine.evaluate import predict_mask
 from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
+from segbench.preprocessing import Preprocessing
 from segbench.engine.robustness_stats import robustness_comparisons, robustness_intervals, robustness_table
 
 __all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "Runner",
@@ -250,7 +251,7 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
                 item["image"], corruption, severity, plan.seed, i)  # fmt: skip
             for label, r in models.items():
                 cm = ConfusionMatrix(r.num_classes, device=device)
-                pred = predict_mask(r.model, image, r.mean, r.std, device)
+                pred = predict_mask(r.model, image, r.preprocessing, device)
                 cm.update(torch.from_numpy(pred).unsqueeze(0).to(device), targets[i, label])
                 mats[label][k, n] = cm.mat.cpu().numpy()
         if checkpoint:
@@ -282,9 +283,9 @@ def _fingerprint(model) -> str:
 
 
 def _sweep_key(models: dict, image_indices: list[int], cells: list, seed: int) -> str:
-    """What a checkpoint's cells depend on: every model (label, fingerprint, normalisation, classes), the images,
+    """What a checkpoint's cells depend on: every model (label, fingerprint, preprocessing, classes), the images,
     the cells and the seed."""
-    spec = {"models": [[label, _fingerprint(r.model), list(r.mean), list(r.std), r.num_classes]
+    spec = {"models": [[label, _fingerprint(r.model), r.preprocessing.to_dict(), r.num_classes]
                        for label, r in models.items()],
             "images": image_indices, "cells": [list(c) for c in cells], "seed": seed,
             "format": "per-image matrices (K, N, C, C)"}  # fmt: skip
@@ -322,16 +323,14 @@ class Runner(NamedTuple):
 
     Attributes:
         model: Maps ``(1, 3, H, W)`` to logits ``(1, C, H, W)`` over the dataset's ``C`` classes.
-        mean: Normalisation mean (RGB, 0..1 scale).
-        std: Normalisation std.
+        preprocessing: What the model expects of its input (:class:`segbench.preprocessing.Preprocessing`).
         num_classes: ``C``.
         mapping: The model's :class:`~segbench.external.classmap.ClassMapping` onto the dataset's classes
             (labels of dataset classes nothing maps onto are ignored); None: the same classes.
     """
 
     model: torch.nn.Module
-    mean: tuple
-    std: tuple
+    preprocessing: Preprocessing
     num_classes: int
     mapping: object = None
 

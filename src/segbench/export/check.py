@@ -57,12 +57,12 @@ def export_checked(
     drop of at most ``max_miou_drop`` points (default 0.05); with ``int8``, :func:`quantize_int8` calibrated
     on the images of ``calibration`` (default: the shipped sample) and the same check without ``atol`` and with
     ``max_miou_drop`` (default 0.5 points). The check's numbers go into the file's ``metadata_props``
-    (``classes``, ``palette``, ``mean``, ``std``, ``max_abs_diff``, ``miou``, ...) before it is moved onto
-    ``output``.
+    (``classes``, ``palette``, the keys of :meth:`segbench.preprocessing.Preprocessing.to_dict` (``mean``,
+    ``std``, ...), ``max_abs_diff``, ``miou``, ...) before it is moved onto ``output``.
 
     Args:
         model: the PyTorch network.
-        info: its :class:`segbench.models.ModelInfo` (classes, mean, std, provenance).
+        info: its :class:`segbench.models.ModelInfo` (classes, preprocessing, provenance).
         output: the ``.onnx`` file to write.
         log: called with each line of the report (``print`` by default).
 
@@ -78,7 +78,7 @@ def export_checked(
         raise UserError(f"{output}: exists; pass --overwrite to replace it")
     if output.suffix.lower() != ".onnx":
         raise UserError(f"--output {output}: expected a file name ending in .onnx")
-    images, described = check_images(data, split, info.mean, info.std, info.class_names, max_images)
+    images, described = check_images(data, split, info.preprocessing, info.class_names, max_images)
     model = model.eval()
     drop_fp32 = 0.05 if max_miou_drop is None or int8 else max_miou_drop
     tmp_fp32 = temporary_path(output)
@@ -136,7 +136,7 @@ def _int8_checked(model, info, src: Path, dst: Path, images, output: Path, calib
     Raises:
         ExportError: the quantiser failed, or the int8 model loses more than ``max_miou_drop`` points.
     """
-    calib = sample_calibration(info.mean, info.std, folder=calibration)
+    calib = sample_calibration(info.preprocessing, folder=calibration)
     t0 = time.perf_counter()
     settings = describe_int8(quantize_int8(src, dst, calib))
     where = calibration or "the shipped CamVid val sample"
@@ -164,9 +164,8 @@ def _metadata(info, checked: ExportCheck, fp32: ExportCheck, int8_settings: str,
         "weights": str(info.weights),
         "classes": list(info.class_names),
         "palette": [list(c) for c in info.palette],
-        "mean": list(info.mean),
-        "std": list(info.std),
-        "input": "input: float32 (N, 3, H, W), RGB scaled to 0..1 then (x - mean) / std",
+        **info.preprocessing.to_dict(),
+        "input": "input: float32 (N, 3, H, W), " + info.preprocessing.describe(),
         "output": "logits: float32 (N, num_classes, H, W)",
         "precision": "int8" if int8_settings else "fp32",
         "int8_settings": int8_settings,

@@ -20,6 +20,7 @@ from torch import nn
 
 from segbench.errors import UserError, first_line
 from segbench.export.onnx import cpu_module, onnx_session, run_onnx
+from segbench.preprocessing import Preprocessing
 
 __all__ = ["ExportCheck", "check_images", "check_onnx"]
 
@@ -183,7 +184,7 @@ def _reasons(check: ExportCheck, max_abs_diff: float | None, max_miou_drop: floa
 
 
 def check_images(
-    data: str | Path | None, split: str, mean, std, class_names: Sequence[str], limit: int = 8
+    data: str | Path | None, split: str, preprocessing: Preprocessing, class_names: Sequence[str], limit: int = 8
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], str]:
     """Images for :func:`check_onnx`: ``(x (1, 3, H, W), target (H, W) | None)`` pairs and a description.
 
@@ -192,6 +193,7 @@ def check_images(
     Args:
         data: a dataset folder or a folder of images; None for the CamVid val sample shipped with segbench.
         split: split of a dataset folder.
+        preprocessing: what the model expects of its input (:class:`segbench.preprocessing.Preprocessing`).
         limit: at most this many images (0: all).
 
     Raises:
@@ -217,7 +219,7 @@ def check_images(
         if "error" in item:
             continue
         target = torch.from_numpy(item["mask"]).long() if labelled else None
-        pairs.append((preprocess(item["image"], mean, std), target))
+        pairs.append((preprocess(item["image"], preprocessing), target))
     if not pairs:
         raise UserError(f"{what}: no readable image to check the export on")
     return pairs, f"{len(pairs)} images of {what}" + ("" if labelled else " (no labels of the model's classes)")
