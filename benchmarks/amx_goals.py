@@ -102,8 +102,8 @@ def accuracy_section(models, backends, max_images: int) -> list[str]:
         for backend in backends:
             try:
                 runner = loaded.model if backend == "eager" else prepare(loaded.model, backend, calib[0], "cpu", calib)
-                res = evaluate(runner, dataset, info.num_classes, info.preprocessing, device="cpu", max_images=max_images,
-                               progress=False)  # fmt: skip
+                res = evaluate(runner, dataset, info.num_classes, info.preprocessing, device="cpu",
+                               max_images=max_images, progress=False)  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - one backend failing leaves a row
                 lines.append(f"| {model}.camvid | {backend} | error: {str(exc).splitlines()[0][:120]} | | | |")
                 continue

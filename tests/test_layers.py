@@ -2,8 +2,8 @@
 it (at top level or inside a function alike), no two modules import each other through any chain, only the
 report layer imports matplotlib, and ``import segbench.models`` loads a network and nothing else.
 
-Layers, low to high: errors -> files -> the other leaves (registry, config, classes, preprocessing) -> models, data, metrics,
-losses -> engine, export -> external (models segbench did not build) -> bench -> report -> compare -> cli.
+Layers, low to high: errors -> files -> the other leaves (registry, config, classes, preprocessing) -> models, data,
+metrics, losses -> engine, export -> external (models segbench did not build) -> bench -> report -> compare -> cli.
 Packages of one layer do not import each other.
 """
 

@@ -25,7 +25,8 @@ import torch
 
 from segbench.errors import UserError
 
-__all__ = ["CHANNEL_ORDERS", "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_RULES", "Preprocessing", "as_preprocessing"]
+__all__ = ["CHANNEL_ORDERS", "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_RULES", "Preprocessing",
+           "as_preprocessing"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

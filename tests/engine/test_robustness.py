@@ -173,7 +173,8 @@ def test_paired_comparisons_of_a_model_with_itself_are_zero_and_a_broken_copy_lo
     (pair,) = robustness_comparisons({"broken": broken, "good": good}, plan, 300)
     assert (pair["a"], pair["b"]) == ("good", "broken")  # the better mean corrupted mIoU first
     d = pair["mean_miou_difference"]
-    assert d["estimate"] == pytest.approx(robustness_table(good.sum(1), plan)["mean_miou"])  # broken scores 0 when corrupted
+    # broken scores 0 when corrupted
+    assert d["estimate"] == pytest.approx(robustness_table(good.sum(1), plan)["mean_miou"])
     assert 0 < d["low"] <= d["estimate"] <= d["high"] and pair["significant"] and pair["relative_significant"]
     assert pair["statement"].startswith("good vs broken under corruption: mIoU +")
     assert robustness_comparisons({"x": good}, plan, 100) == []

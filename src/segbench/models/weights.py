@@ -28,8 +28,6 @@ from segbench.errors import UserError
 from segbench.models.builders import MODELS, WEIGHTS, build_model
 from segbench.models.convert import is_torchvision_state
 from segbench.models.pretrained import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Weights,
     load_state_strict,
     read_checkpoint,
