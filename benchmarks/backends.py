@@ -72,7 +72,7 @@ def one(args) -> dict:
         "batch": 1,
     }
     train = open_dataset(args.camvid, "train")
-    calibration = [preprocess(train[i]["image"], info.mean, info.std) for i in range(min(16, len(train)))]
+    calibration = [preprocess(train[i]["image"], info.preprocessing) for i in range(min(16, len(train)))]
     h, w = args.size
     example = torch.randn(1, 3, h, w)
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def one(args) -> dict:
     with torch.inference_mode():
         for i in range(n):
             item = val[i]
-            logits = predictor(preprocess(item["image"], info.mean, info.std))
+            logits = predictor(preprocess(item["image"], info.preprocessing))
             pred = logits.argmax(1)
             preds.append(pred[0].numpy().astype(np.uint8))
             if i < 2:  # logits of the first two images, to compare with eager's

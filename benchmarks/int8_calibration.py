@@ -50,9 +50,9 @@ def main() -> None:
     loaded = load_model(args.model)
     model, info = loaded.model.eval(), loaded.info
     train, val = open_dataset(args.camvid, "train"), open_dataset(args.camvid, "val")
-    calibration = [preprocess(train[i]["image"], info.mean, info.std) for i in range(args.calibration_images)]
+    calibration = [preprocess(train[i]["image"], info.preprocessing) for i in range(args.calibration_images)]
     items = [val[i] for i in range(len(val))]
-    inputs = [preprocess(it["image"], info.mean, info.std) for it in items]
+    inputs = [preprocess(it["image"], info.preprocessing) for it in items]
 
     def miou(path: Path) -> float:
         session = onnx_session(path, threads=args.threads)

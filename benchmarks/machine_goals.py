@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from segbench.bench.latency import measure_latency
 from segbench.bench.select import BAND_POINTS, choose_best, native_candidates
+from segbench.preprocessing import Preprocessing
 
 MODELS = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn_resnet50")
 CONFIGS = ("eager", "compile", "onnxruntime", "openvino", "nncf")
@@ -111,7 +112,7 @@ def sample_inputs(size: tuple[int, int], limit: int) -> list[torch.Tensor]:
     from segbench.export import sample_calibration
 
     return [F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            for x in sample_calibration(MEAN, STD, limit=limit)]  # fmt: skip
+            for x in sample_calibration(Preprocessing(mean=MEAN, std=STD), limit=limit)]  # fmt: skip
 
 
 def sample_masks(size: tuple[int, int], limit: int) -> list[torch.Tensor]:

@@ -10,7 +10,8 @@ from PIL import Image
 from segbench.classes import CAMVID, IGNORE_INDEX
 from segbench.data.datasets import camvid, open_dataset
 from segbench.data.io import read_image, read_mask
-from segbench.data.transforms import normalize, preprocess, to_tensor_pair, train_transform
+from segbench.data.transforms import preprocess, to_tensor_pair, train_transform
+from segbench.preprocessing import Preprocessing
 from segbench.errors import UserError
 
 # --- CamVid ---------------------------------------------------------------------------------------
@@ -283,11 +284,11 @@ def test_train_transform_pads_mask_with_ignore_index():
 def test_normalize_and_preprocess():
     img = np.zeros((4, 5, 3), np.uint8)
     img[..., 0] = 255
-    x = preprocess(img, (0.5, 0.5, 0.5), (0.5, 0.25, 0.5))
+    x = preprocess(img, Preprocessing((0.5, 0.5, 0.5), (0.5, 0.25, 0.5)))
     assert x.shape == (1, 3, 4, 5) and x.dtype == torch.float32
     torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([1.0, -2.0, -1.0]))
     batch = torch.full((2, 3, 1, 1), 51, dtype=torch.uint8)
-    torch.testing.assert_close(normalize(batch, (0, 0, 0), (1, 1, 1)), torch.full((2, 3, 1, 1), 0.2))
+    torch.testing.assert_close(Preprocessing((0, 0, 0), (1, 1, 1)).normalize(batch), torch.full((2, 3, 1, 1), 0.2))
 
 
 # --- named and group-disjoint splits ----------------------------------------------------------------

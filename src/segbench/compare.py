@@ -230,9 +230,9 @@ def _runner(loaded, backend: str, p: _Plan, opts: CompareOptions):
     if backend == "eager":
         return loaded.model, None
     info = loaded.info
-    calib = calibration_for(backend, info.mean, info.std, opts.calibration)
+    calib = calibration_for(backend, info.preprocessing, opts.calibration)
     first = _first_image(p)
-    example = preprocess(first["image"], info.mean, info.std) if first is not None else torch.randn(1, 3, *p.input_size)
+    example = preprocess(first["image"], info.preprocessing) if first is not None else torch.randn(1, 3, *p.input_size)
     return prepare(loaded.model, backend, example, opts.device, calib), calib
 
 
@@ -273,7 +273,7 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
     same_classes = p.dataset.labelled and (mapping is not None or list(p.dataset.class_set.names) == list(info.class_names))
     keep = set(p.grid_names) if len(p.backends) == 1 else {p.dataset.pairs[i][0].stem for i in range(p.n_images)}
     res = evaluate_sharded(  # over the torchrun processes when there are several, merged on rank 0
-        runner, dataset, num_classes, info.mean, info.std, opts.device,
+        runner, dataset, num_classes, info.preprocessing, opts.device,
         max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
         with_metrics=same_classes, inference=model_inference, crf=opts.crf, on_image=on_image,
         scores=opts.scores, cache=p.distances,
@@ -422,9 +422,9 @@ def corruption_runners(specs: list[str], weights: str | None, class_names: list[
             continue
         info, model = loaded.info, loaded.model.eval().to(device)
         if mapping is not None:
-            runners[info.name] = Runner(mapping.wrap(model), info.mean, info.std, len(class_names), mapping)
+            runners[info.name] = Runner(mapping.wrap(model), info.preprocessing, len(class_names), mapping)
         elif list(info.class_names) == list(class_names):
-            runners[info.name] = Runner(model, info.mean, info.std, info.num_classes)
+            runners[info.name] = Runner(model, info.preprocessing, info.num_classes)
     return runners
 
 

@@ -26,6 +26,7 @@ from segbench.bench.backends import (
 from segbench.bench.peak import backend_precision
 from segbench.cli import main
 from segbench.errors import UserError
+from segbench.preprocessing import Preprocessing
 
 EXTRAS = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 
@@ -65,15 +66,15 @@ def test_a_name_that_looks_like_a_backend_is_not_one(net):
         with pytest.raises(UserError, match="unknown backend"):
             backend_precision(name)  # no longer int8 or bf16 because of its spelling
         with pytest.raises(UserError, match="unknown backend"):
-            calibration_for(name, (0.5,) * 3, (0.5,) * 3)
+            calibration_for(name, Preprocessing((0.5,) * 3, (0.5,) * 3))
     with pytest.raises(UserError, match="did you mean onnxruntime_int8"):
         prepare(net, "onnxruntime_int9", torch.randn(1, 3, 8, 8))
 
 
 def test_precision_and_calibration_follow_the_entry():
     assert [backend_precision(b) for b in ("eager", "openvino_bf16", "compile_int8")] == ["fp32", "bf16", "int8"]
-    assert calibration_for("eager", (0.5,) * 3, (0.5,) * 3) is None
-    calib = calibration_for("openvino_int8", (0.5,) * 3, (0.5,) * 3)
+    assert calibration_for("eager", Preprocessing((0.5,) * 3, (0.5,) * 3)) is None
+    calib = calibration_for("openvino_int8", Preprocessing((0.5,) * 3, (0.5,) * 3))
     assert calib and all(x.dtype == torch.float32 and x.shape[:2] == (1, 3) for x in calib)
 
 

@@ -23,6 +23,7 @@ from segbench.bench import (
     weights_size_mb,
 )
 from segbench.bench.latency import CudaEventTimer, time_calls
+from segbench.preprocessing import Preprocessing
 
 FAST = {"warmup": 1, "warmup_s": 0.0, "min_iters": 3, "max_iters": 20, "min_time_s": 0.02}
 
@@ -326,7 +327,7 @@ def test_end_to_end_stages_and_miou(tmp_path):
         red = x[:, :1] * 0.5 + 0.5
         return torch.cat([0.5 - red, red - 0.5], 1)
 
-    out = measure_end_to_end(predictor, paths, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_time_s=0,
+    out = measure_end_to_end(predictor, paths, Preprocessing((0.5,) * 3, (0.5,) * 3), min_time_s=0,
                              min_rounds=2, warmup=1, num_classes=2, masks=masks)  # fmt: skip
     assert out["e2e_images"] == 4 and len(seen) == 5 and seen[0] == (1, 3, 20, 30)
     # every stage timed (medians of the stages need not add up to the median total: no timing comparison,
@@ -335,7 +336,7 @@ def test_end_to_end_stages_and_miou(tmp_path):
     assert all(out[k] > 0 for k in ("e2e_decode_ms", "e2e_preprocess_ms", "e2e_model_ms", "e2e_postprocess_ms"))
     assert out["miou"] > 0.95  # resampling is identity here; the only errors are pixels at exactly 127.5
     resized = measure_end_to_end(
-        predictor, paths[:1], (0.5,) * 3, (0.5,) * 3, input_size=(8, 12), min_time_s=0, warmup=0
+        predictor, paths[:1], Preprocessing((0.5,) * 3, (0.5,) * 3), input_size=(8, 12), min_time_s=0, warmup=0
     )
     assert seen[-1] == (1, 3, 8, 12) and resized["e2e_input_size"] == [8, 12]
 

@@ -12,6 +12,7 @@ from torch import nn
 from segbench.bench.e2e import measure_end_to_end, measure_pipelined
 from segbench.engine.evaluate import evaluate, predict_mask
 from segbench.metrics import ConfusionMatrix
+from segbench.preprocessing import Preprocessing
 
 
 def _images(tmp_path, n=3, seed=0):
@@ -37,7 +38,8 @@ def test_pipelined_end_to_end_scores_like_the_serial_one_and_overlaps(tmp_path):
         threads.add(threading.current_thread().name)
         return net(x)
 
-    kw = {"mean": (0.5,) * 3, "std": (0.25,) * 3, "input_size": (16, 24), "num_classes": 3, "masks": masks}
+    kw = {"preprocessing": Preprocessing((0.5,) * 3, (0.25,) * 3), "input_size": (16, 24), "num_classes": 3,
+          "masks": masks}
     serial = measure_end_to_end(predictor, paths, min_time_s=0, warmup=0, **kw)
     piped = measure_pipelined(predictor, paths, min_time_s=0, **kw)
     assert piped["miou"] == serial["miou"] and 0 < piped["miou"] < 1
@@ -54,12 +56,12 @@ def test_evaluate_metrics_equal_a_serial_computation(tmp_path, camvid_root):
     dataset = open_dataset(camvid_root, "val")
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 11, 1)).eval()
-    mean, std = (0.4, 0.4, 0.4), (0.3, 0.3, 0.3)
-    res = evaluate(net, dataset, 11, mean, std, progress=False, keep={dataset.pairs[0][0].stem})
+    pre = Preprocessing((0.4, 0.4, 0.4), (0.3, 0.3, 0.3))
+    res = evaluate(net, dataset, 11, pre, progress=False, keep={dataset.pairs[0][0].stem})
     cm = ConfusionMatrix(11)
     for i in range(len(dataset)):
         item = dataset[i]
-        pred = torch.from_numpy(np.asarray(predict_mask(net, item["image"], mean, std)).astype(np.int64))
+        pred = torch.from_numpy(np.asarray(predict_mask(net, item["image"], pre)).astype(np.int64))
         cm.update(pred.unsqueeze(0), torch.from_numpy(item["mask"]).unsqueeze(0))
     assert res.num_images == len(dataset) == 2 and len(CAMVID.names) == 11
     assert res.metrics.confusion == cm.compute().confusion and res.metrics.miou == cm.compute().miou

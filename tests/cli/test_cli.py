@@ -247,7 +247,7 @@ def test_predict_writes_labels_and_overlays_and_skips_bad_files(cli, tmp_path, i
         overlay = Image.open(out_dir / f"{stem}_overlay.png")
         assert label.mode == "P" and overlay.mode == "RGB"
         assert label.size == overlay.size == (image.shape[1], image.shape[0])
-        expected = predict_mask(loaded.model, image, loaded.info.mean, loaded.info.std)
+        expected = predict_mask(loaded.model, image, loaded.info.preprocessing)
         np.testing.assert_array_equal(np.array(label), expected)
         assert label.getpalette()[:33] == [v for c in CAMVID.palette for v in c]
     assert "skipped" in err and "broken.png" in err and "cannot decode" in err and "Traceback" not in err

@@ -50,7 +50,7 @@ def photos(tmp_path):
 def test_evaluate_default_is_one_plain_step(camvid_root, loaded):
     info = loaded.info
     res = evaluate(
-        loaded.model, open_dataset(camvid_root, "val"), info.num_classes, info.mean, info.std, progress=False
+        loaded.model, open_dataset(camvid_root, "val"), info.num_classes, info.preprocessing, progress=False
     )
     assert [v.name for v in res.variants] == ["plain"]
     assert res.metrics is res.variants[0].metrics and res.variants[0].ms_per_image > 0
@@ -60,14 +60,13 @@ def test_evaluate_default_is_one_plain_step(camvid_root, loaded):
 @needs_crf
 def test_evaluate_measures_plain_tta_and_crf_in_one_pass(camvid_root, loaded):
     info, ds = loaded.info, open_dataset(camvid_root, "val")
-    plain = evaluate(loaded.model, ds, info.num_classes, info.mean, info.std, progress=False)
+    plain = evaluate(loaded.model, ds, info.num_classes, info.preprocessing, progress=False)
     cfg = InferenceConfig(flip=True, scales=(0.75, 1.0))
     res = evaluate(
         loaded.model,
         ds,
         info.num_classes,
-        info.mean,
-        info.std,
+        info.preprocessing,
         progress=False,
         inference=cfg,
         crf=CRFConfig(iterations=2),
@@ -80,7 +79,7 @@ def test_evaluate_measures_plain_tta_and_crf_in_one_pass(camvid_root, loaded):
     tta_conf = np.zeros((info.num_classes, info.num_classes), np.int64)
     for i in range(len(ds)):
         item = ds[i]
-        pred = predict_probs(loaded.model, item["image"], info.mean, info.std, cfg).argmax(1)[0].numpy()
+        pred = predict_probs(loaded.model, item["image"], info.preprocessing, cfg).argmax(1)[0].numpy()
         ok = item["mask"] != 255
         np.add.at(tta_conf, (item["mask"][ok], pred[ok]), 1)
     assert res.variants[1].metrics.confusion == tta_conf.tolist()
@@ -102,8 +101,7 @@ def test_evaluate_with_crf_but_no_binding_fails_before_any_work(camvid_root, loa
             loaded.model,
             open_dataset(camvid_root, "val"),
             info.num_classes,
-            info.mean,
-            info.std,
+            info.preprocessing,
             progress=False,
             crf=CRFConfig(),
         )
@@ -198,7 +196,7 @@ def test_cli_predict_writes_label_overlay_confidence_and_class_fractions(cli, tm
     cfg = InferenceConfig(mode="slide", window=(24, 32), gaussian=True, scales=(0.75, 1.0))
     for stem in ("a", "tiny"):
         image = read_image(photos / f"{stem}.png")
-        probs = predict_probs(loaded.model, image, info.mean, info.std, cfg)
+        probs = predict_probs(loaded.model, image, info.preprocessing, cfg)
         conf, expected = (t[0].numpy() for t in probs.max(1))
         label = np.array(Image.open(out_dir / f"{stem}_label.png"))
         np.testing.assert_array_equal(label, expected)
@@ -241,7 +239,7 @@ def test_cli_predict_crf(cli, tmp_path, photos, fast_scnn_ckpt, loaded):
     assert rc == 0, err
     info = loaded.info
     image = read_image(photos / "a.png")
-    probs = predict_probs(loaded.model, image, info.mean, info.std)
+    probs = predict_probs(loaded.model, image, info.preprocessing)
     q = crf_module.dense_crf(image, probs, CRFConfig(appearance_sxy=20))
     np.testing.assert_array_equal(np.array(Image.open(out_dir / "a_label.png")), q.argmax(0))
     assert json.loads((out_dir / "a_classes.json").read_text())["crf"]["appearance_sxy"] == 20

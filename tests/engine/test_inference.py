@@ -25,8 +25,9 @@ from segbench.engine.inference import (
 )
 from segbench.errors import UserError
 from segbench.models import build_model
+from segbench.preprocessing import Preprocessing
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PRE = Preprocessing()  # ImageNet's normalisation
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,8 @@ def _image(h, w, seed=0):
 
 def test_whole_mode_is_the_softmax_of_predict_logits(fast_scnn):
     image = _image(45, 61)
-    logits = predict_logits(fast_scnn, image, MEAN, STD)
-    probs = predict_probs(fast_scnn, image, MEAN, STD, InferenceConfig(mode="whole"))
+    logits = predict_logits(fast_scnn, image, PRE)
+    probs = predict_probs(fast_scnn, image, PRE, InferenceConfig(mode="whole"))
     assert probs.shape == (1, 5, 45, 61) and probs.dtype == torch.float32
     torch.testing.assert_close(probs, torch.softmax(logits, 1), rtol=0, atol=1e-6)
     assert torch.equal(probs.argmax(1), logits.argmax(1))
@@ -84,12 +85,12 @@ def test_whole_mode_is_the_softmax_of_predict_logits(fast_scnn):
 
 def test_slide_equals_whole_when_one_window_covers_the_image(fast_scnn):
     image = _image(48, 64)
-    whole = whole_logits(fast_scnn, image, MEAN, STD)
-    slide = slide_logits(fast_scnn, image, MEAN, STD, window=(48, 64), stride=(32, 32))
+    whole = whole_logits(fast_scnn, image, PRE)
+    slide = slide_logits(fast_scnn, image, PRE, window=(48, 64), stride=(32, 32))
     assert torch.equal(slide, whole)
     cfg = InferenceConfig(mode="slide", window=(48, 64))
-    assert torch.equal(predict_probs(fast_scnn, image, MEAN, STD, cfg), predict_probs(fast_scnn, image, MEAN, STD))
-    gauss = slide_logits(fast_scnn, image, MEAN, STD, window=(48, 64), stride=(48, 64), gaussian=True)
+    assert torch.equal(predict_probs(fast_scnn, image, PRE, cfg), predict_probs(fast_scnn, image, PRE))
+    gauss = slide_logits(fast_scnn, image, PRE, window=(48, 64), stride=(48, 64), gaussian=True)
     torch.testing.assert_close(gauss, whole, rtol=1e-5, atol=1e-5)
 
 
@@ -97,8 +98,8 @@ def test_overlapping_windows_see_less_context_so_differ_from_whole(fast_scnn):
     """With a real network, windows smaller than the image change the result (so the test above is not
     trivially true), but every pixel still gets finite logits."""
     image = _image(64, 80)
-    whole = whole_logits(fast_scnn, image, MEAN, STD)
-    slide = slide_logits(fast_scnn, image, MEAN, STD, window=(32, 32), stride=(16, 24))
+    whole = whole_logits(fast_scnn, image, PRE)
+    slide = slide_logits(fast_scnn, image, PRE, window=(32, 32), stride=(16, 24))
     assert slide.shape == whole.shape and torch.isfinite(slide).all()
     assert not torch.allclose(slide, whole, atol=1e-3)
 
@@ -117,17 +118,17 @@ def test_overlapping_windows_see_less_context_so_differ_from_whole(fast_scnn):
 def test_slide_with_a_pixelwise_model_reproduces_whole_image_logits(size, window, stride, gaussian):
     model = Pixelwise().eval()
     image = _image(*size, seed=3)
-    whole = whole_logits(model, image, MEAN, STD)
-    slide = slide_logits(model, image, MEAN, STD, window=window, stride=stride, gaussian=gaussian)
+    whole = whole_logits(model, image, PRE)
+    slide = slide_logits(model, image, PRE, window=window, stride=stride, gaussian=gaussian)
     torch.testing.assert_close(slide, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_small_image_is_padded_with_the_mean_colour_and_cropped_back(fast_scnn):
     image = _image(20, 30)
-    out = slide_logits(fast_scnn, image, MEAN, STD, window=(48, 64), stride=(32, 32))
+    out = slide_logits(fast_scnn, image, PRE, window=(48, 64), stride=(32, 32))
     from segbench.data.transforms import preprocess
 
-    padded = torch.nn.functional.pad(preprocess(image, MEAN, STD), (0, 64 - 30, 0, 48 - 20))
+    padded = torch.nn.functional.pad(preprocess(image, PRE), (0, 64 - 30, 0, 48 - 20))
     with torch.inference_mode():
         expected = fast_scnn(padded)[:, :, :20, :30]
     assert out.shape == (1, 5, 20, 30)
@@ -168,20 +169,20 @@ def test_tta_with_one_scale_and_no_flip_equals_plain_inference(fast_scnn, mode):
     tta = InferenceConfig(mode=mode, window=(32, 32), scales=(1.0,), flip=False)
     assert not tta.tta
     assert torch.equal(
-        predict_probs(fast_scnn, image, MEAN, STD, tta), predict_probs(fast_scnn, image, MEAN, STD, base)
+        predict_probs(fast_scnn, image, PRE, tta), predict_probs(fast_scnn, image, PRE, base)
     )
 
 
 def test_flip_tta_undoes_the_flip():
     image = _image(30, 41)
     model = Pixelwise().eval()  # flip-equivariant: the averaged flip must land where it started
-    plain = predict_probs(model, image, MEAN, STD)
-    flipped = predict_probs(model, image, MEAN, STD, InferenceConfig(flip=True))
+    plain = predict_probs(model, image, PRE)
+    flipped = predict_probs(model, image, PRE, InferenceConfig(flip=True))
     torch.testing.assert_close(flipped, plain, rtol=1e-5, atol=1e-6)
     # A model that ignores the image: the flipped pass, mirrored back, is the mirror image of the plain one,
     # so the average is left-right symmetric and differs from plain.
-    ramp_plain = predict_probs(XRamp(), image, MEAN, STD)
-    ramp_tta = predict_probs(XRamp(), image, MEAN, STD, InferenceConfig(flip=True))
+    ramp_plain = predict_probs(XRamp(), image, PRE)
+    ramp_tta = predict_probs(XRamp(), image, PRE, InferenceConfig(flip=True))
     torch.testing.assert_close(ramp_tta, ramp_tta.flip(3))
     torch.testing.assert_close(ramp_tta, (ramp_plain + ramp_plain.flip(3)) / 2)
     assert not torch.allclose(ramp_tta, ramp_plain, atol=1e-3)
@@ -192,14 +193,14 @@ def test_multi_scale_tta_averages_probabilities_at_the_input_size(fast_scnn):
     pix = Pixelwise().eval()
     cfg = InferenceConfig(scales=(0.5, 0.75, 1.25, 1.75), flip=True)
     torch.testing.assert_close(
-        predict_probs(pix, image, MEAN, STD, cfg), predict_probs(pix, image, MEAN, STD), rtol=1e-5, atol=1e-6
+        predict_probs(pix, image, PRE, cfg), predict_probs(pix, image, PRE), rtol=1e-5, atol=1e-6
     )
     noisy = _image(36, 48)
-    out = predict_probs(fast_scnn, noisy, MEAN, STD, cfg)
+    out = predict_probs(fast_scnn, noisy, PRE, cfg)
     assert out.shape == (1, 5, 36, 48)
     torch.testing.assert_close(out.sum(1), torch.ones(1, 36, 48))
     # the mean over scales of each scale's (plain + flipped) / 2, built here scale by scale
-    single = [predict_probs(fast_scnn, noisy, MEAN, STD, InferenceConfig(scales=(s,), flip=True)) for s in cfg.scales]
+    single = [predict_probs(fast_scnn, noisy, PRE, InferenceConfig(scales=(s,), flip=True)) for s in cfg.scales]
     torch.testing.assert_close(out, torch.stack(single).mean(0), rtol=1e-5, atol=1e-6)
 
 
@@ -214,7 +215,7 @@ def test_multi_scale_tta_averages_probabilities_at_the_input_size(fast_scnn):
     ],
 )
 def test_tiny_images_are_segmented_at_their_size(fast_scnn, size, cfg):
-    probs = predict_probs(fast_scnn, _image(*size), MEAN, STD, cfg)
+    probs = predict_probs(fast_scnn, _image(*size), PRE, cfg)
     assert probs.shape == (1, 5, *size) and torch.isfinite(probs).all()
     torch.testing.assert_close(probs.sum(1), torch.ones(1, *size))
 
@@ -254,8 +255,8 @@ def test_auto_slides_when_whole_image_memory_would_exceed_the_budget(fast_scnn, 
     assert choose_mode(fast_scnn, (64, 64), replace_budget(cfg, 0)) == "whole"  # 0 disables the rule
     assert calls == [(32, 32)] * 3  # the estimate, then the two choices under a budget; none at budget 0
     image = _image(64, 64)
-    slid = predict_probs(fast_scnn, image, MEAN, STD, cfg)
-    expected = predict_probs(fast_scnn, image, MEAN, STD, InferenceConfig(mode="slide", window=(32, 32)))
+    slid = predict_probs(fast_scnn, image, PRE, cfg)
+    expected = predict_probs(fast_scnn, image, PRE, InferenceConfig(mode="slide", window=(32, 32)))
     assert torch.equal(slid, expected)
 
 
@@ -307,7 +308,7 @@ def test_describe_and_to_dict():
 
 def test_predict_probs_rejects_non_rgb_arrays(fast_scnn):
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        predict_probs(fast_scnn, np.zeros((4, 4), np.uint8), MEAN, STD)
+        predict_probs(fast_scnn, np.zeros((4, 4), np.uint8), PRE)
 
 
 # --- label maps, finished band by band ------------------------------------------------------------
@@ -327,8 +328,8 @@ def test_predict_probs_rejects_non_rgb_arrays(fast_scnn):
 )
 def test_predict_label_matches_the_probabilities(fast_scnn, size, cfg):
     image = _image(*size, seed=7)
-    label, conf = predict_label(fast_scnn, image, MEAN, STD, cfg)
-    probs = predict_probs(fast_scnn, image, MEAN, STD, cfg)
+    label, conf = predict_label(fast_scnn, image, PRE, cfg)
+    probs = predict_probs(fast_scnn, image, PRE, cfg)
     top, expected = probs.max(1)
     assert label.shape == conf.shape == size and label.dtype == np.uint8 and conf.dtype == np.float32
     np.testing.assert_array_equal(label, expected[0].numpy())

@@ -10,17 +10,20 @@ from segbench.engine.robustness import (
     GROUPS,
     CorruptionPlan,
     Runner,
-    _table,
     corrupt_image,
     corruption_sweep,
     parse_severities,
     robustness_comparisons,
     robustness_intervals,
+    robustness_table,
 )
 from segbench.errors import UserError
+from segbench.preprocessing import Preprocessing
 
 needs_package = pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
                                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")
+
+HALF = Preprocessing((0.5,) * 3, (0.5,) * 3)
 
 
 def test_groups_are_the_fifteen_imagenet_c_corruptions():
@@ -58,7 +61,7 @@ def test_table_means_and_relative_to_clean():
     perfect = np.diag([50, 50])
     half = np.array([[25, 25], [25, 25]])  # IoU 1/3 per class
     mats = np.stack([perfect, perfect, half, half, half])  # clean, a1, a2, b1, b2
-    t = _table(mats, plan)
+    t = robustness_table(mats, plan)
     assert t["clean_miou"] == 1.0 and t["miou"]["a"] == pytest.approx([1.0, 1 / 3])
     assert t["mean"]["b"] == pytest.approx(1 / 3) and t["relative"]["a"] == pytest.approx(2 / 3)
     assert t["mean_miou"] == pytest.approx(0.5) and t["relative_miou"] == pytest.approx(0.5)
@@ -96,7 +99,7 @@ def _red_images(n=3):
 @needs_package
 def test_a_stopped_sweep_resumes_from_its_checkpoint(tmp_path):
     data, plan = _red_images(), CorruptionPlan(("gaussian_noise", "contrast"), (1, 3))  # 5 cells x 3 images
-    runner = lambda model: {"m": Runner(model, (0.5,) * 3, (0.5,) * 3, 2)}  # noqa: E731
+    runner = lambda model: {"m": Runner(model, HALF, 2)}  # noqa: E731
     whole = corruption_sweep(runner(_RedIsClassOne()), data, 3, plan, progress=False, bootstrap=100)
     ckpt = tmp_path / "sweep.npz"
     with pytest.raises(KeyboardInterrupt):  # stopped in the third cell: the first two are saved
@@ -117,9 +120,9 @@ def test_resume_refuses_a_checkpoint_of_another_sweep(tmp_path):
     data, plan = _red_images(), CorruptionPlan(("contrast",), (1, 2))
     ckpt = tmp_path / "sweep.npz"
     with pytest.raises(KeyboardInterrupt):
-        corruption_sweep({"m": Runner(_RedIsClassOne(stop_after=4), (0.5,) * 3, (0.5,) * 3, 2)}, data, 3, plan,
+        corruption_sweep({"m": Runner(_RedIsClassOne(stop_after=4), HALF, 2)}, data, 3, plan,
                          progress=False, checkpoint=ckpt)  # fmt: skip
-    other = {"m": Runner(_RedIsClassOne(scale=2.0), (0.5,) * 3, (0.5,) * 3, 2)}  # other weights
+    other = {"m": Runner(_RedIsClassOne(scale=2.0), HALF, 2)}  # other weights
     with pytest.raises(UserError, match="other models, weights"):
         corruption_sweep(other, data, 3, plan, progress=False, checkpoint=ckpt, resume=True)
     ckpt.write_bytes(b"not an npz")
@@ -132,12 +135,12 @@ def test_intervals_of_identical_images_have_no_width_and_contain_the_estimates()
     rng = np.random.default_rng(0)
     one = rng.integers(0, 50, (5, 1, 3, 3))  # 5 cells (clean, a1, a2, b1, b2) of one image
     same = np.repeat(one, 4, axis=1)  # four identical images: every resample is the same
-    t, iv = _table(same.sum(1), plan), robustness_intervals(same, plan, 200)
+    t, iv = robustness_table(same.sum(1), plan), robustness_intervals(same, plan, 200)
     assert iv["mean_miou_interval"] == pytest.approx([t["mean_miou"]] * 2)
     assert iv["relative_miou_interval"] == pytest.approx([t["relative_miou"]] * 2)
     assert iv["clean_miou_interval"] == pytest.approx([t["clean_miou"]] * 2)
     varied = rng.integers(0, 50, (5, 30, 3, 3))
-    t, iv = _table(varied.sum(1), plan), robustness_intervals(varied, plan, 500)
+    t, iv = robustness_table(varied.sum(1), plan), robustness_intervals(varied, plan, 500)
     for name in ("clean_miou", "mean_miou", "relative_miou"):
         lo, hi = iv[f"{name}_interval"]
         assert lo < hi and lo <= t[name] <= hi, name
@@ -170,7 +173,8 @@ def test_paired_comparisons_of_a_model_with_itself_are_zero_and_a_broken_copy_lo
     (pair,) = robustness_comparisons({"broken": broken, "good": good}, plan, 300)
     assert (pair["a"], pair["b"]) == ("good", "broken")  # the better mean corrupted mIoU first
     d = pair["mean_miou_difference"]
-    assert d["estimate"] == pytest.approx(_table(good.sum(1), plan)["mean_miou"])  # broken scores 0 when corrupted
+    # broken scores 0 when corrupted
+    assert d["estimate"] == pytest.approx(robustness_table(good.sum(1), plan)["mean_miou"])
     assert 0 < d["low"] <= d["estimate"] <= d["high"] and pair["significant"] and pair["relative_significant"]
     assert pair["statement"].startswith("good vs broken under corruption: mIoU +")
     assert robustness_comparisons({"x": good}, plan, 100) == []

@@ -19,9 +19,10 @@ from segbench.data.datasets import open_dataset
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
 from segbench.engine.sharded import _merge, _payload, _replay, evaluate_sharded, shard_indices
+from segbench.preprocessing import Preprocessing
 
 WORLD = 2
-MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+PRE = Preprocessing((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 def _colour_model() -> nn.Module:
@@ -65,12 +66,12 @@ def test_shards_hold_every_image_exactly_once(n, world):
 def test_merged_shards_equal_one_pass(tmp_path):
     ds = _dataset(make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True))
     model = _colour_model()
-    whole = evaluate(model, ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds))
+    whole = evaluate(model, ds, CITYSCAPES.num_classes, PRE, **_kwargs(ds))
     payloads = []
     for rank in range(WORLD):
         idx = shard_indices(len(ds), rank, WORLD)
         shard = ds.subset([ds.pairs[i] for i in idx])
-        payloads.append(_payload(evaluate(model, shard, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds)), idx, shard))
+        payloads.append(_payload(evaluate(model, shard, CITYSCAPES.num_classes, PRE, **_kwargs(ds)), idx, shard))
     merged = _merge(payloads, CITYSCAPES.num_classes)
     assert _summary(merged) == _summary(whole)
     assert len(np.unique(list(whole.predictions.values())[0])) > 3  # the model's label maps do vary
@@ -105,11 +106,11 @@ def _rank(rank, port, root, out) -> None:
     torch.set_num_threads(1)
     init_distributed("cpu")
     ds = open_dataset(root, "val")
-    res = evaluate_sharded(_colour_model(), ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds))
+    res = evaluate_sharded(_colour_model(), ds, CITYSCAPES.num_classes, PRE, **_kwargs(ds))
     failed = None
     try:
         model = _FailsOnRank1() if rank == 1 else _colour_model()
-        evaluate_sharded(model, ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds))
+        evaluate_sharded(model, ds, CITYSCAPES.num_classes, PRE, **_kwargs(ds))
     except RuntimeError as exc:
         failed = str(exc)
     (out / f"rank{rank}.json").write_text(json.dumps({"result": _summary(res), "failed": failed}))
@@ -120,7 +121,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     root = make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True)
     ds = _dataset(root)
     torch.set_num_threads(1)
-    one = _summary(evaluate(_colour_model(), ds, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds)))
+    one = _summary(evaluate(_colour_model(), ds, CITYSCAPES.num_classes, PRE, **_kwargs(ds)))
     tmp.start_processes(_rank, args=(_free_port(), root, tmp_path), nprocs=WORLD, start_method="spawn")
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     assert ranks[0]["result"] == one  # confusion matrices of plain and +flip, counts, skipped, kept maps

@@ -289,6 +289,6 @@ def test_plain_pt2_benchmark_row(tmp_path):
     ("Symbol('s1')[0]", False), ("sympify(s1)", False),
 ])  # fmt: skip
 def test_symbolic_sizes_that_sympify_could_run_are_told_apart(expr, safe):
-    from segbench.external.files import _safe_sym_expr
+    from segbench.external.pt2 import _safe_sym_expr
 
     assert _safe_sym_expr(expr) is safe

@@ -27,7 +27,7 @@ def test_spec_num_params_and_classifier_match_the_builder(spec):
 def test_zoo_spec_matches_its_shipped_file(spec):
     _, meta = read_checkpoint(weights_mod.zoo_dir() / spec.file)
     assert meta["arch"] == spec.arch and meta["class_names"] == list(spec.classes.names)
-    assert tuple(meta["mean"]) == spec.mean and tuple(meta["std"]) == spec.std
+    assert tuple(meta["mean"]) == spec.preprocessing.mean and tuple(meta["std"]) == spec.preprocessing.std
     assert spec.tag in available_weights(spec.arch)
 
 

@@ -61,8 +61,8 @@ def test_masks_and_per_image_miou_saved_for_every_image(report_dir):
                 saved = np.asarray(png)
             if row == 0:  # the saved mask is the model's own prediction, its confidence the largest probability
                 info = model.info
-                assert np.array_equal(saved, predict_mask(model.model, item["image"], info.mean, info.std))
-                logits = predict_logits(model.model, item["image"], info.mean, info.std)
+                assert np.array_equal(saved, predict_mask(model.model, item["image"], info.preprocessing))
+                logits = predict_logits(model.model, item["image"], info.preprocessing)
                 best = torch.softmax(logits, 1)[0].max(0).values.numpy()
                 with Image.open(report_dir / "browser" / "c0" / f"{entry['file']}.png") as png:
                     assert png.mode == "L"

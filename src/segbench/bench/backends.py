@@ -215,9 +215,9 @@ def check_backend(name: str) -> str:
     return get_backend(name).name
 
 
-def calibration_for(backend: str, mean, std, folder: str | Path | None = None):
+def calibration_for(backend: str, preprocessing, folder: str | Path | None = None):
     """The calibration inputs ``backend`` needs: :func:`segbench.export.sample_calibration` of ``folder`` (None:
-    the shipped CamVid sample) with the model's normalisation, ``(1, 3, H, W)`` float32 tensors; None for a
+    the shipped CamVid sample) with the model's ``preprocessing``, ``(1, 3, H, W)`` float32 tensors; None for a
     backend that needs none.
 
     Raises:
@@ -227,7 +227,7 @@ def calibration_for(backend: str, mean, std, folder: str | Path | None = None):
         return None
     from segbench.export import sample_calibration
 
-    return sample_calibration(mean, std, folder=folder)
+    return sample_calibration(preprocessing, folder=folder)
 
 
 def __getattr__(name: str):

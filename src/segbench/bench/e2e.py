@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from segbench.data.io import read_image
 from segbench.data.prefetch import prefetch
-from segbench.data.transforms import normalize
 from segbench.metrics import ConfusionMatrix
+from segbench.preprocessing import Preprocessing
 
 __all__ = ["measure_end_to_end", "measure_pipelined"]
 
@@ -29,8 +29,7 @@ _STAGES = ("decode", "preprocess", "model", "postprocess", "total")
 def measure_end_to_end(
     predictor: Callable[[torch.Tensor], torch.Tensor],
     image_paths: Sequence[str | Path],
-    mean: Sequence[float],
-    std: Sequence[float],
+    preprocessing: Preprocessing,
     input_size: tuple[int, int] | None = None,
     device: str | torch.device = "cpu",
     min_time_s: float = 2.0,
@@ -43,8 +42,8 @@ def measure_end_to_end(
     """Time the whole path from an image file to a label mask, stage by stage, one image at a time.
 
     Stages per image: ``decode`` (read the file and decode it to ``(H, W, 3)`` uint8 RGB,
-    :func:`segbench.data.io.read_image`), ``preprocess`` (resize to ``input_size`` with bilinear
-    interpolation when it differs, scale to 0..1, normalise with ``mean``/``std``, to a
+    :func:`segbench.data.io.read_image`), ``preprocess`` (resize to ``input_size`` with the preprocessing's
+    interpolation when it differs, scaled and normalised as ``preprocessing`` says, to a
     ``(1, 3, h, w)`` float32 tensor on ``device``), ``model`` (the predictor's logits ``(1, C, h, w)``;
     on CUDA followed by ``torch.cuda.synchronize``), ``postprocess`` (argmax over classes, resized back
     to ``(H, W)`` with nearest-neighbour interpolation, copied to the host as a ``uint8`` mask; int32
@@ -59,8 +58,8 @@ def measure_end_to_end(
     Args:
         predictor: Callable taking float32 ``(1, 3, h, w)`` and returning logits ``(1, C, h, w)``.
         image_paths: Image files.
-        mean: Per-channel mean for 0..1 inputs.
-        std: Per-channel standard deviation.
+        preprocessing: What the model expects of its input (:class:`segbench.preprocessing.Preprocessing`:
+            normalisation, channel order, the interpolation of the resize to ``input_size``).
         input_size: ``(h, w)`` the model runs at; None keeps each image's size.
         device: Device of the predictor.
         min_time_s: Minimum seconds of timed rounds.
@@ -89,7 +88,7 @@ def measure_end_to_end(
     size = tuple(input_size) if input_size is not None else None
 
     def one(path, record: bool, score_mask=None) -> None:
-        mask, times = _one_image(predictor, path, mean, std, size, device)
+        mask, times = _one_image(predictor, path, preprocessing, size, device)
         if record:
             for key, dt in zip(_STAGES, times):
                 stages[key].append(dt * 1e3)
@@ -119,18 +118,19 @@ def measure_end_to_end(
     return out
 
 
-def _load(path, mean, std, input_size, device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
+def _load(path, preprocessing: Preprocessing, input_size, device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
     """Decode one image file and preprocess it: ``(image (H, W, 3) uint8, input (1, 3, h, w) float32)``."""
     image = read_image(path)
-    return image, _preprocess(image, mean, std, input_size, device)
+    return image, _preprocess(image, preprocessing, input_size, device)
 
 
-def _preprocess(image: np.ndarray, mean, std, input_size, device: torch.device) -> torch.Tensor:
+def _preprocess(image: np.ndarray, preprocessing: Preprocessing, input_size, device: torch.device) -> torch.Tensor:
     """``(H, W, 3)`` uint8 RGB to the normalised ``(1, 3, h, w)`` float32 input on ``device``."""
     x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device)
-    x = normalize(x, mean, std)
+    x = preprocessing.normalize(x)
     if input_size is not None and tuple(x.shape[-2:]) != input_size:
-        x = F.interpolate(x, size=input_size, mode="bilinear", align_corners=False)
+        mode = preprocessing.interpolation
+        x = F.interpolate(x, size=input_size, mode=mode, align_corners=None if mode == "nearest" else False)
     return x
 
 
@@ -145,7 +145,8 @@ def _postprocess(logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     return pred[0, 0].cpu().numpy()
 
 
-def _one_image(predictor, path, mean, std, input_size, device: torch.device) -> tuple[np.ndarray, tuple[float, ...]]:
+def _one_image(predictor, path, preprocessing: Preprocessing, input_size,
+               device: torch.device) -> tuple[np.ndarray, tuple[float, ...]]:  # fmt: skip
     """The label mask ``(H, W)`` of one image file and the seconds of its stages (:data:`_STAGES`)."""
 
     def sync() -> None:
@@ -155,7 +156,7 @@ def _one_image(predictor, path, mean, std, input_size, device: torch.device) -> 
     t0 = time.perf_counter()
     image = read_image(path)
     t1 = time.perf_counter()
-    x = _preprocess(image, mean, std, input_size, device)
+    x = _preprocess(image, preprocessing, input_size, device)
     sync()
     t2 = time.perf_counter()
     logits = predictor(x)
@@ -169,8 +170,8 @@ def _one_image(predictor, path, mean, std, input_size, device: torch.device) -> 
 class _Loads:
     """``loads[i]``: image ``i % len(paths)`` decoded and preprocessed (what the prefetch thread produces)."""
 
-    def __init__(self, paths, mean, std, input_size, device):
-        self.paths, self.args = list(paths), (mean, std, input_size, device)
+    def __init__(self, paths, preprocessing: Preprocessing, input_size, device):
+        self.paths, self.args = list(paths), (preprocessing, input_size, device)
 
     def __getitem__(self, i: int):
         return (i % len(self.paths), *_load(self.paths[i % len(self.paths)], *self.args))
@@ -179,8 +180,7 @@ class _Loads:
 def measure_pipelined(
     predictor: Callable[[torch.Tensor], torch.Tensor],
     image_paths: Sequence[str | Path],
-    mean: Sequence[float],
-    std: Sequence[float],
+    preprocessing: Preprocessing,
     input_size: tuple[int, int] | None = None,
     device: str | torch.device = "cpu",
     min_time_s: float = 2.0,
@@ -214,7 +214,7 @@ def measure_pipelined(
             cm.update(torch.from_numpy(mask.astype("int64")).unsqueeze(0), torch.as_tensor(masks[index]).unsqueeze(0))
 
     done, start, pending = 0, None, None
-    loads = prefetch(_Loads(image_paths, mean, std, size, device), 10**9)
+    loads = prefetch(_Loads(image_paths, preprocessing, size, device), 10**9)
     with torch.inference_mode(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="segbench-post") as post:
         for k, (index, image, x) in enumerate(loads):
             if k == warm:

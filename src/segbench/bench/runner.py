@@ -301,7 +301,7 @@ def _calibration(paths: list[Path], info, size: tuple[int, int]) -> list[torch.T
     from segbench.data.io import read_image
     from segbench.data.transforms import preprocess
 
-    return [F.interpolate(preprocess(read_image(p), info.mean, info.std), size=size, mode="bilinear",
+    return [F.interpolate(preprocess(read_image(p), info.preprocessing), size=size, mode="bilinear",
                           align_corners=False) for p in paths]  # fmt: skip
 
 
@@ -398,11 +398,11 @@ def _end_to_end(case: Case, predictor, info, paths, masks, data_error: str | Non
         return {"e2e_error": data_error}
     try:
         e2e = measure_end_to_end(
-            predictor, paths, info.mean, info.std, input_size=tuple(case.input_size), device=case.device,
+            predictor, paths, info.preprocessing, input_size=tuple(case.input_size), device=case.device,
             min_time_s=float(case.latency.get("min_time_s", 1.0)), num_classes=info.num_classes, masks=masks,
         )  # fmt: skip
         piped = measure_pipelined(
-            predictor, paths, info.mean, info.std, input_size=tuple(case.input_size), device=case.device,
+            predictor, paths, info.preprocessing, input_size=tuple(case.input_size), device=case.device,
             min_time_s=float(case.latency.get("min_time_s", 1.0)), num_classes=info.num_classes, masks=masks,
         )  # fmt: skip
     except Exception as exc:  # noqa: BLE001

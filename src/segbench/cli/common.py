@@ -75,8 +75,8 @@ def backend_runner(args, loaded, device: str, image=None):
     from segbench.data.transforms import preprocess
 
     info = loaded.info
-    example = preprocess(image, info.mean, info.std) if image is not None else torch.randn(1, 3, 360, 480)
-    calibration = calibration_for(args.backend, info.mean, info.std, args.calibration)
+    example = preprocess(image, info.preprocessing) if image is not None else torch.randn(1, 3, 360, 480)
+    calibration = calibration_for(args.backend, info.preprocessing, args.calibration)
     runner = prepare(loaded.model, args.backend, example, device, calibration)
     print(f"backend {args.backend}: {runner.notes}", file=sys.stderr)
     return runner

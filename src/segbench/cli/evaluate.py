@@ -114,7 +114,7 @@ def run(args) -> int:
         print(mapping.describe(), file=sys.stderr)
         runner, dataset, names = mapping.wrap(runner), mapping.targets(dataset), list(mapping.data_names)
     t0 = time.perf_counter()
-    res = evaluate_sharded(runner, dataset, len(names), info.mean, info.std, device,
+    res = evaluate_sharded(runner, dataset, len(names), info.preprocessing, device,
                    max_images=args.max_images, progress=not args.quiet, desc=info.name,
                    inference=inference, crf=crf, scores=scores, class_names=names)  # fmt: skip
     seconds = time.perf_counter() - t0
@@ -199,7 +199,7 @@ def _sweep(args, info, runner, dataset, num_classes: int, plan, device: str, boo
     label = info.name if args.backend == "eager" else f"{info.name} ({args.backend})"
     n = min(len(dataset), args.max_images) if args.max_images else len(dataset)
     checkpoint = Path(args.output) / CHECKPOINT if args.output else None
-    return sweep_saving_cells({label: Runner(runner, info.mean, info.std, num_classes)}, dataset, n, plan, device,
+    return sweep_saving_cells({label: Runner(runner, info.preprocessing, num_classes)}, dataset, n, plan, device,
                               not args.quiet, checkpoint, args.resume, bootstrap)  # fmt: skip
 
 

@@ -72,7 +72,7 @@ def run(args) -> int:
         )
         return 0
     meta = {"arch": info.arch, "num_classes": info.num_classes, "class_names": info.class_names,
-            "palette": [list(c) for c in info.palette], "mean": list(info.mean), "std": list(info.std)}
+            "palette": [list(c) for c in info.palette], **info.preprocessing.to_dict()}
     for key in ("iteration", "val", "config"):
         if key in info.meta:
             meta[key] = info.meta[key]

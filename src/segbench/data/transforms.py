@@ -8,6 +8,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from segbench.classes import IGNORE_INDEX
+from segbench.preprocessing import Preprocessing
 
 
 def train_transform(
@@ -113,15 +114,8 @@ def to_tensor_pair(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Imag
     )
 
 
-def normalize(images_uint8: torch.Tensor, mean, std) -> torch.Tensor:
-    """``(N, 3, H, W)`` uint8 -> float32 normalised with ``mean``/``std`` (given for 0..1 inputs)."""
-    x = images_uint8.float().div_(255.0)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
-def preprocess(image: np.ndarray, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
-    """One ``(H, W, 3)`` uint8 RGB image -> normalised ``(1, 3, H, W)`` float32 tensor on ``device``."""
+def preprocess(image: np.ndarray, preprocessing: Preprocessing, device: str | torch.device = "cpu") -> torch.Tensor:
+    """One ``(H, W, 3)`` uint8 RGB image -> the network's ``(1, 3, H, W)`` float32 input on ``device``
+    (:meth:`segbench.preprocessing.Preprocessing.normalize`: scaled, normalised, in the network's channel order)."""
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).to(device)
-    return normalize(t, mean, std)
+    return preprocessing.normalize(t)

@@ -10,7 +10,7 @@ step and the time each costs per image.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -27,17 +27,19 @@ from segbench.engine.crf import CRFConfig, dense_crf, require_crf
 from segbench.engine.inference import InferenceConfig, choose_mode, predict_label, predict_probs
 from segbench.metrics import SegMetrics
 from segbench.metrics.per_image import DistanceCache, ImageScores, ScoreOptions
+from segbench.preprocessing import Preprocessing, as_preprocessing
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, image: np.ndarray, mean, std, device: str = "cpu") -> torch.Tensor:
+def predict_logits(model: nn.Module, image: np.ndarray, preprocessing: Preprocessing,
+                   device: str = "cpu") -> torch.Tensor:  # fmt: skip
     """Logits ``(1, C, H, W)`` for one ``(H, W, 3)`` uint8 RGB image, whole-image inference."""
-    return model(preprocess(image, mean, std, device))
+    return model(preprocess(image, preprocessing, device))
 
 
-def predict_mask(model: nn.Module, image: np.ndarray, mean, std, device: str = "cpu") -> np.ndarray:
+def predict_mask(model: nn.Module, image: np.ndarray, preprocessing: Preprocessing, device: str = "cpu") -> np.ndarray:
     """Label map ``(H, W)`` int64 (argmax of the logits) for one RGB image."""
-    return labels(predict_logits(model, image, mean, std, device))[0].cpu().numpy()
+    return labels(predict_logits(model, image, preprocessing, device))[0].cpu().numpy()
 
 
 def labels(logits: torch.Tensor) -> torch.Tensor:
@@ -99,8 +101,8 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: InferenceConfig, crf: CRFConfig | None,
-                   device, variants: list[Variant], want_probs: bool = False,
+def _segment_chain(model: nn.Module, image: np.ndarray, preprocessing: Preprocessing, cfg: InferenceConfig,
+                   crf: CRFConfig | None, device, variants: list[Variant], want_probs: bool = False,
                    confidence: bool = False) -> tuple[list[tuple], np.ndarray | None]:  # fmt: skip
     """``(label map (1, H, W), probabilities (1, C, H, W) or None)`` of one image for each variant (plain
     [, tta] [, crf]), adding each step's seconds to its variant; probabilities only with ``want_probs``. With
@@ -114,13 +116,13 @@ def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: Inferenc
     t0 = time.perf_counter()
     out = None
     if whole:
-        out = predict_logits(model, image, mean, std, device)
+        out = predict_logits(model, image, preprocessing, device)
         plain_label = labels(out)
     elif not need_plain_probs:
-        label, _ = predict_label(model, image, mean, std, replace(plain_cfg, mode="slide"), device)
+        label, _ = predict_label(model, image, preprocessing, replace(plain_cfg, mode="slide"), device)
         plain_label = torch.from_numpy(label).long().unsqueeze(0).to(device)
     else:
-        out = predict_probs(model, image, mean, std, replace(plain_cfg, mode="slide"), device)
+        out = predict_probs(model, image, preprocessing, replace(plain_cfg, mode="slide"), device)
         plain_label = labels(out)
     _sync(device)
     variants[0]._seconds += time.perf_counter() - t0
@@ -131,7 +133,7 @@ def _segment_chain(model: nn.Module, image: np.ndarray, mean, std, cfg: Inferenc
     probs = None
     if cfg.tta:
         t0 = time.perf_counter()
-        probs = predict_probs(model, image, mean, std, cfg, device)
+        probs = predict_probs(model, image, preprocessing, cfg, device)
         preds.append((labels(probs), probs if want_probs else None))
         _sync(device)
         variants[1]._seconds += time.perf_counter() - t0
@@ -180,8 +182,8 @@ def evaluate(
     model: nn.Module,
     dataset: SegmentationDataset,
     num_classes: int,
-    mean,
-    std,
+    preprocessing: Preprocessing | Sequence[float],
+    std: Sequence[float] | None = None,
     device: str = "cpu",
     max_images: int = 0,
     keep: set[str] | None = None,
@@ -206,6 +208,11 @@ def evaluate(
 
     Args:
         num_classes: the model's classes; must equal the dataset's when it is labelled.
+        preprocessing: what the model expects of its input (:class:`segbench.preprocessing.Preprocessing`,
+            e.g. ``loaded.info.preprocessing``); or, as before it existed, the normalisation mean (RGB, 0..1) with
+            ``std``.
+        std: the normalisation std, with a mean as ``preprocessing`` only.
+        device: where the model runs (give it by name).
         max_images: evaluate only the first N items (0 = all).
         keep: item names whose predicted masks are returned (for side-by-side grids).
         with_metrics: accumulate metrics when the dataset is labelled (False: predictions only, e.g. a
@@ -225,8 +232,10 @@ def evaluate(
         variant the per-image confusion matrices in the order of ``image_names``.
 
     Raises:
-        UserError: ``crf`` is given and pydensecrf2 is not installed.
+        UserError: ``crf`` is given and pydensecrf2 is not installed; a mean or std out of range.
+        TypeError: ``std`` given with a :class:`~segbench.preprocessing.Preprocessing`, or a mean without it.
     """
+    preprocessing = as_preprocessing(preprocessing, std)
     if crf is not None:
         require_crf()
     cfg = inference or InferenceConfig()
@@ -250,7 +259,7 @@ def evaluate(
             if "error" in item:
                 result.skipped.append({"file": item["path"], "reason": item["error"]})
                 continue
-            preds, conf = _segment_chain(model, item["image"], mean, std, cfg, crf, device, variants, want_probs,
+            preds, conf = _segment_chain(model, item["image"], preprocessing, cfg, crf, device, variants, want_probs,
                                          on_image is not None)  # fmt: skip
             if pending is not None:
                 pending.result()  # re-raises a failure of the previous image's scoring

@@ -50,8 +50,8 @@ def segment(runner, image: np.ndarray, info, inference: InferenceConfig, crf: CR
     ``(H, W, 3)`` uint8 image. Without ``crf``, large images are finished band by band (bounded memory)
     when sliding without TTA."""
     if crf is None:
-        return predict_label(runner, image, info.mean, info.std, inference, device)
-    probs = predict_probs(runner, image, info.mean, info.std, inference, device)
+        return predict_label(runner, image, info.preprocessing, inference, device)
+    probs = predict_probs(runner, image, info.preprocessing, inference, device)
     probs = torch.from_numpy(dense_crf(image, probs, crf)).unsqueeze(0)
     conf, mask = (t[0].cpu().numpy() for t in probs.max(1))
     return mask, conf
@@ -95,7 +95,7 @@ def predict_images(runner, dataset, info, out: Path, targets: list[dict[str, Pat
 
     Args:
         runner: the model in eval mode on ``device``, or a backend predictor.
-        info: the model's ``ModelInfo`` (mean, std, palette, class names).
+        info: the model's ``ModelInfo`` (preprocessing, palette, class names).
         alpha: mask opacity in the overlay (0..1).
         backend: the backend name recorded in ``classes.json``.
         skip_existing: leave out images whose output files all exist (finishing an interrupted batch).

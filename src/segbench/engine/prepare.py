@@ -28,9 +28,13 @@ from segbench.engine.optim import build_optimizer
 from segbench.errors import UserError, threads_warning
 from segbench.losses import SegLoss, inverse_log_weights, median_frequency_weights
 from segbench.metrics import ConfusionMatrix, SegMetrics
-from segbench.models.weights import IMAGENET_MEAN, IMAGENET_STD
+from segbench.preprocessing import Preprocessing
 
 CLASS_WEIGHTING = {"none": None, "median_frequency": median_frequency_weights, "inverse_log": inverse_log_weights}
+
+TRAIN_PREPROCESSING = Preprocessing()
+"""The input preprocessing of the networks ``segbench train`` trains (ImageNet's normalisation, which the
+encoders' ImageNet weights expect); written into the weights' metadata."""
 
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,11 +68,11 @@ def validate(model: nn.Module, val_ds: SegmentationDataset, num_classes: int, cf
     """mIoU on the validation split; each process takes every world_size-th image and the confusion
     matrices are summed over processes."""
     if not dinfo.distributed:
-        return evaluate(model, val_ds, num_classes, IMAGENET_MEAN, IMAGENET_STD, dinfo.device,
+        return evaluate(model, val_ds, num_classes, TRAIN_PREPROCESSING, device=dinfo.device,
                         max_images=cfg.data.val_max_images, progress=False).metrics  # fmt: skip
     n = len(val_ds) if not cfg.data.val_max_images else min(cfg.data.val_max_images, len(val_ds))
     shard = val_ds.subset(val_ds.pairs[:n][dinfo.rank :: dinfo.world_size])
-    res = evaluate(model, shard, num_classes, IMAGENET_MEAN, IMAGENET_STD, dinfo.device, progress=False)
+    res = evaluate(model, shard, num_classes, TRAIN_PREPROCESSING, device=dinfo.device, progress=False)
     cm = ConfusionMatrix(num_classes, device=dinfo.device)
     if res.metrics is not None:
         cm.mat = torch.tensor(res.metrics.confusion, dtype=torch.int64, device=dinfo.device)
@@ -199,8 +203,7 @@ def build_setup(cfg: TrainConfig, data: TrainData, dinfo, say) -> TrainSetup:
         "num_classes": num_classes,
         "class_names": list(data.class_set.names),
         "palette": [list(c) for c in data.class_set.palette],
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        **TRAIN_PREPROCESSING.to_dict(),
         "config": config_to_dict(cfg),
     }
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import re
 import warnings
 from contextlib import contextmanager
@@ -42,11 +41,11 @@ from segbench.data.io import write_bytes_atomic
 from segbench.engine.evaluate import predict_mask
 from segbench.errors import UserError, require
 from segbench.metrics import ConfusionMatrix
-from segbench.metrics.intervals import percentile_interval, resample_counts, resampled_sums
-from segbench.metrics.iou import score_confusions
+from segbench.preprocessing import Preprocessing
+from segbench.engine.robustness_stats import robustness_comparisons, robustness_intervals, robustness_table
 
 __all__ = ["GROUPS", "CorruptionPlan", "corrupt_image", "corruption_sweep", "parse_severities", "Runner",
-           "require_corruptions", "robustness_comparisons", "robustness_intervals"]
+           "require_corruptions", "robustness_comparisons", "robustness_intervals", "robustness_table"]
 
 GROUPS = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
@@ -198,10 +197,6 @@ def corrupt_image(image: np.ndarray, corruption: str, severity: int, seed: int =
     return out
 
 
-def _scores(mats: np.ndarray) -> float:
-    return float(score_confusions(mats).miou)
-
-
 @torch.inference_mode()
 def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPlan, device: str = "cpu",
                      progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False,
@@ -256,7 +251,7 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
                 item["image"], corruption, severity, plan.seed, i)  # fmt: skip
             for label, r in models.items():
                 cm = ConfusionMatrix(r.num_classes, device=device)
-                pred = predict_mask(r.model, image, r.mean, r.std, device)
+                pred = predict_mask(r.model, image, r.preprocessing, device)
                 cm.update(torch.from_numpy(pred).unsqueeze(0).to(device), targets[i, label])
                 mats[label][k, n] = cm.mat.cpu().numpy()
         if checkpoint:
@@ -267,96 +262,12 @@ def corruption_sweep(models: dict, dataset, num_images: int, plan: CorruptionPla
         Path(checkpoint).unlink(missing_ok=True)
     tables = {}
     for label, m in mats.items():
-        tables[label] = _table(m.sum(1), plan)
+        tables[label] = robustness_table(m.sum(1), plan)
         if bootstrap and items:
             tables[label].update(robustness_intervals(m, plan, bootstrap))
     return {"corruptions": list(plan.corruptions), "severities": list(plan.severities), "num_images": len(items),
             "image_indices": [i for i, _ in items], "seed": plan.seed, "bootstrap": bootstrap,
             "models": tables, "comparisons": robustness_comparisons(mats, plan, bootstrap) if bootstrap and items else []}  # fmt: skip
-
-
-def _resampled(per_image: np.ndarray, counts: np.ndarray, plan: CorruptionPlan) -> tuple[np.ndarray, np.ndarray]:
-    """Per resample: the clean mIoU ``(B,)`` and every corrupted cell's mIoU ``(B, corruptions, severities)``."""
-    miou = score_confusions(resampled_sums(counts, per_image.transpose(1, 0, 2, 3))).miou  # (B, K)
-    return miou[:, 0], miou[:, 1:].reshape(len(counts), len(plan.corruptions), len(plan.severities))
-
-
-def _relative(mean: np.ndarray, clean: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(clean > 0, mean / clean, np.nan)
-
-
-def robustness_intervals(per_image: np.ndarray, plan: CorruptionPlan, num_resamples: int = 1000,
-                         confidence: float = 0.95) -> dict:  # fmt: skip
-    """Percentile bootstrap intervals over images of one model's robustness figures.
-
-    Each resample draws the swept images with replacement (seed ``plan.seed``); every cell's mIoU is
-    recomputed from that resample's summed matrices, and the clean mIoU, the mean over the corrupted cells
-    and their ratio come from the same resample, so the relative figure's interval is paired with the clean
-    one (:mod:`segbench.metrics.intervals`).
-
-    Args:
-        per_image: Confusion matrices ``(K, N, C, C)``: cells (clean first, then corruption x severity in
-            ``plan``'s order) by images.
-        plan: The sweep's corruptions, severities and seed.
-        num_resamples: ``B``.
-        confidence: Of the intervals.
-
-    Returns:
-        ``{"clean_miou_interval", "mean_miou_interval", "relative_miou_interval": [low, high], "mean_interval":
-        {corruption: [low, high]}}`` (fractions).
-    """
-    counts = resample_counts(per_image.shape[1], num_resamples, plan.seed)
-    clean, per = _resampled(per_image, counts, plan)
-    mean = per.mean(axis=(1, 2))
-
-    def bounds(samples):
-        iv = percentile_interval(np.nan, samples, confidence)
-        return [iv.low, iv.high]
-
-    return {"clean_miou_interval": bounds(clean), "mean_miou_interval": bounds(mean),
-            "relative_miou_interval": bounds(_relative(mean, clean)),
-            "mean_interval": {name: bounds(per[:, j].mean(1)) for j, name in enumerate(plan.corruptions)}}  # fmt: skip
-
-
-def robustness_comparisons(mats: dict, plan: CorruptionPlan, num_resamples: int = 1000,
-                           confidence: float = 0.95) -> list[dict]:  # fmt: skip
-    """Paired intervals between every pair of models of a sweep: the difference of their mean corrupted mIoU
-    and of their mIoU relative to clean, both models scored on the same resamples of the same images (so
-    the images' shared difficulty cancels out, as in :func:`segbench.metrics.intervals.paired_bootstrap`).
-
-    Args:
-        mats: Row label -> per-image matrices ``(K, N, C, C)`` (:func:`robustness_intervals`), same ``K``, ``N``.
-        plan: The sweep's corruptions, severities and seed.
-        num_resamples: ``B``.
-        confidence: Of the intervals.
-
-    Returns:
-        One dict per pair, the better mean corrupted mIoU first: ``{"a", "b", "mean_miou_difference",
-        "relative_difference": {"estimate", "low", "high"}, "significant", "relative_significant",
-        "statement"}`` (fractions; significant: the interval excludes 0).
-    """
-    if len(mats) < 2:
-        return []
-    counts = resample_counts(next(iter(mats.values())).shape[1], num_resamples, plan.seed)
-    figures = {}
-    for label, m in mats.items():
-        t = _table(m.sum(1), plan)
-        clean, per = _resampled(m, counts, plan)
-        mean = per.mean(axis=(1, 2))
-        figures[label] = (t["mean_miou"], t["relative_miou"], mean, _relative(mean, clean))
-    labels = sorted(figures, key=lambda k: -figures[k][0])
-    out = []
-    for i, a in enumerate(labels):
-        for b in labels[i + 1:]:
-            fa, fb = figures[a], figures[b]
-            d = percentile_interval(fa[0] - fb[0], fa[2] - fb[2], confidence)
-            r = percentile_interval(fa[1] - fb[1], fa[3] - fb[3], confidence)
-            out.append({"a": a, "b": b, "mean_miou_difference": d.to_dict(), "relative_difference": r.to_dict(),
-                        "significant": d.excludes_zero(), "relative_significant": r.excludes_zero(),
-                        "statement": f"{a} vs {b} under corruption: mIoU {d.points()}, relative to clean "
-                                     f"{r.points()}"})  # fmt: skip
-    return out
 
 
 def _fingerprint(model) -> str:
@@ -372,9 +283,9 @@ def _fingerprint(model) -> str:
 
 
 def _sweep_key(models: dict, image_indices: list[int], cells: list, seed: int) -> str:
-    """What a checkpoint's cells depend on: every model (label, fingerprint, normalisation, classes), the images,
+    """What a checkpoint's cells depend on: every model (label, fingerprint, preprocessing, classes), the images,
     the cells and the seed."""
-    spec = {"models": [[label, _fingerprint(r.model), list(r.mean), list(r.std), r.num_classes]
+    spec = {"models": [[label, _fingerprint(r.model), r.preprocessing.to_dict(), r.num_classes]
                        for label, r in models.items()],
             "images": image_indices, "cells": [list(c) for c in cells], "seed": seed,
             "format": "per-image matrices (K, N, C, C)"}  # fmt: skip
@@ -412,27 +323,15 @@ class Runner(NamedTuple):
 
     Attributes:
         model: Maps ``(1, 3, H, W)`` to logits ``(1, C, H, W)`` over the dataset's ``C`` classes.
-        mean: Normalisation mean (RGB, 0..1 scale).
-        std: Normalisation std.
+        preprocessing: What the model expects of its input (:class:`segbench.preprocessing.Preprocessing`).
         num_classes: ``C``.
         mapping: The model's :class:`~segbench.external.classmap.ClassMapping` onto the dataset's classes
             (labels of dataset classes nothing maps onto are ignored); None: the same classes.
     """
 
     model: torch.nn.Module
-    mean: tuple
-    std: tuple
+    preprocessing: Preprocessing
     num_classes: int
     mapping: object = None
 
 
-def _table(mats: np.ndarray, plan: CorruptionPlan) -> dict:
-    """One model's robustness table from its matrices per cell (clean first, then corruption x severity)."""
-    clean = _scores(mats[0])
-    per = score_confusions(mats[1:]).miou.reshape(len(plan.corruptions), len(plan.severities))
-    miou = {c: [float(v) for v in per[j]] for j, c in enumerate(plan.corruptions)}
-    mean = {c: float(np.mean(v)) for c, v in miou.items()}
-    overall = float(np.mean(per)) if per.size else math.nan
-    rel = (lambda v: v / clean if clean > 0 else math.nan)  # noqa: E731
-    return {"clean_miou": clean, "miou": miou, "mean": mean, "relative": {c: rel(v) for c, v in mean.items()},
-            "mean_miou": overall, "relative_miou": rel(overall)}  # fmt: skip

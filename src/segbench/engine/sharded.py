@@ -22,6 +22,7 @@ from segbench.data.base import SegmentationDataset
 from segbench.engine.evaluate import EvalResult, Variant, evaluate
 from segbench.errors import UserError, first_line
 from segbench.metrics import ConfusionMatrix
+from segbench.preprocessing import Preprocessing
 
 __all__ = ["broadcast_weights", "evaluate_sharded", "is_main", "on_main", "rank_world", "shard_indices"]
 
@@ -151,13 +152,14 @@ def _merge(payloads: list[dict], num_classes: int) -> EvalResult:
                       image_names=names)  # fmt: skip
 
 
-def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean, std, device: str = "cpu",
-                     max_images: int = 0, progress: bool = True, **kwargs) -> EvalResult:  # fmt: skip
+def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, preprocessing: Preprocessing,
+                     device: str = "cpu", max_images: int = 0, progress: bool = True,
+                     **kwargs) -> EvalResult:  # fmt: skip
     """:func:`segbench.engine.evaluate.evaluate` over this process's shard of ``dataset`` (see the module
     docstring), merged on rank 0.
 
     Args:
-        model, dataset, num_classes, mean, std, device, max_images, progress: as for ``evaluate``
+        model, dataset, num_classes, preprocessing, device, max_images, progress: as for ``evaluate``
             (``max_images`` counts over all processes; only rank 0 shows progress).
         **kwargs: the other keywords of ``evaluate`` (``keep``, ``desc``, ``with_metrics``, ``inference``,
             ``crf``, and ``on_image`` where ``evaluate`` has it: called on rank 0 only, for every image of
@@ -173,8 +175,8 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean
     """
     rank, world = rank_world()
     if world == 1:
-        return evaluate(model, dataset, num_classes, mean, std, device, max_images=max_images, progress=progress,
-                        **kwargs)  # fmt: skip
+        return evaluate(model, dataset, num_classes, preprocessing, device=device, max_images=max_images,
+                        progress=progress, **kwargs)  # fmt: skip
     scores = kwargs.get("scores")
     if scores is not None and (scores.boundary or scores.trimap or scores.ece):
         raise UserError("--boundary, --trimap and --ece: not available under torchrun yet; run them in one "
@@ -187,7 +189,8 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, mean
     shard = dataset.subset([dataset.pairs[i] for i in indices])
     res, error, user = None, None, False
     try:
-        res = evaluate(model, shard, num_classes, mean, std, device, progress=progress and rank == 0, **kwargs)
+        res = evaluate(model, shard, num_classes, preprocessing, device=device, progress=progress and rank == 0,
+                       **kwargs)
     except Exception as exc:  # noqa: BLE001 - every rank must learn of it, or the others wait forever
         error, user = (str(exc), True) if isinstance(exc, UserError) else (first_line(exc), False)
     _agree(error, user)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segbench.data.transforms import preprocess
+from segbench.preprocessing import Preprocessing
 
 GAUSSIAN_SIGMA_SCALE = 1 / 8
 """Standard deviation of the Gaussian window weights as a fraction of the window side (nnU-Net's value)."""
@@ -62,13 +63,13 @@ def _check_stride(window: tuple[int, int], stride: tuple[int, int]) -> None:
         raise ValueError(f"stride {stride} must be positive and at most the window {window}")
 
 
-def _window_logits(model: nn.Module, image: np.ndarray, y: int, x: int, window: tuple[int, int], mean, std,
-                   device) -> torch.Tensor:  # fmt: skip
+def _window_logits(model: nn.Module, image: np.ndarray, y: int, x: int, window: tuple[int, int],
+                   preprocessing: Preprocessing, device) -> torch.Tensor:  # fmt: skip
     """Logits ``(1, C, ch, cw)`` of the window at ``(y, x)``, cropped to the part inside the image."""
     wh, ww = window
     crop = image[y : y + wh, x : x + ww]
     ch, cw = crop.shape[:2]
-    t = preprocess(crop, mean, std, device)
+    t = preprocess(crop, preprocessing, device)
     if (ch, cw) != (wh, ww):
         t = F.pad(t, (0, ww - cw, 0, wh - ch))  # 0 = the mean colour after normalisation
     return model(t)[:, :, :ch, :cw]
@@ -92,8 +93,7 @@ def _add_window(acc: torch.Tensor, weight: torch.Tensor, logits: torch.Tensor, g
 def slide_logits(
     model: nn.Module,
     image: np.ndarray,
-    mean,
-    std,
+    preprocessing: Preprocessing,
     window: tuple[int, int],
     stride: tuple[int, int],
     gaussian: bool = False,
@@ -120,7 +120,7 @@ def slide_logits(
     g = gaussian_weights((wh, ww), device) if gaussian else None
     for y in window_positions(H, wh, sh):
         for x in window_positions(W, ww, sw):
-            logits = _window_logits(model, image, y, x, window, mean, std, device)
+            logits = _window_logits(model, image, y, x, window, preprocessing, device)
             if acc is None:
                 acc = torch.zeros(1, logits.shape[1], H, W, device=device, dtype=logits.dtype)
             _add_window(acc, weight, logits, g, y, x)
@@ -148,7 +148,7 @@ def _shift_band(acc: torch.Tensor, weight: torch.Tensor, base: int, y: int, rows
 
 @torch.inference_mode()
 def slide_label_streaming(
-    model: nn.Module, image: np.ndarray, mean, std, window, stride, gaussian: bool, device
+    model: nn.Module, image: np.ndarray, preprocessing: Preprocessing, window, stride, gaussian: bool, device
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sliding-window label map ``(H, W)`` (uint8 up to 255 classes, else int32) and confidence ``(H, W)``
     float32, finishing the output one row of windows at a time.
@@ -177,7 +177,7 @@ def slide_label_streaming(
             acc, weight = _shift_band(acc, weight, base, y, rows_end, W, device)
         base = y
         for x in xs:
-            logits = _window_logits(model, image, y, x, window, mean, std, device)
+            logits = _window_logits(model, image, y, x, window, preprocessing, device)
             if acc is None:
                 acc = torch.zeros(1, logits.shape[1], rows_end - y, W, device=device, dtype=logits.dtype)
                 weight = torch.zeros(1, 1, rows_end - y, W, device=device)

@@ -38,7 +38,6 @@ from torch import nn
 from tqdm import tqdm
 
 from segbench.config import TrainConfig, config_to_dict
-from segbench.data.transforms import normalize
 from segbench.engine import distributed as dist_utils
 from segbench.engine.checkpoint import save_checkpoint
 from segbench.engine.ema import WeightEMA
@@ -55,6 +54,7 @@ from segbench.engine.log import (
 )
 from segbench.engine.optim import poly_lr
 from segbench.engine.prepare import (
+    TRAIN_PREPROCESSING,
     TrainData,
     TrainSetup,
     batch_stream,
@@ -68,7 +68,6 @@ from segbench.engine.state import ResumePoint, read_state, restore, rng_state, t
 from segbench.errors import UserError
 from segbench.files import output_locked
 from segbench.losses import median_frequency_weights
-from segbench.models.weights import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["CSV_FIELDS", "load_matching", "median_frequency_weights", "poly_lr", "train"]
 
@@ -204,7 +203,7 @@ def _step(run: _Run, batches, it: int) -> tuple[float, float]:
     images_u8, target = next(batches)  # waiting for data: the batch and its copy to the device
     images_u8, y = images_u8.to(device, non_blocking=True), target.to(device, non_blocking=True).long()
     t_data = time.perf_counter()
-    x = normalize(images_u8, IMAGENET_MEAN, IMAGENET_STD)
+    x = TRAIN_PREPROCESSING.normalize(images_u8)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=setup.amp_dtype) if setup.amp_dtype else contextlib.nullcontext()

@@ -2,14 +2,15 @@
 
 - :mod:`segbench.export.onnx`: :func:`export_onnx` (dynamic N/H/W), :func:`onnx_session`, ``metadata_props``.
 - :mod:`segbench.export.quantize`: :func:`quantize_int8` (ONNX Runtime QDQ int8) and its calibration images.
-- :mod:`segbench.export.check`: :func:`check_onnx` (ONNX Runtime against PyTorch on real images and one input
-  of another size) and :func:`export_checked`, which writes a file only after its check passed.
+- :mod:`segbench.export.verify`: :func:`check_onnx` (ONNX Runtime against PyTorch on real images and one input
+  of another size).
+- :mod:`segbench.export.check`: :func:`export_checked`, which writes a file only after its check passed.
 
 All functions raise :class:`segbench.errors.UserError` (one line) for a missing package, and
 :class:`ExportError` when the export or its check fails.
 """
 
-from segbench.export.check import ExportCheck, check_images, check_onnx, export_checked
+from segbench.export.check import export_checked
 from segbench.export.onnx import (
     DEFAULT_OPSET,
     EXPORTERS,
@@ -22,6 +23,7 @@ from segbench.export.onnx import (
     write_metadata,
 )
 from segbench.export.quantize import CalibrationReader, describe_int8, quantize_int8, sample_calibration
+from segbench.export.verify import ExportCheck, check_images, check_onnx
 
 __all__ = [
     "DEFAULT_OPSET",

@@ -17,6 +17,7 @@ import torch
 
 from segbench.errors import UserError, first_line, require
 from segbench.export.onnx import INPUT_NAME, ExportError
+from segbench.preprocessing import Preprocessing
 
 __all__ = ["CalibrationReader", "describe_int8", "quantize_int8", "sample_calibration"]
 
@@ -143,11 +144,13 @@ def describe_int8(method: str = "percentile") -> str:
     return f"QDQ, per-channel int8 weights, uint8 activations, {ranges} ranges"
 
 
-def sample_calibration(mean, std, *, folder: str | Path | None = None, limit: int = 8) -> list[torch.Tensor]:
+def sample_calibration(
+    preprocessing: Preprocessing, *, folder: str | Path | None = None, limit: int = 8
+) -> list[torch.Tensor]:
     """Preprocessed images for int8 calibration: ``(1, 3, H, W)`` float32 tensors, one per image.
 
     Args:
-        mean, std: the model's input normalisation.
+        preprocessing: what the model expects of its input (:class:`segbench.preprocessing.Preprocessing`).
         folder: a folder (or dataset folder) of images; default the CamVid val sample shipped with segbench.
         limit: at most this many images (the first, sorted by name).
 
@@ -168,7 +171,7 @@ def sample_calibration(mean, std, *, folder: str | Path | None = None, limit: in
             break
         item = dataset[i]
         if "error" not in item:
-            tensors.append(preprocess(item["image"], mean, std))
+            tensors.append(preprocess(item["image"], preprocessing))
     if not tensors:
         raise UserError(f"{folder or 'the shipped sample'}: no readable image for int8 calibration")
     return tensors

@@ -121,7 +121,7 @@ def load_any(spec: str, weights: str | None = None, inputs: ModelInputs | None =
 
         model, info = load_torchscript(spec, inputs)
     elif kind == "torch.export":
-        from segbench.external.files import load_exported_program
+        from segbench.external.pt2 import load_exported_program
 
         model, info = load_exported_program(spec, inputs)
     elif kind == "py":

@@ -8,10 +8,12 @@ Segmentation", arXiv 2107.06278) give per-query class logits ``(N, Q, C + 1)`` a
 ``(N, Q, h, w)``, combined as their semantic inference does: ``sum_q softmax(class)[..., :C] * sigmoid(mask)``,
 whose logarithm serves as logits. Either way the logits are resized bilinearly to the input size.
 
-Preprocessing follows the model's ``preprocessor_config.json``: ``image_mean``/``image_std`` become the
-normalisation (applied to RGB scaled to 0..1, as the processors do); ``size`` (``height``/``width`` or
-``shortest_edge``) resizes the normalised input (bilinear, which commutes with the per-channel
-normalisation); ``size_divisor`` pads it. Class names come from ``config.id2label``. Nothing is downloaded.
+Preprocessing follows the model's ``preprocessor_config.json``, read into one
+:class:`~segbench.preprocessing.Preprocessing` (:meth:`~segbench.preprocessing.Preprocessing.from_hf`:
+``image_mean``/``image_std`` with ``do_rescale``/``rescale_factor``/``do_normalize`` become the normalisation);
+``size`` (``height``/``width`` or ``shortest_edge``) resizes the normalised input (with the processor's
+``resample``, bilinear by default, which commutes with the per-channel normalisation); ``size_divisor`` pads it.
+Class names come from ``config.id2label``. Nothing is downloaded.
 
 The trust rule: a folder whose ``config.json`` has an ``auto_map`` ships its own modeling code, which
 transformers would import and run. Such a folder is refused in one line unless the user passes
@@ -31,6 +33,7 @@ from torch import nn
 
 from segbench.errors import UserError, first_line, require
 from segbench.external.inputs import ExternalInfo, ModelInputs, resolve_info
+from segbench.preprocessing import Preprocessing
 
 __all__ = ["HFSegmenter", "load_hf"]
 
@@ -42,30 +45,26 @@ class HFSegmenter(nn.Module):
 
     Args:
         model: the transformers model (``pixel_values`` in).
-        size: the processor's resize rule: ``(H, W)``, ``("shortest_edge", S)`` or None (no resize).
-        size_divisor: pad height and width to a multiple of it (0: no padding).
+        preprocessing: the processor's :class:`~segbench.preprocessing.Preprocessing`
+            (:meth:`~segbench.preprocessing.Preprocessing.from_hf`): its resize rule (``resize``, ``size``, with
+            its ``interpolation``) and ``size_divisor`` (pad height and width to a multiple of it) are applied
+            here, to the normalised input.
         mask_classification: combine class and mask logits (Mask2Former, MaskFormer).
     """
 
-    def __init__(self, model: nn.Module, size, size_divisor: int, mask_classification: bool) -> None:
+    def __init__(self, model: nn.Module, preprocessing: Preprocessing, mask_classification: bool) -> None:
         super().__init__()
         self.model = model
-        self.size = size
-        self.size_divisor = size_divisor
+        self.preprocessing = preprocessing
+        self.size_divisor = preprocessing.size_divisor
         self.mask_classification = mask_classification
-
-    def _target(self, h: int, w: int) -> tuple[int, int]:
-        if self.size is None:
-            return h, w
-        if self.size[0] == "shortest_edge":
-            scale = self.size[1] / min(h, w)
-            return max(1, round(h * scale)), max(1, round(w * scale))
-        return self.size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        th, tw = self._target(h, w)
-        inp = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False) if (th, tw) != (h, w) else x
+        th, tw = self.preprocessing.target_size(h, w)
+        mode = self.preprocessing.interpolation
+        corners = None if mode == "nearest" else False
+        inp = F.interpolate(x, size=(th, tw), mode=mode, align_corners=corners) if (th, tw) != (h, w) else x
         if self.size_divisor:
             inp = F.pad(inp, (0, (-tw) % self.size_divisor, 0, (-th) % self.size_divisor))
         out = self.model(pixel_values=inp)
@@ -106,19 +105,6 @@ def _processor(source: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read the image processor config ({exc})") from None
-
-
-def _size_rule(cfg: dict):
-    if not cfg.get("do_resize", True) or not isinstance(cfg.get("size"), (dict, int)):
-        return None
-    size = cfg["size"]
-    if isinstance(size, int):
-        return ("shortest_edge", size) if "mask" in str(cfg.get("image_processor_type", "")).lower() else (size, size)
-    if "height" in size and "width" in size:
-        return int(size["height"]), int(size["width"])
-    if "shortest_edge" in size:
-        return "shortest_edge", int(size["shortest_edge"])
-    return None
 
 
 def _custom_code(source: str) -> Path | None:
@@ -167,13 +153,17 @@ def load_hf(spec: str, inputs: ModelInputs | None = None) -> tuple[nn.Module, Ex
     proc = _processor(source)
     id2label = {int(k): v for k, v in (config.id2label or {}).items()}
     meta = {"classes": [id2label[i] for i in sorted(id2label)]} if id2label else {}
-    if proc.get("do_normalize", True) and proc.get("image_mean") and proc.get("image_std"):
-        meta.update(mean=list(proc["image_mean"])[:3], std=list(proc["image_std"])[:3])
-    divisor = int(proc.get("size_divisor") or proc.get("size_divisibility") or 0)
-    module = HFSegmenter(model, _size_rule(proc), divisor, kind in MASK_CLASSIFICATION)
+    stated = {k: list(proc[k])[:3] for k in ("image_mean", "image_std") if proc.get(k)}  # before from_hf's checks
+    preprocessing = Preprocessing.from_hf({**proc, **stated}, f"{spec}: preprocessor_config.json")
+    processed = preprocessing.to_dict()
+    if proc.get("do_normalize", True) and len(stated) < 2:  # the processor's normalisation is not stated
+        del processed["mean"], processed["std"]
+    meta.update(processed)
+    module = HFSegmenter(model, preprocessing, kind in MASK_CLASSIFICATION)
     info = resolve_info(label=spec, kind="hf", source=spec, num_classes=int(config.num_labels),
                         meta=meta, inputs=inputs)  # fmt: skip
     info.meta["hf_model_type"] = kind
-    if module.size is not None:
-        info.notes.append(f"{spec}: inputs resized as its image processor says ({module.size}), logits resized back")
+    if preprocessing.resize != "none":
+        rule = f"{preprocessing.resize.replace('_', ' ')} {'x'.join(map(str, preprocessing.size))}"
+        info.notes.append(f"{spec}: inputs resized as its image processor says ({rule}), logits resized back")
     return module, info

@@ -1,8 +1,9 @@
 """What an external model needs around it: class names, palette, input normalisation, and where they came from.
 
-A file's own metadata is used first (segbench's ONNX exports carry ``classes``, ``palette``, ``mean`` and
-``std`` in ``metadata_props``; TorchScript and ``torch.export`` files may carry the same keys as JSON in an
-extra file ``segbench.json``); the user's ``--classes FILE --mean R G B --std R G B`` fill in or replace them.
+A file's own metadata is used first (segbench's ONNX exports carry ``classes``, ``palette`` and their
+:class:`~segbench.preprocessing.Preprocessing` (``mean``, ``std``, ``channel_order``, ...) in ``metadata_props``;
+TorchScript and ``torch.export`` files may carry the same keys as JSON in an extra file ``segbench.json``); the
+user's ``--classes FILE --mean R G B --std R G B`` fill in or replace them.
 What is still missing is listed in one line (:attr:`ExternalInfo.missing`), and the defaults used instead
 (classes named by their index, ImageNet normalisation) are stated there.
 """
@@ -19,7 +20,7 @@ from segbench.classes import check_unique_names, default_palette
 from segbench.errors import UserError
 from segbench.files import read_text
 from segbench.models import ModelInfo
-from segbench.models.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from segbench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 __all__ = ["ExternalInfo", "ModelInputs", "read_class_file", "resolve_info"]
 
@@ -142,12 +143,13 @@ def resolve_info(
         kind: the loader (``onnx``, ``torchscript``, ...).
         source: the spec or file, for messages.
         num_classes: classes the model predicts when known from its output shape (None: from the names).
-        meta: the file's metadata (``classes`` or ``class_names``, ``palette``, ``mean``, ``std``).
+        meta: the file's metadata (``classes`` or ``class_names``, ``palette``, and the keys of
+            :meth:`segbench.preprocessing.Preprocessing.to_dict`: ``mean``, ``std``, ``channel_order``, ...).
         inputs: ``--classes``/``--mean``/``--std``.
 
     Raises:
-        UserError: a class file or metadata value that cannot be read, or a class count that differs from the
-            model's output channels.
+        UserError: a class file or metadata value that cannot be read or is out of range (naming the key), or
+            a class count that differs from the model's output channels.
     """
     inputs = inputs or ModelInputs()
     names = _names(meta.get("classes", meta.get("class_names")), source)
@@ -159,6 +161,8 @@ def resolve_info(
         palette = given_palette or None
     mean = _triple(inputs.mean, "--mean", source) or _triple(meta.get("mean"), "mean", source)
     std = _triple(inputs.std, "--std", source) or _triple(meta.get("std"), "std", source)
+    preprocessing = Preprocessing.from_dict({**meta, "mean": mean or IMAGENET_MEAN, "std": std or IMAGENET_STD},
+                                            source)  # fmt: skip
     missing = [what for what, value in (("class names", names), ("mean", mean), ("std", std)) if value is None]
     if names is not None and num_classes is not None and len(names) != num_classes:
         raise UserError(f"{source}: predicts {num_classes} classes but {len(names)} class names are given")
@@ -177,6 +181,6 @@ def resolve_info(
         palette += default_palette(n)[len(palette) :]
     return ExternalInfo(
         arch=kind, weights=source, num_classes=n, class_names=names or [str(i) for i in range(n)],
-        palette=palette[:n], mean=mean or IMAGENET_MEAN, std=std or IMAGENET_STD, meta=dict(meta),
+        palette=palette[:n], preprocessing=preprocessing, meta=dict(meta),
         label=label, kind=kind, missing=line,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from torchvision.models import WeightsEnum
 
 from segbench.classes import CAMVID, VOC, ClassSet
 from segbench.errors import UserError, first_line
+from segbench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -233,10 +234,6 @@ def load_imagenet(build: Callable[[], nn.Module], spec: ImagenetWeights | None, 
     return encoder
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 @dataclass(frozen=True)
 class Weights:
     """Trained weights of a network, as data: the ``ARCH.TAG`` it answers to, where the file comes from, and
@@ -255,8 +252,8 @@ class Weights:
         torchvision: torchvision's weights enum member, for its checkpoints.
         file: the zoo file name (``ARCH.TAG.safetensors``), for segbench's own weights.
         convert: maps the checkpoint's state_dict to segbench's module names (None: already segbench's).
-        mean: input normalisation mean (RGB, for inputs in [0, 1]).
-        std: input normalisation standard deviation.
+        preprocessing: what the network expects of its input (mean/std, channel order, ...), as a
+            :class:`segbench.preprocessing.Preprocessing`; ImageNet's normalisation by default.
     """
 
     arch: str
@@ -268,8 +265,7 @@ class Weights:
     torchvision: WeightsEnum | None = None
     file: str | None = None
     convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    preprocessing: Preprocessing = Preprocessing()
 
     def __post_init__(self) -> None:
         if (self.torchvision is None) == (self.file is None):

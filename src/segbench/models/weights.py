@@ -28,13 +28,12 @@ from segbench.errors import UserError
 from segbench.models.builders import MODELS, WEIGHTS, build_model
 from segbench.models.convert import is_torchvision_state
 from segbench.models.pretrained import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Weights,
     load_state_strict,
     read_checkpoint,
     torchvision_file,
 )
+from segbench.preprocessing import Preprocessing
 
 # torchvision's weights enums of its COCO-with-VOC-labels checkpoints (the ``coco_voc`` tag), by model name: a
 # view of the specs in :data:`~segbench.models.builders.WEIGHTS`. Their ``meta`` holds torchvision's published
@@ -46,16 +45,27 @@ TORCHVISION_WEIGHTS = {
 
 @dataclass
 class ModelInfo:
-    """What a loaded model needs around it: classes, input normalisation, provenance."""
+    """What a loaded model needs around it: classes, input preprocessing, provenance.
+
+    ``preprocessing`` (a :class:`segbench.preprocessing.Preprocessing`) is what the network expects of its
+    input; ``mean`` and ``std`` read its normalisation (RGB, 0..1 units).
+    """
 
     arch: str
     weights: str  # tag, file path, or "none"
     num_classes: int
     class_names: list[str]
     palette: list[tuple[int, int, int]]
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    preprocessing: Preprocessing = Preprocessing()
     meta: dict = field(default_factory=dict)  # recipe, metrics, ... as stored with the weights
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return self.preprocessing.mean
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return self.preprocessing.std
 
     @property
     def name(self) -> str:
@@ -136,12 +146,16 @@ def to_segbench_layout(arch: str, state: dict) -> dict:
     return state
 
 
-def load_weights_file(path: str | Path, arch: str | None = None, label: str | None = None) -> LoadedModel:
+def load_weights_file(path: str | Path, arch: str | None = None, label: str | None = None,
+                      preprocessing: Preprocessing | None = None) -> LoadedModel:  # fmt: skip
     """Load a model from a weights file; ``arch`` is needed only for raw state_dicts without metadata.
 
+    The model's :class:`~segbench.preprocessing.Preprocessing` is what the file's metadata states
+    (``mean``, ``std``, ...), the rest from ``preprocessing`` (a weights spec's; default ImageNet's).
+
     Raises:
-        UserError: unreadable file, unknown architecture, a file of another architecture than ``arch``, or
-            weights that do not fit.
+        UserError: unreadable file, unknown architecture, a file of another architecture than ``arch``,
+            weights that do not fit, or preprocessing metadata out of range.
     """
     path = Path(path)
     state, meta = read_checkpoint(path)
@@ -162,8 +176,7 @@ def load_weights_file(path: str | Path, arch: str | None = None, label: str | No
         num_classes=num_classes,
         class_names=list(names),
         palette=[tuple(c) for c in palette],
-        mean=tuple(meta.get("mean", IMAGENET_MEAN)),
-        std=tuple(meta.get("std", IMAGENET_STD)),
+        preprocessing=Preprocessing.from_dict(meta, str(path), default=preprocessing),
         meta=meta,
     )
     return LoadedModel(model, info)
@@ -204,10 +217,11 @@ def load_model(spec: str, weights: str | None = None, num_classes: int | None = 
         return load_weights_file(weights, arch)
     zoo = zoo_tags().get(arch, {})
     if weights in zoo:
-        return load_weights_file(zoo[weights], label=f"{arch}.{weights}")
+        spec = WEIGHTS.get(arch, {}).get(weights)
+        return load_weights_file(zoo[weights], label=f"{arch}.{weights}", preprocessing=spec and spec.preprocessing)
     spec = WEIGHTS.get(arch, {}).get(weights)
     if spec is not None:
-        return load_weights_file(_weights_path(spec), arch, label=spec.name)
+        return load_weights_file(_weights_path(spec), arch, label=spec.name, preprocessing=spec.preprocessing)
     raise UserError(f"{arch}: unknown weights {weights!r}; available: {', '.join(available_weights(arch)) or 'none'}")
 
 
