@@ -1,6 +1,7 @@
 """User files: the one place that reads a user's text files (recipes, class files, split listings), the
-one that prepares output locations before any work is done, and the lock that keeps two commands from
-writing the same output at once.
+one writer of output files (:func:`write_bytes_atomic`: never half a file, one line naming the file when the
+disk refuses it), the one that prepares output locations before any work is done, and the lock that keeps
+two commands from writing the same output at once.
 
 A leaf module: it imports nothing of segbench but the errors.
 """
@@ -45,18 +46,71 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 """The errors of writing that are the user's to fix (full disk or quota, read-only file system, permissions)."""
 
 
-def write_failure(path: str | Path, exc: BaseException, what: str) -> UserError | None:
-    """The one-line :class:`UserError` for a failed write of ``path`` (``what``: "the ONNX file", ...) when
+class WriteError(UserError):
+    """A write the user must make room or permission for (:data:`WRITE_ERRNOS`); ``path`` is the file and
+    ``reason`` the system's words (``No space left on device``). The message is one line naming both."""
+
+    def __init__(self, message: str, path: str | Path, reason: str):
+        super().__init__(message)
+        self.path, self.reason = Path(path), reason
+
+
+def write_failure(path: str | Path, exc: BaseException, what: str) -> WriteError | None:
+    """The one-line :class:`WriteError` for a failed write of ``path`` (``what``: "the ONNX file", ...) when
     ``exc`` (or what caused it: exporters wrap the ``OSError``) is a full disk, a read-only file system or a
     permission error; None for any other error. The writer must have removed its temporary files."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-            return UserError(f"{path}: cannot write {what} ({exc.strerror or os.strerror(exc.errno)}); nothing "
-                             "was written there")  # fmt: skip
+            reason = exc.strerror or os.strerror(exc.errno)
+            return WriteError(f"{path}: cannot write {what} ({reason}); nothing was written there", path, reason)
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, what: str = "the file") -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, ``fsync`` and ``os.replace``, so a
+    reader never sees a half-written file; permissions follow the umask like a plain ``open``. Every output
+    file of segbench is written through here (reports, results.json, benchmark.json, labels and overlays,
+    checkpoints, safetensors). On any failure the temporary file is removed and the file already at ``path``
+    is left as it was.
+
+    Args:
+        path: The file to write; its folder is created when missing.
+        data: The whole content.
+        what: What the file is, for the error message (``"the checkpoint"``).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        WriteError: a full disk or quota, a read-only file system, no permission (:data:`WRITE_ERRNOS`); one
+            line naming ``path`` and the reason.
+        OSError: any other failure of the system.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        failure = write_failure(path, exc, what) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise failure from None
+        raise
+    return path
 
 
 def _probe_writable(folder: Path, option: str) -> None:
