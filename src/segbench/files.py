@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -296,3 +297,70 @@ def output_locked(path: str | Path, option: str = "--output"):
 
 
 atexit.register(release_output_locks)
+
+
+def staging_folder(path: str | Path) -> Path:
+    """A new empty folder beside ``path`` (``.NAME.XXXXXXXX.staging``, same file system) to write a whole output
+    folder into before :func:`replace_folder` puts it in place; the staging folders a killed command left for
+    ``path`` are removed first (call it while holding :func:`lock_output` on ``path``).
+
+    Raises:
+        WriteError: the parent folder refuses it (full disk, read-only, no permission).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f".{path.name}.*.staging"):
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".staging"))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(folder, 0o777 & ~umask)  # mkdtemp makes 0700; a report folder is made like a plain mkdir's
+        return folder
+    except OSError as exc:
+        failure = write_failure(path, exc, "the output folder")
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def replace_folder(new: str | Path, path: str | Path, what: str = "the output folder") -> Path:
+    """Put the folder ``new`` (from :func:`staging_folder`) in place of ``path`` as a whole: the old folder is
+    renamed aside, ``new`` renamed to ``path``, then the old one deleted; a reader sees the old folder or the new
+    one, never a mix. The lock this process holds on ``path`` (:func:`lock_output`) moves into the new folder.
+    On a failure the old folder is put back as it was and ``new`` is removed.
+
+    Raises:
+        WriteError: a rename refused (read-only, no permission); the message names ``path``.
+        OSError: any other failure of the system.
+    """
+    new, path = Path(new), Path(path)
+    lock, aside = path / LOCK_NAME, None
+    moved_lock = False
+    try:
+        if path.exists():
+            if lock.exists():
+                os.rename(lock, new / LOCK_NAME)  # the same inode: the flock this process holds goes with it
+                moved_lock = True
+            aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, aside)  # onto the empty folder just made
+        os.replace(new, path)
+    except BaseException as exc:
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                if path.exists():
+                    aside.rmdir()
+                else:
+                    os.replace(aside, path)
+        if moved_lock:
+            with contextlib.suppress(OSError):
+                os.rename(new / LOCK_NAME, lock)
+        shutil.rmtree(new, ignore_errors=True)
+        failure = write_failure(path, exc, what) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise WriteError(f"{path}: cannot put the new {what.removeprefix('the ')} in place "
+                             f"({failure.reason}); the old one is kept as it was", path, failure.reason) from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return path

@@ -7,12 +7,10 @@ input (one line naming the file or option and what was expected).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, hardware, models, predict, train
-from segbench.errors import UserError, threads_warning
+from segbench.errors import Terminated, UserError, stop_signals, threads_warning
 from segbench.files import release_output_locks
 
 SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, compare, export, hardware)
@@ -25,14 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in SUBCOMMANDS:
         command.add_parser(sub)
     return p
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is so that every ``finally`` (temporary files, locks) runs."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,10 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     warning = threads_warning(getattr(args, "threads", None))
     if warning:
         print(f"segbench: {warning}", file=sys.stderr)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
-        return args.func(args)
+        with stop_signals():
+            return args.func(args)
     except UserError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)
         return 2
@@ -62,6 +51,4 @@ def main(argv: list[str] | None = None) -> int:
         print("segbench: interrupted", file=sys.stderr)
         return 130
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
         release_output_locks()  # the outputs this command locked (segbench.files.lock_output)
