@@ -280,3 +280,45 @@ def test_benchmark_json_on_a_full_or_read_only_disk(tmp_path, capsys, monkeypatc
     assert len(err) == 1 and f"{out / 'benchmark.json'}: cannot write the file ({reason})" in err[0], err
     assert (out / "benchmark.json").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def _bench_worker(latency_ms: float | None) -> list[str]:
+    """A benchmark worker command writing its case's row with ``latency_ms`` (None: killed by SIGKILL)."""
+    if latency_ms is None:
+        return _worker(None)
+    code = ("import json, sys; c = json.load(open(sys.argv[1])); "
+            "row = {k: c[k] for k in ('model', 'backend', 'batch', 'input_size')}; "
+            f"row.update(latency_ms_p50={latency_ms}, error=None); json.dump(row, open(sys.argv[2], 'w'))")  # fmt: skip
+    return [sys.executable, "-c", code]
+
+
+def test_benchmark_keeps_finished_cases_on_a_crash_and_a_stop_and_resume_measures_the_rest(tmp_path, capsys,
+                                                                                          monkeypatch):  # fmt: skip
+    import importlib
+
+    sweep_mod = importlib.import_module("segbench.bench.sweep")  # segbench.bench.sweep is also the function
+    out = tmp_path / "bench"
+    argv = ["benchmark", "fast_scnn", "--size", "32x32", "40x40", "48x48", "--no-probe", "--quiet", "--output", str(out)]
+    plan = {32: 4.0, 40: None, 48: "stop"}  # the first case finishes, the second's worker dies, then SIGTERM
+
+    def fake(case, timeout_s=600.0):
+        what = plan[case.input_size[0]]
+        if what == "stop":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        return run_isolated(case, timeout_s=timeout_s, command=_bench_worker(what))
+
+    monkeypatch.setattr(sweep_mod, "run_isolated", fake)
+    assert main(argv) == 143
+    err = capsys.readouterr().err
+    assert "1 of 3 case(s) finished" in err and "--resume" in err
+    rows = json.loads((out / "benchmark.json").read_text())
+    assert [r["input_size"] for r in rows] == [[32, 32], [40, 40]] and rows[0]["latency_ms_p50"] == 4.0
+    assert "worker killed by signal SIGKILL" in rows[1]["error"]
+    assert json.loads((out / "benchmark.partial.json").read_text())["rows"] == [0]
+
+    plan.update({32: 99.0, 40: 5.0, 48: 6.0})
+    assert main([*argv, "--resume"]) == 0
+    rows = json.loads((out / "benchmark.json").read_text())
+    assert {tuple(r["input_size"]): r["latency_ms_p50"] for r in rows} == {(32, 32): 4.0, (40, 40): 5.0, (48, 48): 6.0}
+    assert not (out / "benchmark.partial.json").exists()  # finished: no longer partial
