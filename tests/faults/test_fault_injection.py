@@ -322,3 +322,25 @@ def test_benchmark_keeps_finished_cases_on_a_crash_and_a_stop_and_resume_measure
     rows = json.loads((out / "benchmark.json").read_text())
     assert {tuple(r["input_size"]): r["latency_ms_p50"] for r in rows} == {(32, 32): 4.0, (40, 40): 5.0, (48, 48): 6.0}
     assert not (out / "benchmark.partial.json").exists()  # finished: no longer partial
+
+
+def test_evaluate_stopped_after_one_image_writes_its_accuracy_marked_partial(tmp_path, capsys, monkeypatch,
+                                                                            camvid_root):  # fmt: skip
+    import segbench.cli.evaluate as evaluate_cli
+
+    real = evaluate_cli._Finished.__call__
+
+    def then_terminated(self, item, pred, confidence):  # a real SIGTERM once the first image is counted
+        real(self, item, pred, confidence)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(evaluate_cli._Finished, "__call__", then_terminated)
+    out = tmp_path / "ev"
+    code = main(["evaluate", "fast_scnn.camvid", "--data", str(camvid_root), "--output", str(out), "--quiet",
+                 "--no-boundary", "--no-ece", "--bootstrap", "0"])  # fmt: skip
+    assert code == 143
+    assert "stopped after 1 of 2 images" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["partial"] is True and metrics["num_images"] == 1 and metrics["images_total"] == 2
+    assert len(metrics["finished_images"]) == 1 and 0.0 <= metrics["pixel_accuracy"] <= 1.0
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
