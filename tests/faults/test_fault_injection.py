@@ -110,7 +110,7 @@ def test_sigint_during_the_second_model_exits_130_with_the_first_row(tmp_path, c
     assert main(argv) == 130
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
     err = capsys.readouterr().err
-    assert "it was interrupted (SIGINT): 1 of 2 model(s) finished" in err and "segbench: interrupted" in err
+    assert "1 of 2 model(s) finished (interrupted by SIGINT)" in err and "segbench: interrupted" in err
     partial = _results(out)
     assert partial["partial"] is True and [r["model"] for r in partial["rows"]] == [MODELS[0]]
     assert partial["unfinished_models"] == [MODELS[1]] and "Partial report." in (out / "report.html").read_text()
@@ -199,8 +199,8 @@ def test_replace_folder_swaps_whole_folders_and_keeps_the_lock(tmp_path):
         replace_folder(new, out)
         assert sorted(p.name for p in out.iterdir()) == sorted(["new.txt", LOCK_NAME])
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-        other = subprocess.run([sys.executable, "-c", f"from segbench.files import lock_output; lock_output({str(out)!r})"],
-                               capture_output=True, text=True)  # fmt: skip
+        code = f"from segbench.files import lock_output; lock_output({str(out)!r})"
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert other.returncode != 0 and "in use by another segbench command" in other.stderr  # still ours
     finally:
         release_output_locks()
@@ -298,7 +298,8 @@ def test_benchmark_keeps_finished_cases_on_a_crash_and_a_stop_and_resume_measure
 
     sweep_mod = importlib.import_module("segbench.bench.sweep")  # segbench.bench.sweep is also the function
     out = tmp_path / "bench"
-    argv = ["benchmark", "fast_scnn", "--size", "32x32", "40x40", "48x48", "--no-probe", "--quiet", "--output", str(out)]
+    argv = ["benchmark", "fast_scnn", "--size", "32x32", "40x40", "48x48", "--no-probe", "--quiet",
+            "--output", str(out)]  # fmt: skip
     plan = {32: 4.0, 40: None, 48: "stop"}  # the first case finishes, the second's worker dies, then SIGTERM
 
     def fake(case, timeout_s=600.0):

@@ -35,8 +35,8 @@ from segbench.bench.case import make_case
 from segbench.bench.isolate import run_isolated
 from segbench.bench.select import BEST, expand_backends, mark_best
 from segbench.compare.evaluate import accuracy, agreement, evaluate_backend, first_image, scores
-from segbench.compare.output import report, settings_table
-from segbench.compare.resume import STATE, crashed, fingerprint, load_partial, restore, save_partial
+from segbench.compare.output import check_replaceable, finish, in_place, report, settings_table
+from segbench.compare.resume import crashed, fingerprint, load_partial, restore
 from segbench.compare.robustness import CHECKPOINT, analyse, corruption_runners, sweep_saving_cells
 from segbench.data.datasets import open_dataset
 from segbench.engine.crf import CRFConfig
@@ -46,7 +46,7 @@ from segbench.engine.robustness import CorruptionPlan
 from segbench.engine.sharded import broadcast_weights, is_main
 from segbench.errors import Terminated, UserError, first_line, stop_signals
 from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
-from segbench.files import LOCK_NAME, replace_folder, staging_folder
+from segbench.files import replace_folder, staging_folder
 from segbench.metrics.per_image import DistanceCache, ScoreOptions
 from segbench.models.weights import zoo_tags
 from segbench.report import display_name
@@ -292,11 +292,16 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         **settings: fields of :class:`CompareOptions` given by name (``device="cuda"``), over ``options``.
 
     Returns:
-        ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
+        ``{"rows": [...], "skipped": [...], "files": {name: path}}``; with ``"partial": True`` and
+        ``unfinished_models`` when a model's benchmark worker crashed (its row holds the error; ``resume``
+        measures it again).
 
     Raises:
         TypeError: a keyword that is not a field of :class:`CompareOptions`.
-        UserError: bad data path, device or backend. Model failures become rows with an ``error``.
+        UserError: bad data path, device or backend; a non-empty ``out_dir`` holding no report; a resume file of
+            other settings. Model failures become rows with an ``error``.
+        KeyboardInterrupt: SIGINT, or :class:`~segbench.errors.Terminated` on SIGTERM, raised again once the
+            finished models are written (results.json and the report marked partial, ``compare.partial.npz``).
     """
     unknown = sorted(set(settings) - {f.name for f in fields(CompareOptions)})
     if unknown:
@@ -305,7 +310,7 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     opts = replace(options or CompareOptions(), **settings)
     out = Path(out_dir)
     if is_main():
-        _check_replaceable(out)
+        check_replaceable(out)
     p = plan(data, opts)
     if not is_main():  # under torchrun, rank 0 alone writes the report
         results = _Results()
@@ -324,16 +329,6 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         shutil.rmtree(stage, ignore_errors=True)  # gone already when it was put in place
 
 
-def _check_replaceable(out: Path) -> None:
-    """Refuse before any work to replace a non-empty folder that holds no report (a whole folder is replaced)."""
-    if not out.is_dir():
-        return
-    names = {q.name for q in out.iterdir()} - {LOCK_NAME}
-    if names and not names & {"results.json", STATE}:
-        raise UserError(f"{out}: holds files but no report (results.json); the report folder is replaced as a "
-                        "whole, so choose an empty or new folder")  # fmt: skip
-
-
 def _run_models(models, data, out: Path, stage: Path, p: _Plan, opts: CompareOptions, results: _Results,
                 spans: dict[str, tuple[int, int]], key: dict) -> dict:  # fmt: skip
     """The model loop, then the analysis and the report, written into ``stage`` and put in place of ``out``.
@@ -343,49 +338,25 @@ def _run_models(models, data, out: Path, stage: Path, p: _Plan, opts: CompareOpt
     todo = [m for m in models if m not in resumed]
     try:
         for i, spec in enumerate(todo):
-            first = len(results.rows)
+            first, matrices = len(results.rows), dict(results.matrices)
+            grid = {k: dict(v) for k, v in results.grid_preds.items()}
             try:
                 _compare_model(spec, p, opts, results)
-            except KeyboardInterrupt:
-                del results.rows[first:]  # a model stopped part way leaves no row
+            except KeyboardInterrupt:  # a model stopped part way leaves no row, grid mask or matrix
+                del results.rows[first:]
+                results.grid_preds, results.matrices = grid, matrices
                 raise
             spans[spec] = (first, len(results.rows))
             if opts.progress:
                 print(f"[{i + 1}/{len(todo)}] {spec}: finished", file=sys.stderr, flush=True)
         failed = [m for m, (a, b) in spans.items() if crashed(results.rows[a:b])]
         if failed:
-            return _finish(models, data, out, stage, p, opts, results, spans, key, failed, "a benchmark worker crashed")
+            return finish(models, data, out, stage, p, opts, results, spans, key, failed, "a benchmark worker crashed")
         analysis = analyse(models, p, opts, results, out / CHECKPOINT)
         written = report(data, stage, p, opts, results, analysis)
     except KeyboardInterrupt as exc:
-        why = "it was terminated (SIGTERM)" if isinstance(exc, Terminated) else "it was interrupted (SIGINT)"
-        _finish(models, data, out, stage, p, opts, results, spans, key, [], why)
+        why = "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by SIGINT"
+        finish(models, data, out, stage, p, opts, results, spans, key, [], why)
         raise
     replace_folder(stage, out, "the report folder")
-    return _in_place(written, stage, out)
-
-
-def _finish(models, data, out: Path, stage: Path, p: _Plan, opts: CompareOptions, results: _Results,
-            spans: dict[str, tuple[int, int]], key: dict, failed: list[str], why: str) -> dict:  # fmt: skip
-    """Write the finished models of a stopped run (the report marked partial and the resume file) into ``stage``
-    and put it in place of ``out``; ``failed``: models whose rows stay in the report but are measured again."""
-    finished = {m: s for m, s in spans.items() if m not in failed}
-    unfinished = [m for m in dict.fromkeys(models) if m not in finished]
-    message = (f"The run stopped because {why}: {len(finished)} of {len(finished) + len(unfinished)} model(s) "
-               f"finished; not finished: {', '.join(unfinished) or 'none'}. Run the same command with --resume "
-               "to measure only those.")  # fmt: skip
-    partial = {"message": message, "finished_models": list(finished), "unfinished_models": unfinished}
-    written = report(data, stage, p, opts, results, None, partial)
-    written["files"]["resume"] = save_partial(stage, finished, p, results, key)
-    if (out / CHECKPOINT).is_file():  # the corruption sweep's finished cells stay for --resume
-        shutil.copy2(out / CHECKPOINT, stage / CHECKPOINT)
-    replace_folder(stage, out, "the report folder")
-    print(f"segbench: {message.replace('Run the same', 'run the same')} The finished rows are in "
-          f"{out / 'results.json'} (marked partial).", file=sys.stderr)  # fmt: skip
-    return {**_in_place(written, stage, out), "partial": True, "unfinished_models": unfinished}
-
-
-def _in_place(written: dict, stage: Path, out: Path) -> dict:
-    """The result of :func:`~segbench.compare.output.report` with its file paths moved from ``stage`` to ``out``."""
-    files = {k: out / Path(v).relative_to(stage) for k, v in written["files"].items()}
-    return {**written, "files": files}
+    return in_place(written, stage, out)

@@ -180,8 +180,9 @@ class MaskStore:
             if (source / old).is_dir():
                 shutil.copytree(source / old, store.folder / new)
         for d in state:
-            img = StoredImage(d["name"], d["stem"], int(d["width"]), int(d["height"]), bool(d["has_truth"]),
-                              {rows[r]: v for r, v in d["miou"] if r in rows}, [rows[r] for r in d["rows"] if r in rows])
+            miou = {rows[r]: v for r, v in d["miou"] if r in rows}
+            img = StoredImage(d["name"], d["stem"], int(d["width"]), int(d["height"]), bool(d["has_truth"]), miou,
+                              [rows[r] for r in d["rows"] if r in rows])  # fmt: skip
             store.images[img.name] = img
             store._stems.add(img.stem)
         return store
