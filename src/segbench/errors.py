@@ -8,8 +8,11 @@ name the flag.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
+import threading
 from types import ModuleType
 
 
@@ -20,6 +23,32 @@ class UserError(ValueError):
 
 class BackendUnavailable(UserError):
     """The backend's package is not installed, or this device cannot run it. One line, naming the fix."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is so that every ``finally`` (temporary files, locks) runs and a
+    comparison can write what finished (:func:`stop_signals`). The CLI exits 143 on it, 130 on SIGINT."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """For the ``with`` block: SIGTERM raises :class:`Terminated` and SIGINT ``KeyboardInterrupt`` (both caught
+    as ``KeyboardInterrupt``) wherever the main thread is; the previous handlers are restored after. Off the
+    main thread (where Python cannot set handlers) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

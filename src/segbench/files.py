@@ -1,6 +1,7 @@
 """User files: the one place that reads a user's text files (recipes, class files, split listings), the
-one that prepares output locations before any work is done, and the lock that keeps two commands from
-writing the same output at once.
+one writer of output files (:func:`write_bytes_atomic`: never half a file, one line naming the file when the
+disk refuses it), the one that prepares output locations before any work is done, and the lock that keeps
+two commands from writing the same output at once.
 
 A leaf module: it imports nothing of segbench but the errors.
 """
@@ -12,6 +13,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -45,18 +47,71 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 """The errors of writing that are the user's to fix (full disk or quota, read-only file system, permissions)."""
 
 
-def write_failure(path: str | Path, exc: BaseException, what: str) -> UserError | None:
-    """The one-line :class:`UserError` for a failed write of ``path`` (``what``: "the ONNX file", ...) when
+class WriteError(UserError):
+    """A write the user must make room or permission for (:data:`WRITE_ERRNOS`); ``path`` is the file and
+    ``reason`` the system's words (``No space left on device``). The message is one line naming both."""
+
+    def __init__(self, message: str, path: str | Path, reason: str):
+        super().__init__(message)
+        self.path, self.reason = Path(path), reason
+
+
+def write_failure(path: str | Path, exc: BaseException, what: str) -> WriteError | None:
+    """The one-line :class:`WriteError` for a failed write of ``path`` (``what``: "the ONNX file", ...) when
     ``exc`` (or what caused it: exporters wrap the ``OSError``) is a full disk, a read-only file system or a
     permission error; None for any other error. The writer must have removed its temporary files."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-            return UserError(f"{path}: cannot write {what} ({exc.strerror or os.strerror(exc.errno)}); nothing "
-                             "was written there")  # fmt: skip
+            reason = exc.strerror or os.strerror(exc.errno)
+            return WriteError(f"{path}: cannot write {what} ({reason}); nothing was written there", path, reason)
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, what: str = "the file") -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, ``fsync`` and ``os.replace``, so a
+    reader never sees a half-written file; permissions follow the umask like a plain ``open``. Every output
+    file of segbench is written through here (reports, results.json, benchmark.json, labels and overlays,
+    checkpoints, safetensors). On any failure the temporary file is removed and the file already at ``path``
+    is left as it was.
+
+    Args:
+        path: The file to write; its folder is created when missing.
+        data: The whole content.
+        what: What the file is, for the error message (``"the checkpoint"``).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        WriteError: a full disk or quota, a read-only file system, no permission (:data:`WRITE_ERRNOS`); one
+            line naming ``path`` and the reason.
+        OSError: any other failure of the system.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        failure = write_failure(path, exc, what) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise failure from None
+        raise
+    return path
 
 
 def _probe_writable(folder: Path, option: str) -> None:
@@ -242,3 +297,70 @@ def output_locked(path: str | Path, option: str = "--output"):
 
 
 atexit.register(release_output_locks)
+
+
+def staging_folder(path: str | Path) -> Path:
+    """A new empty folder beside ``path`` (``.NAME.XXXXXXXX.staging``, same file system) to write a whole output
+    folder into before :func:`replace_folder` puts it in place; the staging folders a killed command left for
+    ``path`` are removed first (call it while holding :func:`lock_output` on ``path``).
+
+    Raises:
+        WriteError: the parent folder refuses it (full disk, read-only, no permission).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f".{path.name}.*.staging"):
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".staging"))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(folder, 0o777 & ~umask)  # mkdtemp makes 0700; a report folder is made like a plain mkdir's
+        return folder
+    except OSError as exc:
+        failure = write_failure(path, exc, "the output folder")
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def replace_folder(new: str | Path, path: str | Path, what: str = "the output folder") -> Path:
+    """Put the folder ``new`` (from :func:`staging_folder`) in place of ``path`` as a whole: the old folder is
+    renamed aside, ``new`` renamed to ``path``, then the old one deleted; a reader sees the old folder or the new
+    one, never a mix. The lock this process holds on ``path`` (:func:`lock_output`) moves into the new folder.
+    On a failure the old folder is put back as it was and ``new`` is removed.
+
+    Raises:
+        WriteError: a rename refused (read-only, no permission); the message names ``path``.
+        OSError: any other failure of the system.
+    """
+    new, path = Path(new), Path(path)
+    lock, aside = path / LOCK_NAME, None
+    moved_lock = False
+    try:
+        if path.exists():
+            if lock.exists():
+                os.rename(lock, new / LOCK_NAME)  # the same inode: the flock this process holds goes with it
+                moved_lock = True
+            aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, aside)  # onto the empty folder just made
+        os.replace(new, path)
+    except BaseException as exc:
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                if path.exists():
+                    aside.rmdir()
+                else:
+                    os.replace(aside, path)
+        if moved_lock:
+            with contextlib.suppress(OSError):
+                os.rename(new / LOCK_NAME, lock)
+        shutil.rmtree(new, ignore_errors=True)
+        failure = write_failure(path, exc, what) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise WriteError(f"{path}: cannot put the new {what.removeprefix('the ')} in place "
+                             f"({failure.reason}); the old one is kept as it was", path, failure.reason) from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return path

@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-import segbench.data.io as io_mod
+import segbench.files as io_mod
 import segbench.export.check as check_mod
 from segbench.cli import main
 

@@ -144,7 +144,7 @@ def _recipe(tmp_path, shapes_root, out, iters):
     [("fsync", "No space left on device"), ("mkstemp", "Read-only file system")],  # full disk, read-only folder
 )
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, capsys, monkeypatch, shapes_root, patched, reason):
-    import segbench.data.io as io_mod
+    import segbench.files as io_mod
     import segbench.engine.checkpoint as ckpt_mod
     from segbench.engine.state import read_state
 
@@ -163,17 +163,17 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, capsys, monkey
 
     real_write = ckpt_mod.write_bytes_atomic
 
-    def checkpoint_write(path, data):  # the fault hits the checkpoint writes only
+    def checkpoint_write(path, data, what):  # the fault hits the checkpoint writes only
         armed["on"] = True
         try:
-            return real_write(path, data)
+            return real_write(path, data, what)
         finally:
             armed["on"] = False
 
     monkeypatch.setattr(module, patched, failing)
     monkeypatch.setattr(ckpt_mod, "write_bytes_atomic", checkpoint_write)
     code = main(["train", _recipe(tmp_path, shapes_root, out, 2), "--resume", "--quiet"])
-    err = _one_line_exit_2(capsys, code, f"cannot write the checkpoint ({reason}); stopped, the file on disk is unchanged")
+    err = _one_line_exit_2(capsys, code, f"cannot write the checkpoint ({reason}); nothing was written there")
     assert len(err.strip().splitlines()) == 1 and ("last.pt" in err or "best.pt" in err)
     monkeypatch.undo()
     for name, data in before.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from segbench.bench.case import make_case
+from segbench.bench.case import Case, make_case
 from segbench.bench.isolate import run_isolated
 from segbench.bench.runner import run_case
 
@@ -20,6 +20,7 @@ def sweep(
     isolate: bool = True,
     timeout_s: float = 600.0,
     on_row: Callable[[dict, int, int], None] | None = None,
+    skip: Callable[[Case], bool] | None = None,
     **case_kwargs,
 ) -> list[dict]:
     """Benchmark every (model, backend, size, batch) and return one row per case, in that order.
@@ -36,6 +37,7 @@ def sweep(
         isolate: One subprocess per case.
         timeout_s: Per-case limit in seconds (isolated cases only).
         on_row: Called as ``on_row(row, index, total)`` after each case (progress, partial saves).
+        skip: Cases it returns True for are not measured and have no row (finished by a stopped run).
         **case_kwargs: Passed to :func:`make_case` (``device``, ``threads``, ``weights``, ``latency``,
             ``data``, ``e2e``, ``train_step``, ``cudnn_benchmark``, ``measure_peak``).
 
@@ -44,6 +46,8 @@ def sweep(
     """
     cases = [make_case(m, backend=b, batch=n, input_size=s, **case_kwargs)
              for m in models for b in backends for s in sizes for n in batches]  # fmt: skip
+    if skip is not None:
+        cases = [c for c in cases if not skip(c)]
     rows = []
     for i, case in enumerate(cases):
         if isolate:

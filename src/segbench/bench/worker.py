@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     row["peak_rss_mib_total"] = process_peak_rss_mib()  # this worker's whole life, imports included
     try:
         write_bytes_atomic(row_path, json.dumps(row, default=str).encode())
-    except OSError as exc:
+    except (OSError, UserError) as exc:
         print(f"segbench worker: cannot write {row_path}: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -7,13 +7,11 @@ input (one line naming the file or option and what was expected).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from segbench.cli import benchmark, compare, curves, datasets, evaluate, export, hardware, models, predict, train
 from segbench.cli.args import OneLineParser, UsageError
-from segbench.errors import UserError, threads_warning
+from segbench.errors import Terminated, UserError, stop_signals, threads_warning
 from segbench.files import release_output_locks
 
 SUBCOMMANDS = (models, datasets, train, curves, evaluate, predict, benchmark, compare, export, hardware)
@@ -28,14 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command is so that every ``finally`` (temporary files, locks) runs."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``segbench`` command line; returns the exit code (0, 2 on a user error, 130 when interrupted,
     143 on SIGTERM)."""
@@ -46,10 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     warning = threads_warning(getattr(args, "threads", None))
     if warning:
         print(f"segbench: {warning}", file=sys.stderr)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
-        return args.func(args)
+        with stop_signals():
+            return args.func(args)
     except UserError as exc:
         print(f"segbench: error: {exc}", file=sys.stderr)
         return 2
@@ -60,6 +49,4 @@ def main(argv: list[str] | None = None) -> int:
         print("segbench: interrupted", file=sys.stderr)
         return 130
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
         release_output_locks()  # the outputs this command locked (segbench.files.lock_output)

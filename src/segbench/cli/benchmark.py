@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
                    help="measure the peak probe and the machine's profile again (on an idle machine)")
     b.add_argument("--output", help="folder for benchmark.json")
     b.add_argument("--overwrite", action="store_true", help="replace an existing benchmark.json")
+    b.add_argument("--resume", action="store_true",
+                   help="continue a stopped sweep in --output: keep the cases benchmark.partial.json lists as "
+                        "finished, measure only the others")  # fmt: skip
     b.add_argument("--quiet", action="store_true", help="no progress lines")
     add_model_args(b, "weights for bare ARCH names (default 'none': random initialisation, stated in the output)")
     b.set_defaults(func=run)
@@ -70,13 +73,55 @@ def _check_args(args) -> tuple[Path | None, dict[str, str]]:
     if args.output:
         if Path(args.output).exists() and not Path(args.output).is_dir():
             raise UserError(f"--output {args.output}: exists and is not a folder; choose a folder")
-        out_file = prepare_output_file(Path(args.output) / "benchmark.json", args.overwrite)
+        out_file = prepare_output_file(Path(args.output) / "benchmark.json", args.overwrite or args.resume)
+    elif args.resume:
+        raise UserError("--resume: needs --output, the folder of the stopped sweep")
     if args.data and not Path(args.data).exists():
         raise UserError(f"--data {args.data}: no such file or folder")
     bad = check_specs(args.models)
     if len(bad) == len(args.models):
         raise UserError(next(iter(bad.values())))
     return out_file, bad
+
+
+PARTIAL = "benchmark.partial.json"
+"""Beside benchmark.json while a sweep is unfinished: which of its rows are finished cases (``--resume``)."""
+
+
+def _key(row: dict) -> list:
+    """A case's identity in its row: model spec, backend, batch, input size."""
+    return [row.get("model"), row.get("backend"), row.get("batch"), list(row.get("input_size") or [])]
+
+
+def _stopped_rows(out_file: Path) -> list[dict]:
+    """The finished rows of the stopped sweep in ``out_file``'s folder (none when it finished or never ran).
+
+    Raises:
+        UserError: benchmark.json or benchmark.partial.json cannot be read.
+    """
+    from segbench.files import read_text
+
+    marker = out_file.parent / PARTIAL
+    if not marker.is_file():
+        return []
+    try:
+        rows, finished = json.loads(read_text(out_file, "benchmark.json")), json.loads(read_text(marker, PARTIAL))
+        return [rows[i] for i in finished["rows"]]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise UserError(f"{marker}: cannot read the stopped sweep ({exc}); run without --resume") from None
+
+
+def _save(out_file: Path, rows: list[dict], finished: list[int], total: int, done: bool) -> None:
+    """benchmark.json (every row so far) and, until the sweep is done, benchmark.partial.json beside it."""
+    from segbench.files import write_bytes_atomic
+
+    write_bytes_atomic(out_file, json.dumps(json_safe(rows), indent=2, default=str).encode())
+    marker = out_file.parent / PARTIAL
+    if done:
+        marker.unlink(missing_ok=True)
+    else:
+        state = {"partial": True, "rows": finished, "finished": len(finished), "cases": total}
+        write_bytes_atomic(marker, json.dumps(state, indent=2).encode())
 
 
 def run(args) -> int:
@@ -86,7 +131,6 @@ def run(args) -> int:
     from segbench.bench.sweep import sweep
     from segbench.bench.table import format_probe, format_table, parse_sizes
     from segbench.engine.device import check_device
-    from segbench.data.io import write_bytes_atomic
 
     device = check_device(args.device)
     sizes = parse_sizes(args.size)
@@ -97,6 +141,11 @@ def run(args) -> int:
         print(line, file=sys.stderr)
     latency = {"min_time_s": args.min_time, "budget_s": args.budget, "rel_ci": args.rel_ci, "warmup_s": args.warmup_time}
     rows = [{"model": m, "error": e, "error_kind": "user"} for m, e in bad.items()]
+    kept = _stopped_rows(out_file) if args.resume and out_file is not None else []
+    done = {json.dumps(_key(r)) for r in kept}
+    rows += kept
+    finished = list(range(len(rows) - len(kept), len(rows)))
+    total = len(models) * len(backends) * len(sizes) * len(args.batch)
     probe = None
     if not args.no_probe:  # measured once here (or read from the cache); the workers read the cache
         from segbench.bench.peak import probe_peaks
@@ -108,22 +157,32 @@ def run(args) -> int:
         add_roofline(row, profile)  # min(peak, intensity x bandwidth) from the machine's profile
         if profile is not None and isinstance(row.get("env"), dict):
             row["env"]["hardware"] = profile  # the machine's profile (segbench hardware --json)
-        if out_file is not None:  # partial results survive an interrupted sweep
-            write_bytes_atomic(out_file, json.dumps(json_safe(rows + [row]), indent=2, default=str).encode())
         rows.append(row)
+        if row.get("worker_exit") in (None, 0):  # a crashed worker's case is measured again by --resume
+            finished.append(len(rows) - 1)
+        if out_file is not None:  # the finished rows survive an interrupted sweep
+            _save(out_file, rows, finished, total, done=False)
         if not args.quiet:
             what = f"{row.get('model')} {row.get('backend')} batch {row.get('batch')} {'x'.join(map(str, row.get('input_size') or []))}"
             result = f"error: {row['error']}" if row.get("error") else f"p50 {row['latency_ms_p50']:.2f} ms"
             took = f" ({row['worker_s']:.1f} s)" if row.get("worker_s") is not None else ""
             print(f"[{i + 1}/{total}] {what}: {result}{took}", file=sys.stderr, flush=True)
 
-    sweep(
-        models, backends=backends, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
-        timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
-        latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
-        cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak, probe_peak=probe is not None,
-        trust_remote_code=args.trust_remote_code,
-    )  # fmt: skip
+    try:
+        sweep(
+            models, backends=backends, batches=args.batch, sizes=sizes, isolate=not args.no_isolate,
+            timeout_s=args.timeout, on_row=on_row, device=device, threads=args.threads, weights=args.weights,
+            latency=latency, data=args.data, e2e=not args.no_e2e, train_step=not args.no_train_step,
+            cudnn_benchmark=args.cudnn_benchmark, measure_peak=args.measure_peak, probe_peak=probe is not None,
+            trust_remote_code=args.trust_remote_code, skip=lambda case: json.dumps(_key(case.base_row())) in done,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        if out_file is not None:
+            _save(out_file, rows, finished, total, done=False)
+            print(f"segbench: {len(finished)} of {total} case(s) finished; their rows are in {out_file} "
+                  f"({PARTIAL} marks it partial); run the same command with --resume to measure only the others",
+                  file=sys.stderr)  # fmt: skip
+        raise
     if rows and all(r.get("error_kind") == "user" for r in rows) and len(rows) == 1:
         raise UserError(rows[0]["error"])
     print(f"device {device}; " + ("each case in a fresh subprocess" if not args.no_isolate else "all cases in this process"))
@@ -133,8 +192,10 @@ def run(args) -> int:
     if probe is not None:
         print(format_probe(probe))
     if out_file is not None:
-        write_bytes_atomic(out_file, json.dumps(json_safe(rows), indent=2, default=str).encode())
-        print(f"wrote {out_file}")
+        unfinished = total - len(finished)
+        _save(out_file, rows, finished, total, done=not unfinished)
+        print(f"wrote {out_file}" + (f" (partial: {unfinished} case(s) whose worker crashed are measured again by "
+                                     "--resume)" if unfinished else ""))  # fmt: skip
     return 0
 
 

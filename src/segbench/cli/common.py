@@ -327,12 +327,14 @@ def add_corruption_args(sp) -> None:
     add_option(r, "--corruption-images", default=0, metavar="N",
                   help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
     r.add_argument("--resume", action="store_true",
-                   help="continue a stopped sweep from the finished cells it saved in --output "
-                        "(corruptions.partial.npz; the other measurements are repeated)")  # fmt: skip
+                   help="continue a stopped run from what it saved in --output: compare measures only the models "
+                        "it did not finish (compare.partial.npz), and a corruption sweep continues from its "
+                        "finished cells (corruptions.partial.npz)")  # fmt: skip
 
 
-def corruption_plan(args):
-    """CorruptionPlan from --corruptions/--severities/--corruption-images (None without --corruptions).
+def corruption_plan(args, resume_alone: bool = False):
+    """CorruptionPlan from --corruptions/--severities/--corruption-images (None without --corruptions);
+    ``resume_alone``: --resume means something without a sweep too (compare: the models a stopped run left).
 
     Raises:
         UserError: bad names or severities, options without --corruptions, or imagecorruptions missing.
@@ -340,7 +342,7 @@ def corruption_plan(args):
     from segbench.engine.robustness import CorruptionPlan, require_corruptions
 
     if not args.corruptions:
-        if args.severities != "1-5" or args.corruption_images or args.resume:
+        if args.severities != "1-5" or args.corruption_images or (args.resume and not resume_alone):
             raise UserError("--severities/--corruption-images/--resume: given without --corruptions")
         return None
     plan = CorruptionPlan.parse(args.corruptions, args.severities, args.corruption_images, args.seed)

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     c.add_argument("--split", default="val")
     add_dataset_arg(c)
     c.add_argument("--output", help="report folder (default reports/compare-DATE-TIME)")
-    c.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output")
+    c.add_argument("--overwrite", action="store_true", help="replace a non-empty --output (a report folder) as a whole")
     add_option(c, "--size", metavar=("H", "W"), help="benchmark input size (default: the first image's)")
     add_option(c, "--batch", default=1, help="benchmark batch size")
     add_option(c, "--threads", help="torch CPU threads (default: torch's)")
@@ -82,7 +82,7 @@ def run(args) -> int:
         if external_kind(spec) is not None:
             check_spec(spec)
     inference, crf = inference_config(args), crf_config(args)
-    scores, corruptions, inputs = score_options(args), corruption_plan(args), model_inputs(args)
+    scores, corruptions, inputs = score_options(args), corruption_plan(args, resume_alone=True), model_inputs(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
     on_main(check_new_dir, out, args.overwrite or args.resume)
     if is_main():

@@ -114,9 +114,16 @@ def run(args) -> int:
         print(mapping.describe(), file=sys.stderr)
         runner, dataset, names = mapping.wrap(runner), mapping.targets(dataset), list(mapping.data_names)
     t0 = time.perf_counter()
-    res = evaluate_sharded(runner, dataset, len(names), info.preprocessing, device,
-                   max_images=args.max_images, progress=not args.quiet, desc=info.name,
-                   inference=inference, crf=crf, scores=scores, class_names=names)  # fmt: skip
+    finished = _Finished(len(names)) if args.output else None
+    try:
+        res = evaluate_sharded(runner, dataset, len(names), info.preprocessing, device,
+                       max_images=args.max_images, progress=not args.quiet, desc=info.name,
+                       inference=inference, crf=crf, scores=scores, class_names=names,
+                       on_image=finished)  # fmt: skip
+    except KeyboardInterrupt:
+        if finished is not None and is_main():
+            finished.write(Path(args.output), args, info, names, len(dataset))
+        raise
     seconds = time.perf_counter() - t0
     if not is_main():
         return 0  # rank 0 reports for every process
@@ -156,6 +163,35 @@ def run(args) -> int:
         print(f"wrote {Path(args.output) / 'metrics.json'}, confusion_matrix.csv, confusions.npz"
               + "".join(f", {f}" for f in plots))
     return 0
+
+
+class _Finished:
+    """The ``on_image`` callback counting the evaluated images' confusion matrix, so that a stop (SIGTERM,
+    SIGINT) still writes the accuracy of the images that finished (metrics.json marked partial)."""
+
+    def __init__(self, num_classes: int):
+        from segbench.metrics import ConfusionMatrix
+
+        self.cm, self.names = ConfusionMatrix(num_classes), []
+
+    def __call__(self, item: dict, pred, confidence) -> None:
+        import torch
+
+        if item.get("mask") is not None:
+            self.cm.update(torch.from_numpy(pred.astype("int64")), torch.from_numpy(item["mask"].astype("int64")))
+            self.names.append(str(item["name"]))
+
+    def write(self, folder: Path, args, info, names: list[str], total: int) -> None:
+        """``folder/metrics.json`` with ``"partial": true``, the finished images and their metrics; one line."""
+        from segbench.files import write_bytes_atomic
+
+        n = min(total, args.max_images) if args.max_images else total
+        out = {"partial": True, "model": info.name, "weights": info.weights, "backend": args.backend,
+               "data": str(args.data), "split": args.split, "num_images": len(self.names), "images_total": n,
+               "finished_images": self.names, **(self.cm.compute().to_dict(names) if self.names else {})}  # fmt: skip
+        path = write_bytes_atomic(folder / "metrics.json", json.dumps(json_safe(out), indent=2).encode())
+        print(f"segbench: stopped after {len(self.names)} of {n} images; their accuracy is in {path} (marked "
+              "partial); run the command again to evaluate every image", file=sys.stderr)
 
 
 DEFINITIONS = {

@@ -78,7 +78,7 @@ def run(args) -> int:
             meta[key] = info.meta[key]
     try:
         size = save_safetensors(model, meta, out, torch.float16 if args.dtype == "fp16" else torch.float32)
-    except OSError as exc:  # write_bytes_atomic removed its temporary file: nothing half-written is left
+    except OSError as exc:  # write_bytes_atomic removed its temporary file (and says a full disk as a WriteError)
         failure = write_failure(out, exc, "the safetensors file")
         if failure is None:
             raise

@@ -8,8 +8,6 @@ void pixels set to :data:`IGNORE_INDEX` (255).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from PIL import Image, ImageOps
 
 from segbench.classes import IGNORE_INDEX, colorize
 from segbench.errors import UserError
+from segbench.files import write_bytes_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}  # GIF: first frame
 
@@ -160,29 +159,12 @@ def list_images(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``, so a
-    reader never sees a half-written file; permissions follow the umask like a plain ``open``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_png(path: str | Path, img: Image.Image) -> None:
-    """Save a PIL image as PNG atomically."""
+    """Save a PIL image as PNG atomically (:func:`segbench.files.write_bytes_atomic`).
+
+    Raises:
+        WriteError: the disk or the folder refuses the file; one line naming it.
+    """
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     write_bytes_atomic(path, buf.getvalue())

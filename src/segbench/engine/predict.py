@@ -22,6 +22,7 @@ from segbench.classes import colorize
 from segbench.data.io import label_image, save_png, write_bytes_atomic
 from segbench.engine.crf import CRFConfig, dense_crf
 from segbench.engine.inference import InferenceConfig, predict_label, predict_probs
+from segbench.files import WriteError
 
 OUTPUT_KINDS = ("label.png", "overlay.png", "confidence.png", "classes.json")
 
@@ -117,10 +118,11 @@ def predict_images(runner, dataset, info, out: Path, targets: list[dict[str, Pat
         mask, conf = segment(runner, item["image"], info, inference, crf, device)
         try:
             present = write_outputs(paths, item, mask, conf, info, summary, alpha)
-        except OSError as exc:  # a full disk or a folder gone read-only: keep no half set of files
+        except (OSError, WriteError) as exc:  # a full disk or a folder gone read-only: keep no half set of files
             for written in paths.values():
                 written.unlink(missing_ok=True)
-            result.skipped.append({"file": item["path"], "reason": f"cannot write its outputs ({exc.strerror or exc})"})
+            reason = exc.reason if isinstance(exc, WriteError) else exc.strerror or exc
+            result.skipped.append({"file": item["path"], "reason": f"cannot write its outputs ({reason})"})
             continue
         result.done += 1
         if on_image is not None:

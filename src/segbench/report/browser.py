@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 
+from segbench.files import write_bytes_atomic
 from segbench.report.masks import MaskStore, StoredImage, pixel_disagreement
 from segbench.report.render import Table
 from segbench.report.values import DASH, fmt_pct, jsonable, num
@@ -77,7 +78,7 @@ def _write_linked(store: MaskStore, records: list[tuple[StoredImage, dict]]) -> 
     for img, _ in records:
         rec = _record(store, img, embed=True)
         text = json.dumps(rec, separators=(",", ":")).replace("</", "<\\/")
-        (folder / f"{img.stem}.js").write_text(f"window.sbChunk({json.dumps(img.stem)},{text});\n", encoding="utf-8")
+        write_bytes_atomic(folder / f"{img.stem}.js", f"window.sbChunk({json.dumps(img.stem)},{text});\n".encode())
 
 
 def browser_html(store: MaskStore, rows: list[dict], classes: list[str], entries: list[dict],

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from io import BytesIO
 from pathlib import Path
 
@@ -163,6 +163,29 @@ class MaskStore:
             stored.rows.append(row)
         if target is not None:
             stored.miou[row] = image_miou(pred, target, self.num_classes)
+
+    def state(self) -> list[dict]:
+        """What :meth:`restore` needs besides the files: every stored image as a JSON-able dict."""
+        return [{**asdict(img), "miou": [[r, v] for r, v in img.miou.items()]} for img in self.images.values()]
+
+    @classmethod
+    def restore(cls, folder: str | Path, palette, num_classes: int, state: list[dict], source: str | Path,
+                rows: dict[int, int]) -> MaskStore:  # fmt: skip
+        """A store in ``folder`` holding the images and masks of an earlier store's folder ``source`` (its
+        :meth:`state`), each kept row ``old`` renumbered ``rows[old]``; the rows not in ``rows`` are left out."""
+        store, source = cls(folder, palette, num_classes), Path(source)
+        subs = {"images": "images", "thumbs": "thumbs", "truth": "truth"}
+        subs.update({f"{kind}{old}": f"{kind}{new}" for old, new in rows.items() for kind in "mc"})
+        for old, new in subs.items():
+            if (source / old).is_dir():
+                shutil.copytree(source / old, store.folder / new)
+        for d in state:
+            miou = {rows[r]: v for r, v in d["miou"] if r in rows}
+            img = StoredImage(d["name"], d["stem"], int(d["width"]), int(d["height"]), bool(d["has_truth"]), miou,
+                              [rows[r] for r in d["rows"] if r in rows])  # fmt: skip
+            store.images[img.name] = img
+            store._stems.add(img.stem)
+        return store
 
     def mask_path(self, row: int | None, stem: str) -> Path:
         """The saved mask of ``row`` (None: the ground truth) for the image file ``stem``."""

@@ -141,6 +141,7 @@ def write_report(
     interactive: bool = False,
     embed_limit_mb: float | None = None,
     analysis: dict | None = None,
+    partial: dict | None = None,
 ) -> dict[str, Path]:
     """Write the comparison report folder.
 
@@ -178,6 +179,8 @@ def write_report(
         analysis: What compares the rows (:func:`segbench.compare.analyse`): ``comparisons`` (every pair's
             paired interval), ``statements``, ``robustness``; its keys go to the top level of results.json,
             and the report gets sections on uncertainty, boundaries, calibration and robustness.
+        partial: The run stopped before it finished: ``message`` (one sentence) opens report.md and
+            report.html as a banner, and results.json gets ``"partial": true`` and the other keys.
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
@@ -209,6 +212,8 @@ def write_report(
         "accuracy_measured": has_acc, "pareto_front": front, "rows": rows_n, "skipped": skipped_n,
         "comparisons": [], **analysis,
     }  # fmt: skip
+    if partial:
+        results.update({k: v for k, v in partial.items() if k != "message"}, partial=True)
     if entries is not None:
         results["images"] = entries
     written["results_json"] = write_bytes_atomic(out / FILE_NAMES["results_json"], results_json(results))
@@ -225,6 +230,8 @@ def write_report(
                           comparisons=results.get("comparisons"),
                           roofline_html=roofline_svg(rows_n, colours))  # fmt: skip
     blocks = _with_analysis(blocks, analysis_blocks(rows_n, analysis, {k: v[0] for k, v in shown.items()}))
+    if partial:
+        blocks.insert(1, ("p", f"**Partial report.** {partial.get('message', 'The run stopped before it finished.')}"))
     written["report_md"] = write_bytes_atomic(out / FILE_NAMES["report_md"], render_md(blocks).encode("utf-8"))
     images = {FILE_NAMES[k]: data for k, (data, _) in figures.items() if data is not None}
     page = render_html(blocks, title, images, interactive)

@@ -11,11 +11,16 @@ image browser. A model or backend that fails
 to load or run becomes a row holding its error, and the others go on.
 
 Stages: :func:`plan` (data, backends, grid images, input size) -> per model :func:`_compare_model`
-(evaluate, then benchmark, each backend) -> :func:`report`. Settings: :class:`CompareOptions`.
+(evaluate, :mod:`segbench.compare.evaluate`, then benchmark, each backend) -> :func:`analyse`
+(:mod:`segbench.compare.robustness`) -> :func:`report` (:mod:`segbench.compare.output`). Settings:
+:class:`CompareOptions`. The report folder is written aside and put in place as a whole; SIGTERM, SIGINT or a
+crashed benchmark worker leave the finished models' rows in a report marked partial, and ``resume`` measures
+only the others (:mod:`segbench.compare.resume`).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -23,57 +28,39 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from segbench.bench import benchmark_model, environment_info
-from segbench.bench.backends import calibration_for, check_backend, prepare
-from segbench.bench.hardware import hardware_profile, hardware_summary
-from segbench.bench.roofline import add_roofline
+from segbench.bench import benchmark_model
+from segbench.bench.backends import check_backend
 from segbench.bench.case import make_case
-from segbench.bench.env import busy_warning
 from segbench.bench.isolate import run_isolated
 from segbench.bench.select import BEST, expand_backends, mark_best
+from segbench.compare.evaluate import accuracy, agreement, evaluate_backend, first_image, scores
+from segbench.compare.output import check_replaceable, finish, in_place, report, settings_table
+from segbench.compare.resume import crashed, fingerprint, load_partial, restore
+from segbench.compare.robustness import CHECKPOINT, analyse, corruption_runners, sweep_saving_cells
 from segbench.data.datasets import open_dataset
-from segbench.data.io import write_bytes_atomic
-from segbench.data.transforms import preprocess
 from segbench.engine.crf import CRFConfig
 from segbench.engine.device import check_device
 from segbench.engine.inference import InferenceConfig
-from segbench.engine.robustness import CorruptionPlan, Runner, corruption_sweep
-from segbench.engine.sharded import broadcast_weights, evaluate_sharded, is_main
-from segbench.errors import UserError, first_line
+from segbench.engine.robustness import CorruptionPlan
+from segbench.engine.sharded import broadcast_weights, is_main
+from segbench.errors import Terminated, UserError, first_line, stop_signals
 from segbench.external import ModelInputs, class_mapping, load_any, read_class_map_file
-from segbench.metrics import ConfusionMatrix
+from segbench.files import replace_folder, staging_folder
 from segbench.metrics.per_image import DistanceCache, ScoreOptions
-from segbench.metrics.summary import comparison_list, confusions_npz, flat_scores, ranking, summarise
 from segbench.models.weights import zoo_tags
 from segbench.options import COMPARE_FIELDS, check_fields
-from segbench.report import display_name, write_report
+from segbench.report import display_name
 from segbench.report.masks import MAX_PALETTE_CLASSES, MaskStore
 from segbench.specs import unique_label, unique_specs
+
+__all__ = ["CHECKPOINT", "CompareOptions", "analyse", "compare", "corruption_runners", "plan", "report",
+           "settings_table", "sweep_saving_cells", "zoo_models"]
 
 
 def zoo_models() -> list[str]:
     """Tags of every model shipped in segbench's zoo (``ARCH.TAG``)."""
     return [f"{arch}.{tag}" for arch, tags in sorted(zoo_tags().items()) for tag in sorted(tags)]
-
-
-def _agreement(preds: dict[str, np.ndarray], reference: dict[str, np.ndarray], num_classes: int) -> dict:
-    """``agreement_miou``: mIoU of ``preds`` scored against ``reference`` (the label maps of the first backend),
-    and ``pixel_agreement``: the fraction of pixels labelled the same; None when no image is in both."""
-    cm = ConfusionMatrix(num_classes)
-    same = total = 0
-    for name, ref in reference.items():
-        if name not in preds:
-            continue
-        pred = torch.from_numpy(np.asarray(preds[name]).astype(np.int64))
-        target = torch.from_numpy(ref.astype(np.int64))
-        cm.update(pred, target)
-        same += int((pred == target).sum())
-        total += target.numel()
-    if not total:
-        return {"agreement_miou": None, "pixel_agreement": None}
-    return {"agreement_miou": cm.compute().miou, "pixel_agreement": same / total}
 
 
 # Keys of a worker's row that describe the case rather than measure it (the comparison's own row has them).
@@ -122,8 +109,9 @@ class CompareOptions:
         corruptions: ImageNet-C corruptions for the robustness table (:mod:`segbench.engine.robustness`),
             with their severities and images; None: no robustness pass. The finished cells of the sweep are
             kept in ``out_dir/corruptions.partial.npz`` until it ends.
-        resume: continue the corruption sweep from ``out_dir/corruptions.partial.npz`` (left by a run that
-            stopped); everything else is measured again.
+        resume: continue a run that stopped: the models it finished are read from ``out_dir/compare.partial.npz``
+            (:mod:`segbench.compare.resume`) and only the others measured; the corruption sweep continues from
+            ``out_dir/corruptions.partial.npz``.
     """
 
     split: str = "val"
@@ -150,10 +138,6 @@ class CompareOptions:
 
     def __post_init__(self) -> None:
         check_fields(self, COMPARE_FIELDS)  # the ranges of segbench.options, the same as the flags'
-
-
-CHECKPOINT = "corruptions.partial.npz"
-"""The corruption sweep's finished cells, in the report folder while it runs."""
 
 
 @dataclass
@@ -195,10 +179,6 @@ class _Results:
     matrices: dict[str, np.ndarray] = field(default_factory=dict)  # row label -> per-image (N, C, C)
 
 
-def _first_image(plan: _Plan) -> dict | None:
-    return next((plan.dataset[i] for i in range(plan.n_images) if "error" not in plan.dataset[i]), None)
-
-
 def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     """Open the data and fix the backends, the grid's images and the benchmark input size.
 
@@ -218,69 +198,11 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     result = _Plan(dataset, n_images, grid_names, opts.input_size, backends, several,
                    distances=DistanceCache(opts.scores.max_width))  # fmt: skip
     if opts.input_size is None:
-        first = _first_image(result)
+        first = first_image(result)
         result.input_size = first["image"].shape[:2] if first else (360, 480)
     if dataset.labelled:
         result.palette, result.class_names = list(dataset.class_set.palette), list(dataset.class_set.names)
     return result
-
-
-def _runner(loaded, backend: str, p: _Plan, opts: CompareOptions):
-    """``(runner, calibration batch or None)``: the model itself for eager, else a prepared backend predictor."""
-    if backend == "eager":
-        return loaded.model, None
-    info = loaded.info
-    calib = calibration_for(backend, info.preprocessing, opts.calibration)
-    first = _first_image(p)
-    example = preprocess(first["image"], info.preprocessing) if first is not None else torch.randn(1, 3, *p.input_size)
-    return prepare(loaded.model, backend, example, opts.device, calib), calib
-
-
-def _accuracy(brow: dict, res, info, p: _Plan, names: list[str]) -> None:
-    """Accuracy columns of ``brow`` from an evaluation result (or a note why there are none); ``names``: the
-    classes the predictions are in (the data's when the model's were mapped onto them)."""
-    brow["num_images"] = res.num_images
-    if res.metrics is not None:
-        m = res.metrics.to_dict(names)
-        brow.update(pixel_accuracy=m["pixel_accuracy"], mean_accuracy=m["mean_accuracy"], miou=m["miou"], iou=m["iou"])
-    elif p.dataset.labelled:
-        brow["note"] = (f"{info.num_classes} classes ({info.class_names[0]}, ...) differ from the data's: "
-                        "accuracy not measured")  # fmt: skip
-
-
-def _scores(brow: dict, res, opts: CompareOptions, label: str, out: _Results) -> None:
-    """Intervals, per-image mIoU and the optional scores of a row; its per-image matrices kept for the pairs."""
-    summary = summarise(res, opts.scores)
-    if not summary:
-        return
-    brow.update(summary)
-    brow.update(flat_scores(summary))
-    out.matrices[label] = res.variants[-1].confusions
-    out.image_names = out.image_names or list(res.image_names)
-
-
-def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, label: str, mapping=None,
-                      on_image=None):  # fmt: skip
-    """``(evaluation result, model inference settings, calibration batch)`` of one (model, backend); with a class
-    ``mapping``, the logits are mapped onto the data's classes and the data's unmapped classes ignored;
-    ``on_image`` receives every image's prediction (the report's image browser)."""
-    info = loaded.info
-    model_inference = (opts.inference or InferenceConfig()).for_model(info)
-    runner, calib = _runner(loaded, backend, p, opts)
-    dataset, num_classes = p.dataset, info.num_classes
-    if mapping is not None:
-        runner, dataset, num_classes = mapping.wrap(runner), mapping.targets(p.dataset), len(mapping.data_names)
-    same_classes = p.dataset.labelled and (mapping is not None or list(p.dataset.class_set.names) == list(info.class_names))
-    keep = set(p.grid_names) if len(p.backends) == 1 else {p.dataset.pairs[i][0].stem for i in range(p.n_images)}
-    res = evaluate_sharded(  # over the torchrun processes when there are several, merged on rank 0
-        runner, dataset, num_classes, info.preprocessing, opts.device,
-        max_images=opts.max_images, keep=keep, progress=opts.progress, desc=label,
-        with_metrics=same_classes, inference=model_inference, crf=opts.crf, on_image=on_image,
-        scores=opts.scores, cache=p.distances,
-        class_names=list(mapping.data_names) if mapping is not None else list(info.class_names),
-    )  # fmt: skip
-    notes = getattr(runner, "notes", None) if backend != "eager" else None
-    return res, model_inference, calib, notes
 
 
 def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOptions) -> dict:
@@ -328,7 +250,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         label = display_name(name, backend, p.several)
         tb = time.perf_counter()
         try:
-            res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, mapping,
+            res, model_inference, calib, notes = evaluate_backend(loaded, backend, p, opts, label, mapping,
                                                                    out.mask_hook(p))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one failing (model, backend) must not stop the comparison
             out.rows.append({**brow, "error": f"{backend}: {first_line(exc)}"})
@@ -336,15 +258,15 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         if notes is not None:
             brow["backend_notes"] = notes
         out.skipped = res.skipped if out.skipped is None else out.skipped
-        _accuracy(brow, res, info, p, names)
-        _scores(brow, res, opts, label, out)
+        accuracy(brow, res, info, p, names)
+        scores(brow, res, opts, label, out)
         if len(p.backends) > 1:
             if reference is None:
                 small = np.uint8 if len(names) <= 256 else np.int32
                 reference = {k: np.asarray(v).astype(small) for k, v in res.predictions.items()}
                 brow["agreement_reference"] = backend
             else:
-                brow.update(_agreement(res.predictions, reference, len(names)))
+                brow.update(agreement(res.predictions, reference, len(names)))
                 brow["agreement_reference"] = p.backends[0] if b_index else backend
         brow["eval_s"] = time.perf_counter() - tb + ((tb - t0) if b_index == 0 else 0.0)  # the first: + loading
         if len(res.variants) > 1:
@@ -363,131 +285,6 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
         mark_best(out.rows[first:], opts.device)
 
 
-def _settings(data: str | Path, p: _Plan, opts: CompareOptions, rows: list[dict]) -> dict:
-    """The report's settings table: data, images, input, device and threads, backends, inference, warnings."""
-    settings = {
-        "data": str(data),
-        "split": opts.split if p.dataset.labelled else "(unlabelled images)",
-        "images": p.n_images,
-        "input_size": list(p.input_size),
-        "batch": opts.batch,
-        "device": opts.device,
-        "threads": opts.threads or torch.get_num_threads(),
-    }
-    if p.several:
-        settings["backends"] = ", ".join(p.backends)
-        if len(p.backends) > 1:
-            settings["agreement"] = (f"agreement mIoU: each backend's label maps scored against {p.backends[0]}'s "
-                                     "(100 = identical)")  # fmt: skip
-    inference = opts.inference
-    if inference is not None and (inference.mode != "whole" or inference.tta):
-        settings["inference"] = inference.describe()
-    if opts.crf is not None:
-        settings["crf"] = opts.crf.describe()
-    busy = busy_warning(rows)
-    if busy:
-        settings["warning"] = busy.removeprefix("warning: ")
-    if p.dataset.labelled and not any(r.get("miou") is not None for r in rows):
-        settings["accuracy_note"] = "Accuracy not measured: no model predicts the data's classes."
-    return settings
-
-
-def analyse(models: list[str], p: _Plan, opts: CompareOptions, results: _Results,
-            checkpoint: Path | None = None) -> dict:  # fmt: skip
-    """Paired comparisons of every pair of rows evaluated on the same images (same resamples), ranking
-    statements, and the robustness table when corruptions were asked for (its finished cells saved to
-    ``checkpoint`` while it runs)."""
-    analysis: dict = {"scores": opts.scores.enabled(), "bootstrap": opts.scores.bootstrap}
-    shapes = {m.shape for m in results.matrices.values()}
-    if opts.scores.bootstrap and len(results.matrices) > 1 and len(shapes) == 1:
-        rank = ranking(results.matrices, opts.scores.bootstrap, opts.scores.seed)
-        analysis.update(comparisons=comparison_list(rank), statements=rank.statements(), tiers=rank.tiers)
-    if opts.corruptions is not None and p.dataset.labelled:
-        analysis["robustness"] = _robustness(models, p, opts, results, checkpoint)
-    return analysis
-
-
-def corruption_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu",
-                       inputs: ModelInputs | None = None, class_map: str | Path | None = None) -> dict:  # fmt: skip
-    """Name -> :class:`~segbench.engine.robustness.Runner` for the corruption sweep: every spec that loads
-    (segbench's own or external, :func:`~segbench.external.load_any`) and predicts ``class_names``, directly or
-    through a class mapping (:func:`~segbench.external.class_mapping`, with ``class_map`` when given). A spec that fails to load, or
-    whose classes do not map onto ``class_names``, is left out: its comparison row holds the error or note."""
-    runners = {}
-    for spec in dict.fromkeys(specs):
-        try:
-            loaded = load_any(spec, weights=weights, inputs=inputs, device=device)
-            mapping = class_mapping(loaded.info.class_names, class_names, class_map)
-        except UserError:
-            continue
-        info, model = loaded.info, loaded.model.eval().to(device)
-        if mapping is not None:
-            runners[info.name] = Runner(mapping.wrap(model), info.preprocessing, len(class_names), mapping)
-        elif list(info.class_names) == list(class_names):
-            runners[info.name] = Runner(model, info.preprocessing, info.num_classes)
-    return runners
-
-
-def sweep_saving_cells(runners: dict, dataset, num_images: int, plan: CorruptionPlan, device: str, progress: bool,
-                       checkpoint: Path | None, resume: bool, bootstrap: int) -> dict:  # fmt: skip
-    """:func:`~segbench.engine.robustness.corruption_sweep` with its finished cells saved to ``checkpoint``;
-    when it is interrupted (Ctrl-C, SIGTERM), one line on stderr says where they are and how to resume."""
-    try:
-        return corruption_sweep(runners, dataset, num_images, plan, device, progress, checkpoint=checkpoint,
-                                resume=resume, bootstrap=bootstrap)  # fmt: skip
-    except KeyboardInterrupt:
-        if checkpoint is not None and checkpoint.exists():
-            print(f"segbench: the corruption sweep's finished cells are saved in {checkpoint}; run the same "
-                  "command with --resume to continue from them", file=sys.stderr)  # fmt: skip
-        raise
-
-
-def _robustness(models: list[str], p: _Plan, opts: CompareOptions, results: _Results,
-                checkpoint: Path | None = None) -> dict:  # fmt: skip
-    """The corruption sweep over every model predicting the data's classes, directly or through a class mapping
-    (eager PyTorch, or the model's own runtime for external files); its summary columns
-    ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
-    runners = corruption_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
-                           opts.class_map)  # fmt: skip
-    table = sweep_saving_cells(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress,
-                               checkpoint, opts.resume, opts.scores.bootstrap)  # fmt: skip
-    for r in results.rows:
-        t = table["models"].get(r.get("model"))
-        if t is not None and r.get("miou") is not None and r.get("backend", "eager") == "eager":
-            r.update(corruption_miou=t["mean_miou"], corruption_relative=t["relative_miou"])
-    return table
-
-
-def report(data: str | Path, out_dir: str | Path, p: _Plan, opts: CompareOptions, results: _Results,
-           analysis: dict | None = None) -> dict:  # fmt: skip
-    """Write the report folder (and ``confusions.npz`` when accuracy was measured); returns ``{"rows",
-    "skipped", "files"}`` and the ``comparisons``, ``statements`` and ``robustness`` of ``analysis``."""
-    grid = []
-    for i in range(min(opts.grid_images, p.n_images)):
-        item = p.dataset[i]
-        if "error" in item:
-            continue
-        grid.append({"name": item["name"], "image": item["image"], "target": item["mask"],
-                     "preds": results.grid_preds.get(item["name"], {})})  # fmt: skip
-    rows = results.rows
-    env = next((r["env"] for r in rows if r.get("env")), None) or environment_info(opts.device)
-    profile = hardware_profile(opts.device, opts.threads)
-    env = {**{k: v for k, v in env.items() if k != "hardware"}, **hardware_summary(profile)}
-    for r in rows:
-        r.pop("env", None)
-        add_roofline(r, profile)
-    files = write_report(
-        out_dir, rows=rows, class_names=p.class_names, palette=p.palette, grid=grid, env=env,
-        settings=_settings(data, p, opts, rows), skipped=results.skipped or [], masks=results.store,
-        interactive=True, analysis=analysis,
-    )  # fmt: skip
-    if results.matrices:
-        npz = confusions_npz(results.image_names, results.matrices, p.class_names)
-        files["confusions_npz"] = write_bytes_atomic(Path(out_dir) / "confusions.npz", npz)
-    kept = {k: v for k, v in (analysis or {}).items() if k in ("comparisons", "statements", "robustness")}
-    return {"rows": rows, "skipped": results.skipped or [], "files": files, **kept}
-
-
 def compare(models: list[str], data: str | Path, out_dir: str | Path, options: CompareOptions | None = None,
             **settings) -> dict:  # fmt: skip
     """Compare ``models`` on ``data`` and write the report folder ``out_dir``: plan, then per model evaluate
@@ -501,11 +298,16 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         **settings: fields of :class:`CompareOptions` given by name (``device="cuda"``), over ``options``.
 
     Returns:
-        ``{"rows": [...], "skipped": [...], "files": {name: path}}``.
+        ``{"rows": [...], "skipped": [...], "files": {name: path}}``; with ``"partial": True`` and
+        ``unfinished_models`` when a model's benchmark worker crashed (its row holds the error; ``resume``
+        measures it again).
 
     Raises:
         TypeError: a keyword that is not a field of :class:`CompareOptions`.
-        UserError: bad data path, device or backend. Model failures become rows with an ``error``.
+        UserError: bad data path, device or backend; a non-empty ``out_dir`` holding no report; a resume file of
+            other settings. Model failures become rows with an ``error``.
+        KeyboardInterrupt: SIGINT, or :class:`~segbench.errors.Terminated` on SIGTERM, raised again once the
+            finished models are written (results.json and the report marked partial, ``compare.partial.npz``).
     """
     unknown = sorted(set(settings) - {f.name for f in fields(CompareOptions)})
     if unknown:
@@ -513,10 +315,55 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
                         f"expected fields of CompareOptions: {', '.join(f.name for f in fields(CompareOptions))}")  # fmt: skip
     opts = replace(options or CompareOptions(), **settings)
     models = unique_specs(models)[0]  # a model named twice is measured once
+    out = Path(out_dir)
+    if is_main():
+        check_replaceable(out)
     p = plan(data, opts)
-    results = _Results(browser_dir=Path(out_dir) / "browser")
-    for spec in models:
-        _compare_model(spec, p, opts, results)
     if not is_main():  # under torchrun, rank 0 alone writes the report
+        results = _Results()
+        for spec in models:
+            _compare_model(spec, p, opts, results)
         return {"rows": results.rows, "skipped": results.skipped or [], "files": {}}
-    return report(data, out_dir, p, opts, results, analyse(models, p, opts, results, Path(out_dir) / CHECKPOINT))
+    key = fingerprint(data, p, opts)
+    previous = load_partial(out, key) if opts.resume else None
+    stage = staging_folder(out)
+    results = _Results(browser_dir=stage / "browser")
+    try:
+        spans = restore(previous, models, p, results, out / "browser") if previous is not None else {}
+        with stop_signals():
+            return _run_models(models, data, out, stage, p, opts, results, spans, key)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)  # gone already when it was put in place
+
+
+def _run_models(models, data, out: Path, stage: Path, p: _Plan, opts: CompareOptions, results: _Results,
+                spans: dict[str, tuple[int, int]], key: dict) -> dict:  # fmt: skip
+    """The model loop, then the analysis and the report, written into ``stage`` and put in place of ``out``.
+    On SIGTERM or SIGINT the finished models are written (rows, a report marked partial, the resume file) and
+    the signal's exception raised again; a model whose worker crashed is not finished either."""
+    resumed = set(spans)
+    todo = [m for m in models if m not in resumed]
+    try:
+        for i, spec in enumerate(todo):
+            first, matrices = len(results.rows), dict(results.matrices)
+            grid = {k: dict(v) for k, v in results.grid_preds.items()}
+            try:
+                _compare_model(spec, p, opts, results)
+            except KeyboardInterrupt:  # a model stopped part way leaves no row, grid mask or matrix
+                del results.rows[first:]
+                results.grid_preds, results.matrices = grid, matrices
+                raise
+            spans[spec] = (first, len(results.rows))
+            if opts.progress:
+                print(f"[{i + 1}/{len(todo)}] {spec}: finished", file=sys.stderr, flush=True)
+        failed = [m for m, (a, b) in spans.items() if crashed(results.rows[a:b])]
+        if failed:
+            return finish(models, data, out, stage, p, opts, results, spans, key, failed, "a benchmark worker crashed")
+        analysis = analyse(models, p, opts, results, out / CHECKPOINT)
+        written = report(data, stage, p, opts, results, analysis)
+    except KeyboardInterrupt as exc:
+        why = "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by SIGINT"
+        finish(models, data, out, stage, p, opts, results, spans, key, [], why)
+        raise
+    replace_folder(stage, out, "the report folder")
+    return in_place(written, stage, out)
