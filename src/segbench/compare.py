@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from segbench.bench import benchmark_model, environment_info
+from segbench.bench.budget import DEFAULT_TIME_BUDGET_S, TimeBudget
 from segbench.bench.backends import calibration_for, check_backend, prepare
 from segbench.bench.hardware import hardware_profile, hardware_summary
 from segbench.bench.case import make_case
@@ -121,6 +122,9 @@ class CompareOptions:
             kept in ``out_dir/corruptions.partial.npz`` until it ends.
         resume: continue the corruption sweep from ``out_dir/corruptions.partial.npz`` (left by a run that
             stopped); everything else is measured again.
+        time_budget_s: seconds for the whole comparison (None: no budget): each (model, backend) gets a share
+            of what is left (:class:`~segbench.bench.budget.TimeBudget`), its evaluation counted in, and its
+            timing stops at the share's end (the row's ``budget_cut``) if the interval is not narrow by then.
     """
 
     split: str = "val"
@@ -144,6 +148,7 @@ class CompareOptions:
     scores: ScoreOptions = field(default_factory=lambda: ScoreOptions(boundary=True, ece=True))
     corruptions: CorruptionPlan | None = None
     resume: bool = False
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S
 
 
 CHECKPOINT = "corruptions.partial.npz"
@@ -164,6 +169,7 @@ class _Plan:
     palette: list | None = None
     class_names: list[str] | None = None
     distances: DistanceCache = field(default_factory=DistanceCache)
+    budget: TimeBudget | None = None
 
 
 @dataclass
@@ -277,12 +283,15 @@ def _evaluate_backend(loaded, backend: str, p: _Plan, opts: CompareOptions, labe
     return res, model_inference, calib, notes
 
 
-def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOptions) -> dict:
-    """Size, GFLOPs, latency and memory of one (model, backend): in a fresh worker or in this process."""
+def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOptions,
+               deadline: float | None = None) -> dict:  # fmt: skip
+    """Size, GFLOPs, latency and memory of one (model, backend): in a fresh worker or in this process; timing
+    ends by ``deadline`` (``time.time()`` seconds) when given."""
     if opts.isolate:
+        latency = {"min_time_s": opts.min_time_s, **({} if deadline is None else {"deadline": deadline})}
         case = make_case(
             spec, backend=backend, batch=opts.batch, input_size=tuple(p.input_size), device=opts.device,
-            threads=opts.threads, weights=opts.weights, latency={"min_time_s": opts.min_time_s},
+            threads=opts.threads, weights=opts.weights, latency=latency,
             data=None if opts.calibration is None else str(opts.calibration), e2e=False,
             train_step=opts.device.startswith("cuda"),
             trust_remote_code=bool(opts.inputs is not None and opts.inputs.trust_remote_code),
@@ -290,7 +299,7 @@ def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOp
         return {k: v for k, v in run_isolated(case).items() if k not in _CASE_KEYS}
     return benchmark_model(
         loaded.model, input_size=tuple(p.input_size), batch=opts.batch, device=opts.device, threads=opts.threads,
-        min_time_s=opts.min_time_s, backend=backend, calibration=calib,
+        min_time_s=opts.min_time_s, backend=backend, calibration=calib, deadline=deadline,
     )
 
 
@@ -319,7 +328,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     for b_index, backend in enumerate(p.backends):
         brow = {**row, "backend": backend}
         label = display_name(info.name, backend, p.several)
-        tb = time.perf_counter()
+        tb, deadline = time.perf_counter(), p.budget.begin_case() if p.budget is not None else None
         try:
             res, model_inference, calib, notes = _evaluate_backend(loaded, backend, p, opts, label, mapping,
                                                                    out.mask_hook(p))  # fmt: skip
@@ -347,7 +356,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
             if name in p.grid_names:
                 out.grid_preds.setdefault(name, {})[label] = pred
         del res
-        bench = _benchmark(spec, loaded, backend, calib, p, opts) if is_main() else {}  # rank 0 alone times
+        bench = _benchmark(spec, loaded, backend, calib, p, opts, deadline) if is_main() else {}  # rank 0 alone times
         env = bench.pop("env", None)
         brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
         brow["env"] = env
@@ -503,7 +512,12 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
         raise TypeError(f"compare() got unexpected keyword arguments {unknown}; "
                         f"expected fields of CompareOptions: {', '.join(f.name for f in fields(CompareOptions))}")  # fmt: skip
     opts = replace(options or CompareOptions(), **settings)
+    start = time.time()
     p = plan(data, opts)
+    if opts.time_budget_s is not None:
+        if is_main():  # the hardware profile (cached for the report) before the shares, so they count its cost
+            hardware_profile(opts.device, opts.threads)
+        p.budget = TimeBudget(opts.time_budget_s, len(models) * len(p.backends), start=start)
     results = _Results(browser_dir=Path(out_dir) / "browser")
     for spec in models:
         _compare_model(spec, p, opts, results)

@@ -19,6 +19,7 @@ from segbench.data.datasets import open_dataset
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
 from segbench.engine.sharded import _merge, _payload, _replay, evaluate_sharded, shard_indices
+from segbench.metrics.per_image import ScoreOptions
 
 WORLD = 2
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -37,8 +38,14 @@ def _dataset(root):
     return ds
 
 
+SCORES = ScoreOptions(boundary=True, trimap=True, max_width=3, ece=True, num_bins=7, bootstrap=20)
+"""Every optional score, small: their merge over processes must equal one process exactly."""
+
+
 def _summary(res) -> dict:
     return {
+        "extra": [json.dumps(v.extra, sort_keys=True) for v in res.variants],  # boundary, trimap, ECE, exactly
+        "trimap_per_image": [v.trimap_confusions.tolist() for v in res.variants],
         "num_images": res.num_images,
         "confusion": [v.metrics.confusion for v in res.variants],
         "per_image": [v.confusions.tolist() for v in res.variants],  # one matrix per image, in image order
@@ -51,7 +58,8 @@ def _summary(res) -> dict:
 
 
 def _kwargs(ds):
-    return {"keep": {p.stem for p, _ in ds.pairs}, "progress": False, "inference": InferenceConfig(flip=True)}
+    return {"keep": {p.stem for p, _ in ds.pairs}, "progress": False, "inference": InferenceConfig(flip=True),
+            "scores": SCORES, "class_names": list(CITYSCAPES.names)}  # fmt: skip
 
 
 @pytest.mark.parametrize("n", [0, 1, 4, 5, 7])
@@ -71,8 +79,13 @@ def test_merged_shards_equal_one_pass(tmp_path):
         idx = shard_indices(len(ds), rank, WORLD)
         shard = ds.subset([ds.pairs[i] for i in idx])
         payloads.append(_payload(evaluate(model, shard, CITYSCAPES.num_classes, MEAN, STD, **_kwargs(ds)), idx, shard))
-    merged = _merge(payloads, CITYSCAPES.num_classes)
+    merged = _merge(payloads, CITYSCAPES.num_classes, SCORES, list(CITYSCAPES.names))
     assert _summary(merged) == _summary(whole)
+    for v in whole.variants:  # the scores compared are there, and not trivial
+        assert set(v.extra) == {"boundary", "trimap", "calibration"} and 0 < v.extra["calibration"]["ece"] < 1
+        assert v.extra["boundary"]["boundary_miou_interval"][0] < v.extra["boundary"]["boundary_miou_interval"][1]
+    one_shard = payloads[0]["steps"][0][4]  # a shard's own figures differ: the merge is not rank 0's alone
+    assert len(one_shard["confusions"]) < merged.num_images
     assert len(np.unique(list(whole.predictions.values())[0])) > 3  # the model's label maps do vary
     assert merged.metrics.miou == whole.metrics.miou and merged.variants[1].ms_per_image > 0
 
