@@ -159,21 +159,29 @@ def _one_process(args, cwd) -> subprocess.CompletedProcess:
 def test_torchrun_evaluate_and_compare_equal_one_process(tmp_path):
     root = make_cityscapes(tmp_path / "cs", frames={"val": 3}, train_ids=True)
     ckpt = save_checkpoint(tmp_path / "cs.safetensors", CITYSCAPES)
-    two = _torchrun(["evaluate", ckpt, "--data", root, "--output", tmp_path / "two", "--quiet"], tmp_path)
+    scores = ["--boundary", "--trimap", "--ece"]
+    two = _torchrun(["evaluate", ckpt, "--data", root, "--output", tmp_path / "two", "--quiet", *scores], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("wrote ") == 1 and two.stdout.count("(val, 3 images") == 1  # rank 0 alone prints
-    one = _one_process(["evaluate", ckpt, "--data", root, "--output", tmp_path / "one", "--quiet"], tmp_path)
+    one = _one_process(["evaluate", ckpt, "--data", root, "--output", tmp_path / "one", "--quiet", *scores], tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert m2["confusion"] == m1["confusion"] and m2["num_images"] == m1["num_images"] == 3
+    for key in ("boundary", "trimap", "calibration"):  # merged from every image's counts: exactly one process's
+        assert m2[key] == m1[key] and m1[key], key
     assert (tmp_path / "one" / "confusion_matrix.csv").read_text() == (tmp_path / "two" / "confusion_matrix.csv").read_text()
     report = tmp_path / "report"
-    cmp = _torchrun(["compare", ckpt, "--data", root, "--output", report, "--in-process", "--min-time", "0.01",
-                     "--grid", "1", "--quiet"], tmp_path)  # fmt: skip
+    args = ["--data", root, "--in-process", "--min-time", "0.01", "--grid", "1", "--quiet", "--trimap"]
+    cmp = _torchrun(["compare", ckpt, "--output", report, *args], tmp_path)  # boundary IoU and ECE by default
     assert cmp.returncode == 0, cmp.stderr[-3000:]
     assert cmp.stdout.count("report: ") == 1
     rows = json.loads((report / "results.json").read_text())["rows"]
     assert rows[0]["miou"] == pytest.approx(m1["miou"], abs=1e-12) and rows[0]["num_images"] == 3
+    alone = _one_process(["compare", ckpt, "--output", tmp_path / "alone", *args], tmp_path)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    (single,) = json.loads((tmp_path / "alone" / "results.json").read_text())["rows"]
+    for key in ("boundary", "boundary_miou", "trimap", "calibration", "ece"):
+        assert rows[0][key] == single[key] and single[key] is not None, key
     bad = _torchrun(["evaluate", ckpt, "--data", tmp_path / "nowhere"], tmp_path)
     assert bad.returncode != 0 and bad.stderr.count("segbench: error: ") == 1  # rank 0's line
     assert "no such file or folder" in bad.stderr and "/segbench/" not in bad.stderr  # no segbench traceback

@@ -62,14 +62,14 @@ class _WarmServer:
 
     def start(self, paths: list[str], env: dict, until: float) -> int | None:
         """Fork a worker for ``paths`` (case, row, log); its pid, or None when the server failed or was not
-        ready by ``until``."""
+        ready (its imports done) by ``until``."""
         if not self.ready:
             self.ready = bool((self._answer(until) or {}).get("ready"))
             if not self.ready:
                 return None
         self.proc.stdin.write((json.dumps([*paths, env]) + "\n").encode())
         self.proc.stdin.flush()
-        return (self._answer(until) or {}).get("pid")
+        return (self._answer(max(until, time.perf_counter() + 30.0)) or {}).get("pid")  # a fork: milliseconds
 
     def wait(self, pid: int, t0: float, timeout_s: float, poll_s: float) -> tuple[bool, int | None]:
         """:func:`_wait` for a forked worker: ``(timed out, exit code)``, the code None if the server died."""
