@@ -138,3 +138,16 @@ def test_compare_cli_takes_a_budget_and_prints_the_cut(cli, tmp_path, camvid_roo
     assert row["budget_cut"] is True and row["iters"] == MIN_CI_CALLS and row["ci_rel"] > 0.02
     cut = [line for line in out.splitlines() if "the time budget cut timing short" in line]
     assert cut == [cut_line(row, row["model"])]
+
+
+def test_compare_hands_each_worker_its_deadline(monkeypatch, camvid_root):
+    import segbench.compare as cmp
+
+    cases = []
+    monkeypatch.setattr(cmp, "run_isolated", lambda case: cases.append(case) or {"latency_ms_p50": 1.0})
+    opts = cmp.CompareOptions(max_images=1, grid_images=0, progress=False, time_budget_s=30.0)
+    p = cmp.plan(camvid_root, opts)
+    row = cmp._benchmark("fast_scnn", None, "eager", None, p, opts, deadline=1234.5)
+    assert row == {"latency_ms_p50": 1.0} and cases[0].latency == {"min_time_s": opts.min_time_s, "deadline": 1234.5}
+    cmp._benchmark("fast_scnn", None, "eager", None, p, opts)
+    assert "deadline" not in cases[1].latency  # no budget: the worker's own rules alone
