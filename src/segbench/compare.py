@@ -31,7 +31,7 @@ from segbench.bench.backends import calibration_for, check_backend, prepare
 from segbench.bench.hardware import hardware_profile, hardware_summary
 from segbench.bench.case import make_case
 from segbench.bench.env import busy_warning
-from segbench.bench.isolate import run_isolated
+from segbench.bench.isolate import run_isolated, start_warm_server
 from segbench.bench.select import BEST, expand_backends, mark_best
 from segbench.data.datasets import open_dataset
 from segbench.data.io import write_bytes_atomic
@@ -517,6 +517,8 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     if opts.time_budget_s is not None:
         if is_main():  # the hardware profile (cached for the report) before the shares, so they count its cost
             hardware_profile(opts.device, opts.threads)
+            if opts.isolate:
+                start_warm_server()  # its imports overlap the first evaluation
         p.budget = TimeBudget(opts.time_budget_s, len(models) * len(p.backends), start=start)
     results = _Results(browser_dir=Path(out_dir) / "browser")
     for spec in models:

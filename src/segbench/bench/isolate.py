@@ -25,7 +25,7 @@ from pathlib import Path
 
 from segbench.bench.case import Case, as_case
 
-__all__ = ["run_isolated"]
+__all__ = ["run_isolated", "start_warm_server"]
 
 
 def _kill(pid: int) -> None:
@@ -101,6 +101,12 @@ def _server(python: str) -> _WarmServer:
     if server is None or server.proc.poll() is not None:
         server = _SERVERS[python] = _WarmServer(python)
     return server
+
+
+def start_warm_server() -> None:
+    """Start the warm server now (it imports in the background), so that the first :func:`run_isolated`
+    finds it ready; a no-op while one runs."""
+    _server(sys.executable)
 
 
 @atexit.register

@@ -159,11 +159,12 @@ class ImageScores:
         self.calibration_counts.append((count, confidence_sum, correct))
 
     def per_image(self) -> dict[str, np.ndarray]:
-        """Every image's counts, in image order (first axis ``N``): ``confusions`` ``(N, C, C)`` and, as asked
-        for, ``boundary`` ``(N, 2, C)`` (intersection, union), ``trimap`` ``(N, W, C, C)`` and
+        """Every image's counts behind the optional scores, in image order (first axis ``N``), as asked for:
+        ``boundary`` ``(N, 2, C)`` (intersection, union), ``trimap`` ``(N, W, C, C)`` and
         ``calibration_count`` / ``calibration_confidence`` / ``calibration_correct`` ``(N, B)``: all that
-        :meth:`replay` needs to rebuild these scores, e.g. from the shards of a torchrun evaluation."""
-        out = {"confusions": self.stacked()}
+        :meth:`replay` needs to rebuild :meth:`extra`, e.g. from the shards of a torchrun evaluation (the
+        per-image confusion matrices are :meth:`stacked`)."""
+        out = {}
         if self.boundary is not None:
             out["boundary"] = np.stack([np.stack(pair) for pair in self.boundary_counts])
         if self.trimap is not None:
@@ -175,24 +176,25 @@ class ImageScores:
 
     @classmethod
     def replay(cls, num_classes: int, ignore_index: int, options: ScoreOptions, per_image: dict) -> ImageScores:
-        """Accumulators holding the images of ``per_image`` (:meth:`per_image`'s arrays, or the images of
-        several such concatenated in image order), with the same additions in the same order as
-        :meth:`update` made: integer counts and float sums alike equal those of one process scoring the
-        images one by one.
+        """Accumulators of the optional scores holding the images of ``per_image`` (:meth:`per_image`'s
+        arrays, or the images of several such concatenated in image order), with the same additions in the
+        same order as :meth:`update` made: integer counts and float sums alike equal those of one process
+        scoring the images one by one, so :meth:`extra` gives the same scores (the confusion matrices are
+        not replayed).
 
         Raises:
-            ValueError: an array the options need is missing.
+            ValueError: an array the options need is missing, or the arrays hold different image counts.
         """
         scores = cls(num_classes, ignore_index, options)
-        needed = ["confusions"] + (["boundary"] if options.boundary else []) + (["trimap"] if options.trimap else [])
+        needed = (["boundary"] if options.boundary else []) + (["trimap"] if options.trimap else [])
         needed += [f"calibration_{k}" for k in ("count", "confidence", "correct")] if options.ece else []
         missing = [k for k in needed if per_image.get(k) is None]
         if missing:
             raise ValueError(f"per-image counts without {', '.join(missing)}")
-        for i, mat in enumerate(per_image["confusions"]):
-            mat = np.asarray(mat, dtype=np.int64)
-            scores.total.mat = scores.total.mat + torch.from_numpy(mat)
-            scores.confusions.append(mat)
+        sizes = {len(per_image[k]) for k in needed}
+        if len(sizes) > 1:
+            raise ValueError(f"per-image counts of different image counts: {sorted(sizes)}")
+        for i in range(sizes.pop() if sizes else 0):
             if scores.boundary is not None:
                 inter, union = per_image["boundary"][i]
                 scores.boundary.intersection += inter
