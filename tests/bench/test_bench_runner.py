@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from segbench.bench import backends as real_backends
-from segbench.bench import runner
+from segbench.bench import measure, runner
 from segbench.bench.case import make_case
 from segbench.bench.isolate import run_isolated
 from segbench.bench.runner import benchmark_model, run_case
@@ -189,6 +189,7 @@ def fake_backends(monkeypatch):
     mod.get_backend = get_backend
     monkeypatch.setitem(sys.modules, "segbench.bench.backends", mod)
     monkeypatch.setattr(runner, "backends", mod)
+    monkeypatch.setattr(measure, "backends", mod)
     return mod
 
 

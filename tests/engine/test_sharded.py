@@ -19,6 +19,7 @@ from segbench.data.datasets import open_dataset
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
 from segbench.engine.sharded import _merge, _payload, _replay, evaluate_sharded, shard_indices
+from segbench.metrics.per_image import ScoreOptions
 from segbench.preprocessing import Preprocessing
 
 WORLD = 2
@@ -38,8 +39,14 @@ def _dataset(root):
     return ds
 
 
+SCORES = ScoreOptions(boundary=True, trimap=True, max_width=3, ece=True, num_bins=7, bootstrap=20)
+"""Every optional score, small: their merge over processes must equal one process exactly."""
+
+
 def _summary(res) -> dict:
     return {
+        "extra": [json.dumps(v.extra, sort_keys=True) for v in res.variants],  # boundary, trimap, ECE, exactly
+        "trimap_per_image": [v.trimap_confusions.tolist() for v in res.variants],
         "num_images": res.num_images,
         "confusion": [v.metrics.confusion for v in res.variants],
         "per_image": [v.confusions.tolist() for v in res.variants],  # one matrix per image, in image order
@@ -52,7 +59,8 @@ def _summary(res) -> dict:
 
 
 def _kwargs(ds):
-    return {"keep": {p.stem for p, _ in ds.pairs}, "progress": False, "inference": InferenceConfig(flip=True)}
+    return {"keep": {p.stem for p, _ in ds.pairs}, "progress": False, "inference": InferenceConfig(flip=True),
+            "scores": SCORES, "class_names": list(CITYSCAPES.names)}  # fmt: skip
 
 
 @pytest.mark.parametrize("n", [0, 1, 4, 5, 7])
@@ -72,8 +80,13 @@ def test_merged_shards_equal_one_pass(tmp_path):
         idx = shard_indices(len(ds), rank, WORLD)
         shard = ds.subset([ds.pairs[i] for i in idx])
         payloads.append(_payload(evaluate(model, shard, CITYSCAPES.num_classes, PRE, **_kwargs(ds)), idx, shard))
-    merged = _merge(payloads, CITYSCAPES.num_classes)
+    merged = _merge(payloads, CITYSCAPES.num_classes, SCORES, list(CITYSCAPES.names))
     assert _summary(merged) == _summary(whole)
+    for v in whole.variants:  # the scores compared are there, and not trivial
+        assert set(v.extra) == {"boundary", "trimap", "calibration"} and 0 < v.extra["calibration"]["ece"] < 1
+        assert v.extra["boundary"]["boundary_miou_interval"][0] < v.extra["boundary"]["boundary_miou_interval"][1]
+    one_shard = payloads[0]["steps"][0][4]  # a shard's own counts: the merge is not rank 0's alone
+    assert len(one_shard["boundary"]) == len(one_shard["calibration_count"]) < merged.num_images
     assert len(np.unique(list(whole.predictions.values())[0])) > 3  # the model's label maps do vary
     assert merged.metrics.miou == whole.metrics.miou and merged.variants[1].ms_per_image > 0
 
@@ -147,21 +160,29 @@ def _one_process(args, cwd) -> subprocess.CompletedProcess:
 def test_torchrun_evaluate_and_compare_equal_one_process(tmp_path):
     root = make_cityscapes(tmp_path / "cs", frames={"val": 3}, train_ids=True)
     ckpt = save_checkpoint(tmp_path / "cs.safetensors", CITYSCAPES)
-    two = _torchrun(["evaluate", ckpt, "--data", root, "--output", tmp_path / "two", "--quiet"], tmp_path)
+    scores = ["--boundary", "--trimap", "--ece"]
+    two = _torchrun(["evaluate", ckpt, "--data", root, "--output", tmp_path / "two", "--quiet", *scores], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("wrote ") == 1 and two.stdout.count("(val, 3 images") == 1  # rank 0 alone prints
-    one = _one_process(["evaluate", ckpt, "--data", root, "--output", tmp_path / "one", "--quiet"], tmp_path)
+    one = _one_process(["evaluate", ckpt, "--data", root, "--output", tmp_path / "one", "--quiet", *scores], tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
     m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert m2["confusion"] == m1["confusion"] and m2["num_images"] == m1["num_images"] == 3
+    for key in ("boundary", "trimap", "calibration"):  # merged from every image's counts: exactly one process's
+        assert m2[key] == m1[key] and m1[key], key
     assert (tmp_path / "one" / "confusion_matrix.csv").read_text() == (tmp_path / "two" / "confusion_matrix.csv").read_text()
     report = tmp_path / "report"
-    cmp = _torchrun(["compare", ckpt, "--data", root, "--output", report, "--in-process", "--min-time", "0.01",
-                     "--grid", "1", "--quiet"], tmp_path)  # fmt: skip
+    args = ["--data", root, "--in-process", "--min-time", "0.01", "--grid", "1", "--quiet", "--trimap"]
+    cmp = _torchrun(["compare", ckpt, "--output", report, *args], tmp_path)  # boundary IoU and ECE by default
     assert cmp.returncode == 0, cmp.stderr[-3000:]
     assert cmp.stdout.count("report: ") == 1
     rows = json.loads((report / "results.json").read_text())["rows"]
     assert rows[0]["miou"] == pytest.approx(m1["miou"], abs=1e-12) and rows[0]["num_images"] == 3
+    alone = _one_process(["compare", ckpt, "--output", tmp_path / "alone", *args], tmp_path)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    (single,) = json.loads((tmp_path / "alone" / "results.json").read_text())["rows"]
+    for key in ("boundary", "boundary_miou", "trimap", "calibration", "ece"):
+        assert rows[0][key] == single[key] and single[key] is not None, key
     bad = _torchrun(["evaluate", ckpt, "--data", tmp_path / "nowhere"], tmp_path)
     assert bad.returncode != 0 and bad.stderr.count("segbench: error: ") == 1  # rank 0's line
     assert "no such file or folder" in bad.stderr and "/segbench/" not in bad.stderr  # no segbench traceback

@@ -21,7 +21,7 @@ _HOME = {
     "peak_memory_mib": "memory",
     "process_peak_rss_mib": "memory",
     "train_step_memory_mib": "memory",
-    "benchmark_model": "runner",
+    "benchmark_model": "measure",
     "run_case": "runner",
     "count_flops": "size",
     "count_params": "size",

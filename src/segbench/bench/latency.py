@@ -4,7 +4,9 @@ Model-only latency (:func:`measure_latency`): warm up (a number of calls *and* a
 then time calls one by one until the median is known well enough: its 95% confidence interval, the
 distribution-free order-statistic interval of the median (:func:`median_ci`), lies within
 ``rel_ci`` (default 2%) of the median on both sides, or a time budget runs out. The result says
-which of the two happened (``converged``). On CUDA each call is timed with a pair of CUDA events
+which of the two happened (``converged``). A deadline (``deadline_s`` of :func:`time_calls`, an absolute
+``deadline`` of :func:`measure_latency`: a share of ``segbench compare --time-budget``) ends timing earlier
+still, after at least :data:`MIN_CI_CALLS` calls, and the result says so (``budget_cut``). On CUDA each call is timed with a pair of CUDA events
 (``torch.cuda.Event(enable_timing=True)``), on CPU with ``time.perf_counter``.
 The end-to-end time per image is in :mod:`segbench.bench.e2e`.
 """
@@ -20,9 +22,15 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from segbench.bench.timers import CudaEventTimer, PerfCounterTimer, make_timer
+
 __all__ = [
     "CI_METHOD",
+    "MIN_CI_CALLS",
+    "CudaEventTimer",
     "LatencyResult",
+    "PerfCounterTimer",
+    "make_timer",
     "measure_latency",
     "median_ci",
     "time_calls",
@@ -32,6 +40,12 @@ CI_METHOD = (
     "order-statistic (binomial) 95% interval of the median: [x(j), x(n+1-j)] of the sorted times, j the "
     "largest rank with P(j <= Binomial(n, 1/2) <= n-j) >= 0.95; assumes independent calls"
 )
+
+MIN_CI_CALLS = 6
+"""Fewest timed calls with a 95% interval of the median (:func:`median_ci`): a deadline stops timing no sooner."""
+
+WARMUP_SHARE = 0.25
+"""With a deadline, the warm-up ends (after one call at least) once it has used this share of the time left."""
 
 
 @dataclass
@@ -53,6 +67,8 @@ class LatencyResult:
             to the median (None likewise).
         converged: True when timing stopped because ``ci_rel <= rel_ci``; False when the time
             budget or ``max_iters`` ended it first.
+        budget_cut: True when the deadline ended timing (or shortened the warm-up) before the interval got
+            within ``rel_ci``: the interval is the one reached by then.
         rel_ci: The relative tolerance asked for.
         warmup_iters: Untimed calls made before timing.
         warmup_s: Seconds spent on them.
@@ -72,6 +88,7 @@ class LatencyResult:
     latency_ms_ci_high: float | None = None
     ci_rel: float | None = None
     converged: bool = False
+    budget_cut: bool = False
     rel_ci: float = 0.02
     warmup_iters: int = 0
     warmup_s: float = 0.0
@@ -136,66 +153,6 @@ def median_ci(sorted_values: Sequence[float], confidence: float = 0.95) -> tuple
     return sorted_values[j - 1], sorted_values[n - j]
 
 
-class PerfCounterTimer:
-    """Times a call with ``time.perf_counter``, after synchronising ``device`` when it is CUDA (so a
-    call's asynchronous GPU work is inside the time)."""
-
-    name = "perf_counter"
-
-    def __init__(self, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def __call__(self, fn: Callable[[], object]) -> float:
-        """Run ``fn`` once; return its time in ms."""
-        self._sync()
-        t0 = time.perf_counter()
-        fn()
-        self._sync()
-        return (time.perf_counter() - t0) * 1e3
-
-
-class CudaEventTimer:
-    """Times a call with two CUDA events recorded on the current stream around it; waits for the end
-    event, and returns ``start.elapsed_time(end)`` (ms, GPU clock, about 0.5 us resolution)."""
-
-    name = "cuda_events"
-
-    def __init__(self, device: str | torch.device = "cuda"):
-        self.device = torch.device(device)
-        self.start = torch.cuda.Event(enable_timing=True)
-        self.end = torch.cuda.Event(enable_timing=True)
-
-    def __call__(self, fn: Callable[[], object]) -> float:
-        """Run ``fn`` once; return the GPU time between the events in ms."""
-        self.start.record()
-        fn()
-        self.end.record()
-        self.end.synchronize()
-        return float(self.start.elapsed_time(self.end))
-
-
-def make_timer(device: str | torch.device, kind: str = "auto") -> PerfCounterTimer | CudaEventTimer:
-    """The timer for ``device``: ``"auto"`` picks CUDA events on CUDA and ``perf_counter`` elsewhere.
-
-    Raises:
-        ValueError: If ``kind`` is not ``"auto"``, ``"cuda_events"`` or ``"perf_counter"``, or CUDA events
-            are asked for on a non-CUDA device.
-    """
-    device = torch.device(device)
-    if kind not in ("auto", "cuda_events", "perf_counter"):
-        raise ValueError(f"timer must be auto, cuda_events or perf_counter, got {kind!r}")
-    if kind == "cuda_events" and device.type != "cuda":
-        raise ValueError(f"CUDA events need a CUDA device, got {device}")
-    if kind == "cuda_events" or (kind == "auto" and device.type == "cuda"):
-        with torch.cuda.device(device):
-            return CudaEventTimer(device)
-    return PerfCounterTimer(device)
-
-
 def time_calls(
     fn: Callable[[], object],
     timer: Callable[[Callable[[], object]], float],
@@ -208,6 +165,7 @@ def time_calls(
     budget_s: float = 30.0,
     rel_ci: float = 0.02,
     confidence: float = 0.95,
+    deadline_s: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict:
     """Warm up, then time ``fn`` call by call until the median is stable or the budget runs out.
@@ -223,6 +181,11 @@ def time_calls(
 
     The interval is checked after every call while there are fewer than 50, then every 10% more calls.
 
+    With ``deadline_s`` (seconds from this call's start, warm-up included), timing also stops once the
+    deadline has passed and at least :data:`MIN_CI_CALLS` calls are timed (``min_iters`` and ``min_time_s``
+    give way to it), and the warm-up ends, after one call at least, once it has used :data:`WARMUP_SHARE`
+    of the time to the deadline; ``budget_cut`` is then True unless the interval got within ``rel_ci``.
+
     Args:
         fn: The call to time (no arguments).
         timer: Runs ``fn`` once and returns its time in ms (:class:`PerfCounterTimer`,
@@ -236,10 +199,12 @@ def time_calls(
             made.
         rel_ci: Relative half-width of the interval at which timing stops, e.g. 0.02 for 2%.
         confidence: Coverage of the interval.
+        deadline_s: Seconds from now by which timing should end (None: no deadline); may be <= 0 (then
+            one warm-up call and :data:`MIN_CI_CALLS` timed calls are made).
         clock: Wall clock in seconds (tests replace it).
 
     Returns:
-        ``{"times_ms": [...] (in call order), "converged": bool, "ci": (low, high) | None,
+        ``{"times_ms": [...] (in call order), "converged": bool, "budget_cut": bool, "ci": (low, high) | None,
         "ci_rel": float | None, "warmup_iters", "warmup_s", "timed_s"}``.
 
     Raises:
@@ -250,7 +215,13 @@ def time_calls(
     if rel_ci <= 0:
         raise ValueError(f"rel_ci must be > 0, got {rel_ci}")
     warm_start, warm_calls = clock(), 0
+    stop_at = None if deadline_s is None else warm_start + deadline_s
+    warm_until = None if stop_at is None else warm_start + max(deadline_s, 0.0) * WARMUP_SHARE
+    cut = False
     while warm_calls < warmup or clock() - warm_start < warmup_s:
+        if warm_until is not None and warm_calls >= 1 and clock() >= warm_until:
+            cut = True
+            break
         timer(fn)
         warm_calls += 1
     warm_elapsed = clock() - warm_start
@@ -262,20 +233,25 @@ def time_calls(
     while True:
         times.append(timer(fn))
         n = len(times)
-        elapsed = clock() - start
-        out_of_budget = n >= max_iters or (elapsed >= budget_s and n >= min_iters)
+        now = clock()
+        elapsed = now - start
+        past_deadline = stop_at is not None and now >= stop_at and n >= MIN_CI_CALLS
+        out_of_budget = n >= max_iters or (elapsed >= budget_s and n >= min_iters) or past_deadline
         if n >= next_check and elapsed >= min_time_s or out_of_budget:
             ordered = sorted(times)
             med = _percentile(ordered, 50)
             ci = median_ci(ordered, confidence)
             ci_rel = max(med - ci[0], ci[1] - med) / med if ci is not None and med > 0 else None
-            converged = ci_rel is not None and ci_rel <= rel_ci and n >= min_iters and elapsed >= min_time_s
+            narrow = ci_rel is not None and ci_rel <= rel_ci
+            converged = narrow and n >= min_iters and elapsed >= min_time_s
             if converged or out_of_budget:
+                cut = not narrow and (cut or past_deadline)
                 break
             next_check = n + 1 if n < 50 else int(n * 1.1) + 1
     return {
         "times_ms": times,
         "converged": converged,
+        "budget_cut": cut,
         "ci": ci,
         "ci_rel": ci_rel,
         "warmup_iters": warm_calls,
@@ -301,6 +277,7 @@ def summarize(times_ms: Sequence[float], batch: int, timing: dict, rel_ci: float
         latency_ms_ci_high=ci[1] if ci else None,
         ci_rel=timing.get("ci_rel"),
         converged=bool(timing.get("converged")),
+        budget_cut=bool(timing.get("budget_cut")),
         rel_ci=rel_ci,
         warmup_iters=int(timing.get("warmup_iters", 0)),
         warmup_s=float(timing.get("warmup_s", 0.0)),
@@ -322,6 +299,7 @@ def measure_latency(
     rel_ci: float = 0.02,
     budget_s: float = 30.0,
     timer: str = "auto",
+    deadline: float | None = None,
 ) -> LatencyResult:
     """Time the forward pass of ``model`` on a random input until its median is stable.
 
@@ -348,6 +326,8 @@ def measure_latency(
         timer: ``"auto"`` (CUDA events on CUDA, else ``perf_counter``), ``"cuda_events"`` or
             ``"perf_counter"`` (with ``torch.cuda.synchronize`` around each call on CUDA; use it for
             predictors that run outside PyTorch's CUDA stream).
+        deadline: Wall-clock time (``time.time()``, seconds since the epoch, so that another process can
+            set it) by which warm-up and timing should end (:func:`time_calls`' ``deadline_s``); None: none.
 
     Returns:
         A :class:`LatencyResult` (times in ms, throughput in images/s).
@@ -380,6 +360,7 @@ def measure_latency(
             timing = time_calls(
                 lambda: model(x), clock_timer, warmup=warmup, warmup_s=warmup_s, min_iters=min_iters,
                 max_iters=max_iters, min_time_s=min_time_s, budget_s=budget_s, rel_ci=rel_ci,
+                deadline_s=None if deadline is None else deadline - time.time(),
             )  # fmt: skip
     finally:
         if is_module:

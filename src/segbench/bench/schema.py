@@ -55,6 +55,7 @@ MEASURED = (
     Field("latency_ms_ci_high", "ms per batch", "upper end of the median's 95% interval"),
     Field("ci_rel", "fraction", "half-width of the median's 95% interval relative to the median"),
     Field("converged", "", "whether the interval got within rel_ci before the budget ran out"),
+    Field("budget_cut", "", "whether the deadline of compare's --time-budget ended timing first (the interval is the one reached)"),
     Field("throughput_img_s", "images/s", "batch / median latency"),
     Field("iters", "count", "timed calls"),
     Field("timer", "", "how calls were timed (perf_counter or cuda_events)"),

@@ -48,6 +48,10 @@ def add_parser(sub) -> None:
     add_option(c, "--max-images", default=0, help="evaluate on the first N images only (0 = all)")
     add_option(c, "--grid", default=4, help="images shown side by side (default 4)")
     add_option(c, "--min-time", default=2.0, help="minimum timed seconds per latency measurement")
+    add_option(c, "--time-budget", default=60.0, metavar="SECONDS",
+               help="seconds for the whole comparison (default 60): each (model, backend) gets a share for "
+                    "its evaluation and timing; timing stops when the median's 95%% interval is within 2%% "
+                    "or the share is spent (one line says which cases the budget cut short)")
     c.add_argument("--in-process", action="store_true",
                    help="time the models in this process instead of a fresh subprocess per (model, backend)")
     c.add_argument("--quiet", action="store_true")
@@ -62,6 +66,7 @@ def add_parser(sub) -> None:
 
 @distributed
 def run(args) -> int:
+    from segbench.bench.budget import check_time_budget, cut_line
     from segbench.compare import compare, zoo_models
     from segbench.data.datasets import sample_dir
     from segbench.engine.sharded import is_main, on_main
@@ -81,6 +86,7 @@ def run(args) -> int:
     for spec in models:  # a malformed spec or an unreadable model file stops before any work
         if external_kind(spec) is not None:
             check_spec(spec)
+    time_budget_s = check_time_budget(args.time_budget)
     inference, crf = inference_config(args), crf_config(args)
     scores, corruptions, inputs = score_options(args), corruption_plan(args, resume_alone=True), model_inputs(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
@@ -95,7 +101,7 @@ def run(args) -> int:
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
         inputs=inputs, class_map=args.class_map, scores=scores, corruptions=corruptions,
-        resume=args.resume,
+        resume=args.resume, time_budget_s=time_budget_s,
     )
     if not is_main():
         return 0  # rank 0 reports for every process
@@ -126,6 +132,10 @@ def run(args) -> int:
         for r in result["rows"]:
             if r.get("best"):
                 print(describe_choice(r["model"], r["best_choice"]))
+    for r in result["rows"]:
+        line = cut_line(r, r["model"] + (f" ({r['backend']})" if several and r.get("backend") else ""))
+        if line:
+            print(line)
     print_skipped(result["skipped"], out)  # by reason; the full list in OUT/skipped.txt
     print_busy_warning(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")

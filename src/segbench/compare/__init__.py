@@ -30,9 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from segbench.bench import benchmark_model
+from segbench.bench.budget import DEFAULT_TIME_BUDGET_S, TimeBudget
 from segbench.bench.backends import check_backend
 from segbench.bench.case import make_case
-from segbench.bench.isolate import run_isolated
+from segbench.bench.hardware import hardware_profile
+from segbench.bench.isolate import run_isolated, start_warm_server
 from segbench.bench.select import BEST, expand_backends, mark_best
 from segbench.compare.evaluate import accuracy, agreement, evaluate_backend, first_image, scores
 from segbench.compare.output import check_replaceable, finish, in_place, report, settings_table
@@ -112,6 +114,9 @@ class CompareOptions:
         resume: continue a run that stopped: the models it finished are read from ``out_dir/compare.partial.npz``
             (:mod:`segbench.compare.resume`) and only the others measured; the corruption sweep continues from
             ``out_dir/corruptions.partial.npz``.
+        time_budget_s: seconds for the whole comparison (None: no budget): each (model, backend) gets a share
+            of what is left (:class:`~segbench.bench.budget.TimeBudget`), its evaluation counted in, and its
+            timing stops at the share's end (the row's ``budget_cut``) if the interval is not narrow by then.
     """
 
     split: str = "val"
@@ -135,6 +140,7 @@ class CompareOptions:
     scores: ScoreOptions = field(default_factory=lambda: ScoreOptions(boundary=True, ece=True))
     corruptions: CorruptionPlan | None = None
     resume: bool = False
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S
 
     def __post_init__(self) -> None:
         check_fields(self, COMPARE_FIELDS)  # the ranges of segbench.options, the same as the flags'
@@ -154,6 +160,7 @@ class _Plan:
     palette: list | None = None
     class_names: list[str] | None = None
     distances: DistanceCache = field(default_factory=DistanceCache)
+    budget: TimeBudget | None = None
 
 
 @dataclass
@@ -205,12 +212,15 @@ def plan(data: str | Path, opts: CompareOptions) -> _Plan:
     return result
 
 
-def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOptions) -> dict:
-    """Size, GFLOPs, latency and memory of one (model, backend): in a fresh worker or in this process."""
+def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOptions,
+               deadline: float | None = None) -> dict:  # fmt: skip
+    """Size, GFLOPs, latency and memory of one (model, backend): in a fresh worker or in this process; timing
+    ends by ``deadline`` (``time.time()`` seconds) when given."""
     if opts.isolate:
+        latency = {"min_time_s": opts.min_time_s, **({} if deadline is None else {"deadline": deadline})}
         case = make_case(
             spec, backend=backend, batch=opts.batch, input_size=tuple(p.input_size), device=opts.device,
-            threads=opts.threads, weights=opts.weights, latency={"min_time_s": opts.min_time_s},
+            threads=opts.threads, weights=opts.weights, latency=latency,
             data=None if opts.calibration is None else str(opts.calibration), e2e=False,
             train_step=opts.device.startswith("cuda"),
             trust_remote_code=bool(opts.inputs is not None and opts.inputs.trust_remote_code),
@@ -218,7 +228,7 @@ def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOp
         return {k: v for k, v in run_isolated(case).items() if k not in _CASE_KEYS}
     return benchmark_model(
         loaded.model, input_size=tuple(p.input_size), batch=opts.batch, device=opts.device, threads=opts.threads,
-        min_time_s=opts.min_time_s, backend=backend, calibration=calib,
+        min_time_s=opts.min_time_s, backend=backend, calibration=calib, deadline=deadline,
     )
 
 
@@ -248,7 +258,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
     for b_index, backend in enumerate(p.backends):
         brow = {**row, "backend": backend}
         label = display_name(name, backend, p.several)
-        tb = time.perf_counter()
+        tb, deadline = time.perf_counter(), p.budget.begin_case() if p.budget is not None else None
         try:
             res, model_inference, calib, notes = evaluate_backend(loaded, backend, p, opts, label, mapping,
                                                                    out.mask_hook(p))  # fmt: skip
@@ -276,7 +286,7 @@ def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> 
             if name in p.grid_names:
                 out.grid_preds.setdefault(name, {})[label] = pred
         del res
-        bench = _benchmark(spec, loaded, backend, calib, p, opts) if is_main() else {}  # rank 0 alone times
+        bench = _benchmark(spec, loaded, backend, calib, p, opts, deadline) if is_main() else {}  # rank 0 alone times
         env = bench.pop("env", None)
         brow.update({k: v for k, v in bench.items() if k not in ("error",) or v})
         brow["env"] = env
@@ -318,7 +328,14 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     out = Path(out_dir)
     if is_main():
         check_replaceable(out)
+    start = time.time()
     p = plan(data, opts)
+    if opts.time_budget_s is not None:
+        if is_main():  # the hardware profile (cached for the report) before the shares, so they count its cost
+            hardware_profile(opts.device, opts.threads)
+            if opts.isolate:
+                start_warm_server()  # its imports overlap the first evaluation
+        p.budget = TimeBudget(opts.time_budget_s, len(models) * len(p.backends), start=start)
     if not is_main():  # under torchrun, rank 0 alone writes the report
         results = _Results()
         for spec in models:

@@ -58,7 +58,8 @@ class Variant:
     from a decoded image (for ``+crf`` steps it includes the step before). ``confusions`` holds one
     ``(C, C)`` matrix per evaluated image, ``(N, C, C)`` int64 (:mod:`segbench.metrics.per_image`);
     ``trimap_confusions`` the per-image band matrices ``(N, W, C, C)`` when trimap scores were asked for;
-    ``extra`` the optional scores (``boundary``, ``trimap``, ``calibration``).
+    ``extra`` the optional scores (``boundary``, ``trimap``, ``calibration``); ``counts`` every image's counts
+    behind them (:meth:`~segbench.metrics.per_image.ImageScores.per_image`: what the torchrun merge sums).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Variant:
     confusions: np.ndarray | None = None
     trimap_confusions: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    counts: dict | None = None
     _seconds: float = 0.0
     _scores: ImageScores | None = None
 
@@ -175,6 +177,7 @@ def _finish(variants: list[Variant], num_images: int, class_names: list[str] | N
             v.confusions = v._scores.stacked()
             v.trimap_confusions = v._scores.stacked_trimap()
             v.extra = v._scores.extra(class_names)
+            v.counts = v._scores.per_image()
         v._scores = None
 
 

@@ -4,7 +4,10 @@ Process ``r`` of ``W`` evaluates images ``r, r + W, r + 2W, ...`` of the (first 
 every image is evaluated exactly once: no sampler padding repeats an image to even out the shards. The
 confusion matrices of every step (plain, +TTA, +CRF), the image counts, the skipped files and the kept label
 maps are gathered on rank 0 and merged there; the merged confusion matrix is the sum of the shards', which
-is exactly the one process's matrix. Rank 0 alone then writes files, benchmarks and reports. A failure on
+is exactly the one process's matrix. Boundary IoU, trimap accuracy and ECE are merged the same way: every
+image's counts (boundary intersection and union per class, band confusion matrices, calibration bins) are
+gathered and added up again in image order (:meth:`~segbench.metrics.per_image.ImageScores.replay`), so the
+merged scores (and their bootstrap intervals) are those of one process, not an average of the shards' ratios. Rank 0 alone then writes files, benchmarks and reports. A failure on
 any rank (a bad file, a backend error) is raised on every rank with the same message, so no process waits
 for the others forever.
 
@@ -18,10 +21,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from segbench.classes import IGNORE_INDEX
 from segbench.data.base import SegmentationDataset
 from segbench.engine.evaluate import EvalResult, Variant, evaluate
 from segbench.errors import UserError, first_line
 from segbench.metrics import ConfusionMatrix
+from segbench.metrics.per_image import ImageScores, ScoreOptions
 from segbench.preprocessing import Preprocessing
 
 __all__ = ["broadcast_weights", "evaluate_sharded", "is_main", "on_main", "rank_world", "shard_indices"]
@@ -106,7 +111,7 @@ def _payload(res: EvalResult, indices: list[int], shard: SegmentationDataset, se
     steps = []
     for v in res.variants:
         conf = None if v.metrics is None else np.asarray(v.metrics.confusion, dtype=np.int64)
-        steps.append((v.name, conf, v.ms_per_image, v.confusions))
+        steps.append((v.name, conf, v.ms_per_image, v.confusions, v.counts))
     return {
         "num_images": res.num_images, "steps": steps,
         "image_order": [name_index.get(name, -1) for name in res.image_names],
@@ -126,8 +131,18 @@ def _replay(payloads: list[dict], dataset: SegmentationDataset, on_image) -> Non
             on_image(item, pred, conf)
 
 
-def _merge(payloads: list[dict], num_classes: int) -> EvalResult:
-    """One :class:`EvalResult` from every rank's :func:`_payload`, as a single process would have made it."""
+def _merged_counts(payloads: list[dict], k: int, order: list[tuple]) -> dict | None:
+    """Step ``k``'s per-image counts of every rank, in image order (None when no rank has them)."""
+    held = [p["steps"][k][4] for p in payloads if len(p["steps"][k]) > 4 and p["steps"][k][4] is not None]
+    if not held or not order:
+        return None
+    return {key: np.stack([payloads[r]["steps"][k][4][key][j] for _, r, j in order]) for key in held[0]}
+
+
+def _merge(payloads: list[dict], num_classes: int, scores: ScoreOptions | None = None,
+           class_names: list[str] | None = None) -> EvalResult:  # fmt: skip
+    """One :class:`EvalResult` from every rank's :func:`_payload`, as a single process would have made it
+    (``scores`` and ``class_names``: as given to ``evaluate``)."""
     total = sum(p["num_images"] for p in payloads)
     # every evaluated image's place in the whole dataset, and the (payload, row) its per-image matrix is in
     order = sorted((i, r, j) for r, p in enumerate(payloads) for j, i in enumerate(p["image_order"]))
@@ -143,6 +158,10 @@ def _merge(payloads: list[dict], num_classes: int) -> EvalResult:
             v.metrics = cm.compute()
         if conf is not None and order:  # each rank that evaluated an image holds its per-image matrices
             v.confusions = np.stack([payloads[r]["steps"][k][3][j] for _, r, j in order])
+        counts = _merged_counts(payloads, k, order) if conf is not None else None
+        if counts is not None:  # the optional scores, from every image's counts added up in image order
+            replayed = ImageScores.replay(num_classes, IGNORE_INDEX, scores or ScoreOptions(), counts)
+            v.trimap_confusions, v.extra, v.counts = replayed.stacked_trimap(), replayed.extra(class_names), counts
         variants.append(v)
     skipped = [s for _, s in sorted((s for p in payloads for s in p["skipped"]), key=lambda t: t[0])]
     preds = sorted((t for p in payloads for t in p["predictions"]), key=lambda t: t[0])
@@ -177,10 +196,6 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, prep
     if world == 1:
         return evaluate(model, dataset, num_classes, preprocessing, device=device, max_images=max_images,
                         progress=progress, **kwargs)  # fmt: skip
-    scores = kwargs.get("scores")
-    if scores is not None and (scores.boundary or scores.trimap or scores.ece):
-        raise UserError("--boundary, --trimap and --ece: not available under torchrun yet; run them in one "
-                        "process (intervals and per-image mIoU are)")
     on_image, seen = kwargs.pop("on_image", None), []
     if on_image is not None:  # replayed on rank 0 after the gather, so only rank 0 writes
         kwargs["on_image"] = lambda item, pred, conf: seen.append((item["path"], np.asarray(pred), conf))
@@ -200,4 +215,4 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, prep
         return res
     if on_image is not None:
         _replay(gathered, dataset, on_image)
-    return _merge(gathered, num_classes)
+    return _merge(gathered, num_classes, kwargs.get("scores"), kwargs.get("class_names"))

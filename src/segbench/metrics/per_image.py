@@ -105,6 +105,7 @@ class ImageScores:
         self.trimap = Trimap(num_classes, ignore_index, options.max_width) if options.trimap else None
         self.trimap_confusions: list[np.ndarray] = []  # per image (W, C, C), for paired gains inside a band
         self.calibration = Calibration(options.num_bins, ignore_index) if options.ece else None
+        self.calibration_counts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per image count, conf, correct
         self.cache = cache if cache is not None else DistanceCache(options.max_width)
 
     @property
@@ -137,8 +138,68 @@ class ImageScores:
             bands = counts_in_bands(p, t, dist, self.num_classes, self.options.max_width)
             self.trimap.confusions += bands[0]
             self.trimap_confusions.append(bands[0])
-        if self.calibration is not None and probs is not None:
-            self.calibration.update(probs.float(), target)
+        if self.calibration is not None:
+            one = Calibration(self.options.num_bins, self.ignore_index)
+            if probs is not None:
+                one.update(probs.float(), target)
+            self._add_calibration(one.count, one.confidence_sum, one.correct)
+
+    def _add_calibration(self, count: np.ndarray, confidence_sum: np.ndarray, correct: np.ndarray) -> None:
+        """One image's calibration bins into the totals (the same additions whether the image was just scored
+        or comes from another process: :meth:`replay`)."""
+        self.calibration.count += count
+        self.calibration.confidence_sum += confidence_sum
+        self.calibration.correct += correct
+        self.calibration_counts.append((count, confidence_sum, correct))
+
+    def per_image(self) -> dict[str, np.ndarray]:
+        """Every image's counts behind the optional scores, in image order (first axis ``N``), as asked for:
+        ``boundary`` ``(N, 2, C)`` (intersection, union), ``trimap`` ``(N, W, C, C)`` and
+        ``calibration_count`` / ``calibration_confidence`` / ``calibration_correct`` ``(N, B)``: all that
+        :meth:`replay` needs to rebuild :meth:`extra`, e.g. from the shards of a torchrun evaluation (the
+        per-image confusion matrices are :meth:`stacked`)."""
+        out = {}
+        if self.boundary is not None:
+            out["boundary"] = np.stack([np.stack(pair) for pair in self.boundary_counts])
+        if self.trimap is not None:
+            out["trimap"] = self.stacked_trimap()
+        if self.calibration is not None:
+            for key, column in zip(("count", "confidence", "correct"), zip(*self.calibration_counts)):
+                out[f"calibration_{key}"] = np.stack(column)
+        return out
+
+    @classmethod
+    def replay(cls, num_classes: int, ignore_index: int, options: ScoreOptions, per_image: dict) -> ImageScores:
+        """Accumulators of the optional scores holding the images of ``per_image`` (:meth:`per_image`'s
+        arrays, or the images of several such concatenated in image order), with the same additions in the
+        same order as :meth:`update` made: integer counts and float sums alike equal those of one process
+        scoring the images one by one, so :meth:`extra` gives the same scores (the confusion matrices are
+        not replayed).
+
+        Raises:
+            ValueError: an array the options need is missing, or the arrays hold different image counts.
+        """
+        scores = cls(num_classes, ignore_index, options)
+        needed = (["boundary"] if options.boundary else []) + (["trimap"] if options.trimap else [])
+        needed += [f"calibration_{k}" for k in ("count", "confidence", "correct")] if options.ece else []
+        missing = [k for k in needed if per_image.get(k) is None]
+        if missing:
+            raise ValueError(f"per-image counts without {', '.join(missing)}")
+        sizes = {len(per_image[k]) for k in needed}
+        if len(sizes) > 1:
+            raise ValueError(f"per-image counts of different image counts: {sorted(sizes)}")
+        for i in range(sizes.pop() if sizes else 0):
+            if scores.boundary is not None:
+                inter, union = per_image["boundary"][i]
+                scores.boundary.intersection += inter
+                scores.boundary.union += union
+                scores.boundary_counts.append((inter, union))
+            if scores.trimap is not None:
+                scores.trimap.confusions += per_image["trimap"][i]
+                scores.trimap_confusions.append(per_image["trimap"][i])
+            if scores.calibration is not None:
+                scores._add_calibration(*(per_image[f"calibration_{k}"][i] for k in ("count", "confidence", "correct")))
+        return scores
 
     def stacked(self) -> np.ndarray | None:
         """Per-image matrices ``(N, C, C)`` int64, or None before the first image."""
