@@ -116,3 +116,17 @@ def test_a_torchscript_module_gets_its_flops_and_no_byte_count():
     row = {**out, "batch": 2, "error": None, "achieved_gflop_s": 1.0}
     add_roofline(row, {"precisions": {"fp32": {"theoretical_gflop_s": 10.0}}, "memory_bandwidth": {"triad_gb_s": 1.0}})
     assert row["roofline_bound_ms"] is None and "TorchScript" in row["roofline_error"]
+
+
+def test_a_measured_rate_above_the_theoretical_peak_is_the_compute_ceiling():
+    # a VM's 'cpu MHz' below the clock the CPU ran at puts the theoretical peak under the GEMM it measured
+    row = {"gflops": 100.0, "batch": 1, "arithmetic_intensity_flop_per_byte": 1000.0, "achieved_gflop_s": 300.0,
+           "roofline_precision": "bf16", "error": None}  # fmt: skip
+    profile = {"precisions": {"bf16": {"theoretical_gflop_s": 332.0, "measured": {"gflop_s": 368.0}}},
+               "memory_bandwidth": {"triad_gb_s": 48.0}}  # fmt: skip
+    add_roofline(row, profile)
+    assert row["roofline_ceiling"] == "compute" and row["roofline_bound_gflop_s"] == pytest.approx(368.0)
+    assert row["roofline_fraction"] == pytest.approx(300.0 / 368.0)
+    profile["precisions"]["bf16"]["measured"]["gflop_s"] = 200.0  # below the peak: the peak stays the roof
+    add_roofline(row, profile)
+    assert row["roofline_bound_gflop_s"] == pytest.approx(332.0)

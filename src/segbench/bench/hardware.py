@@ -108,6 +108,13 @@ def _measure(profile: dict, device: torch.device, budget_s: float | None) -> Non
                                              max_n=EMULATED_MAX_N if emulated else 8192), "emulated": emulated}  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a precision this build or device lacks
             entry["measured"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            continue
+        rate, peak = entry["measured"].get("gflop_s"), entry.get("theoretical_gflop_s")
+        if rate and peak and rate > peak:  # the clock ran above the one assumed (a VM's nominal 'cpu MHz')
+            entry["theoretical_below_measured"] = (
+                f"the measured {rate:.1f} GFLOP/s is above this peak ({peak:.1f}): the clock ran above the "
+                f"{profile.get('frequency_ghz') or '?'} GHz assumed ({profile.get('frequency_source')}); the roofline "
+                "takes the measured rate as its compute ceiling")  # fmt: skip
     if probe_budget_s(budget_s) < 0.25:
         array_mib = 8.0  # a test-sized budget: small arrays (the rate is then the caches', not memory's)
     elif device.type == "cuda":

@@ -28,7 +28,9 @@ overhead, uncounted element-wise work, layouts, threads idling).
 
 The ceilings (:func:`add_roofline`) come from the machine's profile (:func:`segbench.bench.hardware.hardware_profile`,
 ``segbench hardware --json``): the theoretical peak of the row's precision (``theoretical_gflop_s``, cores x
-clock x FLOPs per cycle; on CUDA the data sheet) for ``roofline_bound_gflop_s`` and ``roofline_fraction``,
+clock x FLOPs per cycle; on CUDA the data sheet; the measured GEMM rate instead where that is higher, since a
+roof below a measurement is wrong: the clock assumed was lower than the one the CPU ran at) for
+``roofline_bound_gflop_s`` and ``roofline_fraction``,
 the measured GEMM rate of that precision (``roofline_gemm_gflop_s``) for ``roofline_gemm_bound_gflop_s`` and
 ``roofline_gemm_fraction``,
 and the measured STREAM triad bandwidth for the memory ceiling in both.
@@ -201,7 +203,9 @@ def roofline_bound(gflop: float, intensity_flop_per_byte: float, peak_gflop_s: f
 
 
 def _ceilings(profile: dict | None, precision: str) -> tuple[float | None, float | None, float | None, str | None]:
-    """(theoretical peak, measured GEMM rate, triad bandwidth, reason when one needed is missing)."""
+    """(compute ceiling, measured GEMM rate, triad bandwidth, reason when one needed is missing). The ceiling is the
+    theoretical peak, or the measured GEMM rate where that is higher (``theoretical_below_measured`` in the profile:
+    the peak's clock, e.g. a VM's nominal ``cpu MHz``, was below the one the CPU ran at)."""
     if not profile:
         return None, None, None, "no hardware profile (segbench benchmark --no-probe)"
     entry = (profile.get("precisions") or {}).get(precision) or {}
@@ -212,6 +216,8 @@ def _ceilings(profile: dict | None, precision: str) -> tuple[float | None, float
         return peak, gemm, None, "the hardware profile has no measured triad bandwidth"
     if not peak:
         return None, gemm, bandwidth, f"the hardware profile has no theoretical {precision} peak"
+    if gemm and gemm > peak:  # the theoretical peak assumed a lower clock than the CPU ran at: no roof below a measurement
+        peak = gemm
     return peak, gemm, bandwidth, None
 
 
