@@ -26,7 +26,7 @@ import torch
 from segbench.errors import UserError
 
 __all__ = ["CHANNEL_ORDERS", "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_RULES", "Preprocessing",
-           "as_preprocessing"]
+           "as_preprocessing", "rgb_triple"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,8 +79,8 @@ class Preprocessing:
 
     def _check(self, source: str) -> None:
         set_ = object.__setattr__
-        set_(self, "mean", _triple(self.mean, "mean", source))
-        set_(self, "std", _triple(self.std, "std", source))
+        set_(self, "mean", rgb_triple(self.mean, "mean", source))
+        set_(self, "std", rgb_triple(self.std, "std", source))
         if any(not 0 <= v <= 1 for v in self.mean):
             raise UserError(f"{source}: mean {list(self.mean)}: expected 3 numbers in 0..1 (RGB scaled to 0..1)")
         if any(not v > 0 for v in self.std):
@@ -160,8 +160,8 @@ class Preprocessing:
                 except json.JSONDecodeError:
                     raise UserError(f"{source}: metadata {key!r} is not JSON: {value!r}") from None
             values[key] = value
-        values["mean"] = _triple(values["mean"], "mean", source)
-        values["std"] = _triple(values["std"], "std", source)
+        values["mean"] = rgb_triple(values["mean"], "mean", source)
+        values["std"] = rgb_triple(values["std"], "std", source)
         if isinstance(values["size"], (int, float)):
             values["size"] = [values["size"]]
         out = cls.__new__(cls)
@@ -194,8 +194,8 @@ class Preprocessing:
             raise UserError(f"{source}: rescale_factor {factor!r}: expected a positive number")
         if config.get("do_normalize", True):
             scale = 255.0 * factor
-            mean = _triple(config.get("image_mean") or IMAGENET_MEAN, "image_mean", source)
-            std = _triple(config.get("image_std") or IMAGENET_STD, "image_std", source)
+            mean = rgb_triple(config.get("image_mean") or IMAGENET_MEAN, "image_mean", source)
+            std = rgb_triple(config.get("image_std") or IMAGENET_STD, "image_std", source)
             mean, std = tuple(v / scale for v in mean), tuple(v / scale for v in std)
             value_range = 1.0
         else:
@@ -250,7 +250,12 @@ def as_preprocessing(preprocessing, std=None) -> Preprocessing:
     return Preprocessing(mean=tuple(preprocessing), std=tuple(std))
 
 
-def _triple(value, what: str, source: str) -> tuple[float, float, float]:
+def rgb_triple(value, what: str, source: str) -> tuple[float, float, float]:
+    """``value`` as 3 finite floats (R, G, B).
+
+    Raises:
+        UserError: not 3 finite numbers, naming ``source`` and ``what``.
+    """
     try:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):

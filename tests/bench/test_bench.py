@@ -24,6 +24,7 @@ from segbench.bench import (
 )
 from segbench.bench.latency import CudaEventTimer, time_calls
 from segbench.preprocessing import Preprocessing
+from timing_fakes import fake_timing
 
 FAST = {"warmup": 1, "warmup_s": 0.0, "min_iters": 3, "max_iters": 20, "min_time_s": 0.02}
 
@@ -190,23 +191,8 @@ def test_median_ci_order_statistics():
     with pytest.raises(ValueError):
         median_ci(values, confidence=1.0)
 
-
-def _fake_timing(times):
-    """A timer returning ``times`` in turn (cycling) and a clock that advances by each returned time."""
-    state = {"now": 0.0, "i": 0}
-
-    def timer(fn):
-        fn()
-        ms = times[state["i"] % len(times)]
-        state["i"] += 1
-        state["now"] += ms / 1e3
-        return ms
-
-    return timer, (lambda: state["now"])
-
-
 def test_time_calls_stops_when_median_is_stable():
-    timer, clock = _fake_timing([10.0, 10.1, 9.9, 10.05, 9.95])
+    timer, clock = fake_timing([10.0, 10.1, 9.9, 10.05, 9.95])
     out = time_calls(lambda: None, timer, warmup=3, warmup_s=0, min_iters=10, min_time_s=0, budget_s=100,
                      rel_ci=0.02, clock=clock)  # fmt: skip
     assert out["converged"] and out["warmup_iters"] == 3
@@ -215,7 +201,7 @@ def test_time_calls_stops_when_median_is_stable():
 
 
 def test_time_calls_budget_ends_an_unstable_median():
-    timer, clock = _fake_timing([1.0, 50.0, 5.0, 30.0, 2.0, 100.0])  # ms: spread far beyond 2%
+    timer, clock = fake_timing([1.0, 50.0, 5.0, 30.0, 2.0, 100.0])  # ms: spread far beyond 2%
     out = time_calls(lambda: None, timer, warmup=0, warmup_s=0, min_iters=5, min_time_s=0, budget_s=1.0,
                      rel_ci=0.02, clock=clock)  # fmt: skip
     assert not out["converged"]
@@ -224,7 +210,7 @@ def test_time_calls_budget_ends_an_unstable_median():
 
 
 def test_time_calls_warms_up_by_time_and_count():
-    timer, clock = _fake_timing([125.0])  # exact in binary: 8 calls make exactly 1 s
+    timer, clock = fake_timing([125.0])  # exact in binary: 8 calls make exactly 1 s
     out = time_calls(lambda: None, timer, warmup=2, warmup_s=1.0, min_iters=1, max_iters=1, min_time_s=0,
                      clock=clock)  # fmt: skip
     assert out["warmup_iters"] == 8 and out["warmup_s"] == 1.0  # 1 s of 125 ms calls, more than 2 calls
@@ -232,7 +218,7 @@ def test_time_calls_warms_up_by_time_and_count():
 
 
 def test_time_calls_rejects_bad_settings():
-    timer, clock = _fake_timing([1.0])
+    timer, clock = fake_timing([1.0])
     with pytest.raises(ValueError):
         time_calls(lambda: None, timer, rel_ci=0, clock=clock)
     with pytest.raises(ValueError):

@@ -20,7 +20,7 @@ from segbench.classes import check_unique_names, default_palette
 from segbench.errors import UserError
 from segbench.files import read_text
 from segbench.models import ModelInfo
-from segbench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from segbench.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, rgb_triple
 
 __all__ = ["ExternalInfo", "ModelInputs", "read_class_file", "resolve_info"]
 
@@ -113,15 +113,7 @@ def _decoded(value, source: str, what: str, expected: str):
 def _triple(value, what: str, source: str) -> tuple[float, float, float] | None:
     if value is None:
         return None
-    raw = value
-    value = _decoded(value, source, what, f"3 numbers: {raw!r}")
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise UserError(f"{source}: {what} must be 3 numbers (R G B), got {value!r}") from None
-    if len(out) != 3:
-        raise UserError(f"{source}: {what} must be 3 numbers (R G B), got {len(out)}")
-    return out
+    return rgb_triple(_decoded(value, source, what, f"3 numbers: {value!r}"), what, source)
 
 
 def _names(value, source: str) -> list[str] | None:
