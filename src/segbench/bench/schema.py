@@ -126,6 +126,7 @@ CASE_RUN = (
     Field("peak_rss_kind", "", "set when not isolated: the RSS includes earlier cases"),
     Field("worker_exit", "", "exit code of the worker subprocess"),
     Field("worker_s", "s", "wall time of the worker subprocess"),
+    Field("machine", "", "the machine that measured the row (segbench.bench.machines.machine_id)"),
 )
 COMPARE = (
     Field("miou", "fraction", "mean IoU over the classes present (segbench.metrics)"),

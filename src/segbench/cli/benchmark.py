@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from segbench.cli.args import add_option
-from segbench.cli.common import add_model_args, backend_choices, fmt, json_safe, print_busy_warning
+from segbench.cli.common import add_model_args, backend_choices, fmt, json_safe, print_row_warnings
 from segbench.errors import UserError
 from segbench.files import prepare_output_file
 
@@ -126,6 +126,7 @@ def _save(out_file: Path, rows: list[dict], finished: list[int], total: int, don
 
 def run(args) -> int:
     from segbench.bench.hardware import hardware_profile
+    from segbench.bench.machines import machine_id
     from segbench.bench.roofline import add_roofline
     from segbench.bench.select import expand_backends, native_notes
     from segbench.bench.sweep import sweep
@@ -157,6 +158,7 @@ def run(args) -> int:
         add_roofline(row, profile)  # min(peak, intensity x bandwidth) from the machine's profile
         if profile is not None and isinstance(row.get("env"), dict):
             row["env"]["hardware"] = profile  # the machine's profile (segbench hardware --json)
+        row["machine"] = machine_id(profile, (row.get("env") or {}).get("cpu"))  # a --resume may end elsewhere
         rows.append(row)
         if row.get("worker_exit") in (None, 0):  # a crashed worker's case is measured again by --resume
             finished.append(len(rows) - 1)
@@ -236,4 +238,4 @@ def _print_legend(args, rows: list[dict], device: str) -> None:
         print(f"torch {env.get('torch')}, {env.get('threads')} threads, cudnn.benchmark {env.get('cudnn_benchmark')}, {where}")
     if any(r.get("weights") == "none" for r in rows):
         print("weights 'none': random initialisation (speed, size and memory do not depend on the weight values)")
-    print_busy_warning(rows)
+    print_row_warnings(rows)

@@ -145,13 +145,14 @@ def print_skipped(skipped: list[dict], folder: Path | None = None) -> None:
         print(f"  the full list: {written}", file=sys.stderr)
 
 
-def print_busy_warning(rows: list[dict]) -> None:
-    """The busy-CPU warning of benchmark rows, on stderr, when there is one."""
+def print_row_warnings(rows: list[dict]) -> None:
+    """The warnings of benchmark rows on stderr: a CPU busy with other work, rows from different machines."""
     from segbench.bench.env import busy_warning
+    from segbench.bench.machines import machines_differ
 
-    line = busy_warning(rows)
-    if line:
-        print(line, file=sys.stderr)
+    for line in (busy_warning(rows), machines_differ(rows)):
+        if line:
+            print(line, file=sys.stderr)
 
 
 def json_safe(value):

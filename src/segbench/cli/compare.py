@@ -22,7 +22,7 @@ from segbench.cli.common import (
     inference_config,
     model_inputs,
     pct,
-    print_busy_warning,
+    print_row_warnings,
     print_skipped,
     score_options,
 )
@@ -137,6 +137,6 @@ def run(args) -> int:
         if line:
             print(line)
     print_skipped(result["skipped"], out)  # by reason; the full list in OUT/skipped.txt
-    print_busy_warning(result["rows"])
+    print_row_warnings(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0

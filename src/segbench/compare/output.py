@@ -13,6 +13,7 @@ import torch
 from segbench.bench import environment_info
 from segbench.bench.env import busy_warning
 from segbench.bench.hardware import hardware_profile, hardware_summary
+from segbench.bench.machines import machine_id, machines_differ
 from segbench.bench.roofline import add_roofline
 from segbench.compare.resume import STATE, save_partial
 from segbench.compare.robustness import CHECKPOINT
@@ -46,6 +47,9 @@ def settings_table(data: str | Path, p, opts, rows: list[dict]) -> dict:
     busy = busy_warning(rows)
     if busy:
         settings["warning"] = busy.removeprefix("warning: ")
+    machines = machines_differ(rows)  # a --resume finished on another machine
+    if machines:
+        settings["machines"] = machines.removeprefix("warning: ")
     if p.dataset.labelled and not any(r.get("miou") is not None for r in rows):
         settings["accuracy_note"] = "Accuracy not measured: no model predicts the data's classes."
     return settings
@@ -63,9 +67,11 @@ def report(data: str | Path, out_dir: str | Path, p, opts, results, analysis: di
             continue
         grid.append({"name": item["name"], "image": item["image"], "target": item["mask"],
                      "preds": results.grid_preds.get(item["name"], {})})  # fmt: skip
+    profile = hardware_profile(opts.device, opts.threads)
+    for r in results.rows:  # kept in results: a resumed run's rows keep the machine that measured them
+        r.setdefault("machine", machine_id(profile))
     rows = [dict(r) for r in results.rows]  # the env of each row stays in results (a resumed run needs it)
     env = next((r["env"] for r in rows if r.get("env")), None) or environment_info(opts.device)
-    profile = hardware_profile(opts.device, opts.threads)
     env = {**{k: v for k, v in env.items() if k != "hardware"}, **hardware_summary(profile)}
     for r in rows:
         r.pop("env", None)
