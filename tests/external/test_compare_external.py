@@ -115,6 +115,8 @@ def test_bad_specs_exit_2_with_one_line(spec, message, tmp_path, camvid_root, ca
         _, err = capsys.readouterr()
         lines = err.strip().splitlines()
         if argv[0] == "compare" and spec == "bad.onnx":
-            assert rc == 0  # the file exists and is readable: its load error becomes the model's row
+            # the file exists and is readable: its load error becomes the model's row, and with no model
+            # evaluated the comparison exits 2 (one line naming the first error)
+            assert rc == 2 and "no model could be evaluated" in err and "Traceback" not in err, err
             continue
         assert rc == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, (argv, err)

@@ -90,6 +90,13 @@ def run(args) -> int:
     inference, crf = inference_config(args), crf_config(args)
     scores, corruptions, inputs = score_options(args), corruption_plan(args, resume_alone=True), model_inputs(args)
     out = Path(args.output or time.strftime("reports/compare-%Y%m%d-%H%M%S"))
+    if args.resume:  # before any work, and never a silent re-run over a finished report
+        from segbench.compare.resume import STATE
+        from segbench.compare.robustness import CHECKPOINT
+
+        if not any((out / name).is_file() for name in (STATE, CHECKPOINT)):
+            raise UserError(f"--resume: {out} holds no stopped comparison ({STATE} or {CHECKPOINT}); give the "
+                            "--output of the run that stopped, or run without --resume")  # fmt: skip
     on_main(check_new_dir, out, args.overwrite or args.resume)
     if is_main():
         for note in repeats:
@@ -105,7 +112,8 @@ def run(args) -> int:
     )
     if not is_main():
         return 0  # rank 0 reports for every process
-    if result["rows"] and all(r.get("error") for r in result["rows"]):
+    measured = ("miou", "agreement_miou", "latency_ms_p50")  # a row whose benchmark crashed still has its accuracy
+    if result["rows"] and all(r.get("error") and all(r.get(k) is None for k in measured) for r in result["rows"]):
         first = result["rows"][0]
         raise UserError(f"no model could be evaluated ({len(result['rows'])} failed; the first, {first['model']}: "
                         f"{first['error']}); the errors are in {result['files'].get('report_html', out)}")
