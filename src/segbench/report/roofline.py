@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import math
 
-from segbench.report.svgplot import hex_colour
+from segbench.report.svgplot import hex_colour, labelled_point
 from segbench.report.values import fmt, fmt_pct, num
 
 __all__ = ["roofline_note", "roofline_points", "roofline_svg"]
@@ -123,13 +123,7 @@ def roofline_svg(rows: list[dict], colours: dict, standalone: bool = False) -> s
     for r, x, y in zip(pts, xs, ys):
         colour = hex_colour(colours[r["_label"]])
         backend = html.escape(r.get("backend") or "eager")
-        anchor = "end" if px(x) > W * 0.7 else "start"
-        dx = -10 if anchor == "end" else 10
-        out.append(f'<text class="pt-label" data-backend="{backend}" x="{px(x) + dx:.1f}" y="{py(y) - 9:.1f}" '
-                   f'text-anchor="{anchor}">{html.escape(r["_label"])}</text>')
-        out.append(f'<circle class="pt" r="7" cx="{px(x):.1f}" cy="{py(y):.1f}" fill="{colour}" stroke="#fff" '
-                   f'data-backend="{backend}" data-tip="{html.escape(_tip(r))}"><title>{html.escape(r["_label"])}'
-                   "</title></circle>")
+        out.append(labelled_point(r["_label"], backend, px(x), py(y), colour, _tip(r), W, extra=' stroke="#fff"'))
     out.append("</svg>")
     return "".join(out)
 

@@ -22,6 +22,18 @@ def hex_colour(rgba) -> str:
     return "#" + "".join(f"{round(float(c) * 255):02x}" for c in rgba[:3])
 
 
+def labelled_point(label: str, backend: str, x: float, y: float, colour: str, tip: str, width: float,
+                   cls: str = "pt", extra: str = "") -> str:
+    """One plot point as SVG: its label beside it (to the left in the right 30% of a plot ``width`` px wide)
+    and a circle of radius 7 px at ``(x, y)`` px with its tooltip; ``backend`` (escaped) for the toggles."""
+    anchor = "end" if x > width * 0.7 else "start"
+    dx = -10 if anchor == "end" else 10
+    return (f'<text class="pt-label" data-backend="{backend}" x="{x + dx:.1f}" y="{y - 9:.1f}" '
+            f'text-anchor="{anchor}">{html.escape(label)}</text>'
+            f'<circle class="{cls}" r="7" cx="{x:.1f}" cy="{y:.1f}" fill="{colour}"{extra} '
+            f'data-backend="{backend}" data-tip="{html.escape(tip)}"><title>{html.escape(label)}</title></circle>')
+
+
 def interval(value) -> tuple[float, float] | None:
     """``(low, high)`` of an interval given as ``[low, high]`` or ``{"low"/"lo", "high"/"hi"}``; None otherwise."""
     if isinstance(value, dict):
@@ -102,12 +114,6 @@ def pareto_svg(rows: list[dict], colours: dict) -> str | None:
             out.append(f'<line class="bar" data-backend="{backend}" stroke="{colour}" x1="{px(x):.1f}" x2="{px(x):.1f}" '
                        f'y1="{py(iv[0] * 100):.1f}" y2="{py(iv[1] * 100):.1f}"/>')
         cls = "pt front-pt" if k in on_front else "pt"
-        anchor = "end" if px(x) > W * 0.7 else "start"
-        dx = -10 if anchor == "end" else 10
-        out.append(f'<text class="pt-label" data-backend="{backend}" x="{px(x) + dx:.1f}" y="{py(y) - 9:.1f}" '
-                   f'text-anchor="{anchor}">{html.escape(r["_label"])}</text>')
-        out.append(f'<circle class="{cls}" r="7" cx="{px(x):.1f}" cy="{py(y):.1f}" fill="{colour}" '
-                   f'data-backend="{backend}" data-tip="{html.escape(_tip(r))}"><title>{html.escape(r["_label"])}'
-                   "</title></circle>")
+        out.append(labelled_point(r["_label"], backend, px(x), py(y), colour, _tip(r), W, cls))
     out.append("</svg>")
     return '<div class="plot" id="sb-pareto">' + "".join(out) + '<div class="tip" hidden></div></div>'
