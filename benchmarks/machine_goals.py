@@ -196,11 +196,12 @@ def _latency(fn, size, timing: dict) -> dict:
 
 
 def segbench_best(ours, size, inputs, reference, backends, timing: dict, num_classes: int = 21,
-                  key: str = "agreement_miou") -> tuple[dict, list[dict], dict]:
+                  key: str = "agreement_miou", profile: dict | None = None) -> tuple[dict, list[dict], dict]:
     """segbench's ``best`` of ``backends`` on segbench's network: the chosen row, every candidate's row (with its
-    accuracy under ``key``: ``miou`` against the ground truth or ``agreement_miou`` against torchvision eager) and
-    the choice (:func:`choose_best`)."""
+    accuracy under ``key``: ``miou`` against the ground truth or ``agreement_miou`` against torchvision eager, and
+    its roofline columns from the machine's ``profile``) and the choice (:func:`choose_best`)."""
     from segbench.bench.backends import get_backend, prepare
+    from segbench.bench.roofline import add_roofline
     from segbench.bench.runner import benchmark_model
 
     rows = []
@@ -217,6 +218,7 @@ def segbench_best(ours, size, inputs, reference, backends, timing: dict, num_cla
         except Exception as exc:  # noqa: BLE001 - one backend failing leaves a row with its error
             row = {"backend": backend, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
         row["backend"] = backend
+        add_roofline(row, profile)  # as `segbench benchmark` does: min(peak, intensity x bandwidth)
         rows.append(row)
         gc.collect()
     choice = choose_best(rows) or {}
@@ -224,7 +226,7 @@ def segbench_best(ours, size, inputs, reference, backends, timing: dict, num_cla
     return best, rows, choice
 
 
-def run_model(name: str, size, timing: dict, configs, backends, images: int, log) -> dict:
+def run_model(name: str, size, timing: dict, configs, backends, images: int, log, profile: dict | None = None) -> dict:
     """Every configuration of one network: ``{"rows", "candidates", "choice", "skipped"}``."""
     tv, ours, num_classes, trained = networks(name)
     inputs = sample_inputs(size, images)
@@ -256,7 +258,7 @@ def run_model(name: str, size, timing: dict, configs, backends, images: int, log
                 out["skipped"][kind] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
             gc.collect()
             log(f"{name}: {kind} done")
-        best, rows, choice = segbench_best(ours, size, inputs, reference, backends, timing, num_classes, key)
+        best, rows, choice = segbench_best(ours, size, inputs, reference, backends, timing, num_classes, key, profile)
         out["candidates"], out["choice"] = rows, choice
         if best is not None:
             from segbench.bench.peak import backend_precision
@@ -410,7 +412,7 @@ def main(argv=None) -> int:
     def log(msg):
         print(f"[{time.perf_counter() - t0:.0f} s] {msg}", file=sys.stderr, flush=True)
 
-    results = {m: run_model(m, args.size, timing, args.configs, backends, args.images, log) for m in args.models}
+    results = {m: run_model(m, args.size, timing, args.configs, backends, args.images, log, profile) for m in args.models}
     command = "python benchmarks/machine_goals.py" + "".join(f" {a}" for a in argv)
     text, key = section(results, profile, args, command, time.perf_counter() - t0)
     write_section(Path(args.out), text, key)

@@ -66,6 +66,7 @@ def test_smoke_run_writes_the_table_and_skips_a_missing_library(goals_script, tm
     # LR-ASPP carries the shipped CamVid weights: scored against the ground truth, and eager holds against itself
     assert eager[6] == "1.00" and 0 < float(eager[7]) < 100 and eager[8] == "yes"
     assert best[2].startswith("segbench --backend best: ") and float(best[4]) > 0
+    assert 0 < float(best[9]) and eager[9] == ""  # segbench's rows carry their roofline fraction (in %)
     assert rows[2][4] == rows[3][4] == "skipped: openvino not installed"
     assert "64 x 64, batch 1" in text and "- hardware: " in text and "mIoU against the ground truth" in text
     assert "lraspp_mobilenet_v3_large: segbench best " in text and "against the fastest other, eager" in text
