@@ -53,8 +53,11 @@ def test_the_facts_of_the_shipped_backends():
     assert backends.ALL_BACKENDS == backends.BACKENDS + backends.NATIVE_BACKENDS == backend_names()
     assert {b.name for b in registered() if "cuda" not in b.devices} == {
         "onnxruntime_int8", "openvino", "openvino_bf16", "openvino_int8", "compile_int8", "openvino_nncf_int8"}
-    zen3 = {"avx", "avx2", "fma"}  # no bf16 unit, no int8 dot-product unit: only the fp32 backends are native
+    zen3 = {"avx", "avx2", "fma"}  # no bf16 unit: bf16 emulated; int8 through AVX2's vpmaddubsw, native
     assert [b.name for b in registered() if not b.native("cpu", zen3)] == [
+        b.name for b in registered() if b.precision == "bf16"]
+    old = {"sse", "sse2", "avx"}  # no AVX2 either: only the fp32 backends are native
+    assert [b.name for b in registered() if not b.native("cpu", old)] == [
         b.name for b in registered() if b.precision != "fp32"]
     assert get_backend("openvino_nncf_int8").modules == ("openvino", "nncf")
 
@@ -81,7 +84,8 @@ def test_precision_and_calibration_follow_the_entry():
 def test_native_precision_checks_read_the_cpu_flags(monkeypatch):
     assert backends.cpu_supports_int8("flags\t: fpu avx512f avx512_vnni\n")
     assert backends.cpu_supports_int8("flags\t: fpu amx_tile amx_int8\n")
-    assert not backends.cpu_supports_int8("flags\t: fpu avx2 avx512f\n")
+    assert backends.cpu_supports_int8("flags\t: fpu avx2 fma\n")  # AVX2 int8 (vpmaddubsw), as on Zen 3
+    assert not backends.cpu_supports_int8("flags\t: fpu sse4_2 avx\n")
     monkeypatch.setattr(units, "machine_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni"})  # Ice Lake
     assert not get_backend("bf16").native("cpu") and get_backend("bf16").native("cuda")
     assert get_backend("eager").native("cpu") and get_backend("compile_int8").native("cpu")
@@ -139,7 +143,7 @@ def test_adding_a_backend_is_one_entry(added, net, capsys):
     assert backend_precision(added.name) == "int8" and added.name in backend_names(needs_calibration=True)
     vnni = {"avx2", "fma", "avx512f", "avx512_vnni"}  # an int8 entry is a candidate where int8 is native
     assert added.name in select.candidates("cpu", vnni) and added.name not in select.candidates("cuda")
-    assert added.name not in select.candidates("cpu", {"avx2", "fma"})
+    assert added.name not in select.candidates("cpu", {"sse", "sse2", "avx"})
     assert _help_names("evaluate", capsys)[-1] == added.name
     from segbench.cli.common import check_backend_args
 

@@ -21,11 +21,12 @@ KINDS = {  # the CPU kinds of issue 26 (cpuinfo flags)
     "zen3_avx2": BASE,
     "ice_lake": BASE | {"avx512f", "avx512_vnni"},
 }  # fmt: skip
+NO_AVX2 = {"fpu", "sse", "sse2", "avx"}  # an older x86: fp32 alone is native (no int8 kernel, bf16 emulated)
 NATIVE = {  # kind -> the precisions it computes natively
     "epyc_avx512_bf16": {"fp32", "bf16", "int8"},
     "epyc_avx512_no_bf16": {"fp32", "int8"},
     "sapphire_rapids": {"fp32", "bf16", "int8"},
-    "zen3_avx2": {"fp32"},
+    "zen3_avx2": {"fp32", "int8"},  # AVX2 int8 (vpmaddubsw): integer arithmetic, not through fp32
     "ice_lake": {"fp32", "int8"},
 }
 
@@ -47,9 +48,14 @@ def test_best_candidates_are_what_the_cpu_computes_natively(kind, all_installed)
         assert why.startswith(f"{precision}: ") and "on this CPU (no " in why
     if "bf16" not in NATIVE[kind]:
         assert left_out["bf16"] == "bf16: emulated on this CPU (no amx_bf16/avx512_bf16)"
-    if "int8" not in NATIVE[kind]:
-        assert left_out["onnxruntime_int8"] == "int8: AVX2 without VNNI on this CPU (no amx_int8/avx512_vnni/avx_vnni)"
     assert select.expand_backends(["best"], "cpu", KINDS[kind]) == chosen
+
+
+def test_a_cpu_without_avx2_leaves_int8_out(all_installed):
+    chosen, left_out = select.native_candidates("cpu", NO_AVX2)
+    assert left_out["onnxruntime_int8"] == ("int8: no int8 dot-product unit on this CPU "
+                                            "(no amx_int8/avx512_vnni/avx_vnni/avx2)")  # fmt: skip
+    assert "eager" in chosen and not [b for b in chosen if "int8" in b]
 
 
 def test_on_cuda_every_precision_is_native(all_installed):
@@ -81,9 +87,10 @@ def test_named_emulated_backends_warn_and_best_says_what_it_left_out(all_install
     assert lines == [
         "warning: --backend bf16: bf16: emulated on this CPU (no amx_bf16/avx512_bf16); it runs, slower than a "
         "native precision would",
-        "warning: --backend onnxruntime_int8: int8: AVX2 without VNNI on this CPU (no amx_int8/avx512_vnni/"
-        "avx_vnni); it runs, slower than a native precision would",
     ]  # fmt: skip
+    lines = select.native_notes(["onnxruntime_int8"], "cpu", NO_AVX2)
+    assert lines == ["warning: --backend onnxruntime_int8: int8: no int8 dot-product unit on this CPU (no amx_int8/"
+                     "avx512_vnni/avx_vnni/avx2); it runs, slower than a native precision would"]  # fmt: skip
     assert select.native_notes(["eager", "bf16"], "cpu", KINDS["sapphire_rapids"]) == []
     lines = select.native_notes(["best"], "cpu", KINDS["ice_lake"])
     assert lines[0].startswith("best: choosing among eager, channels_last, compile")
@@ -101,7 +108,7 @@ def test_mark_best_records_the_left_out_backends(all_installed):
 
 
 def test_benchmark_best_times_the_native_candidates_and_says_why_others_are_not(cli, monkeypatch, tmp_path):
-    monkeypatch.setattr(units, "machine_flags", lambda: KINDS["zen3_avx2"])
+    monkeypatch.setattr(units, "machine_flags", lambda: NO_AVX2)
     few = tuple(b for b in registered() if b.name in ("eager", "channels_last", "bf16", "onnxruntime_int8"))
     monkeypatch.setattr(select, "registered", lambda: few)  # a short run: two native, two not
     rc, out, err = cli("benchmark", "fast_scnn", "--backend", "best", "--size", "32x48", "--no-isolate",

@@ -43,17 +43,36 @@ def test_measure_peaks_runs_a_gemm_per_precision():
     assert grown["bf16"].get("native", False) == native_precisions()["bf16"] or "error" in grown["bf16"]
 
 
-def test_probe_is_cached_per_machine(tmp_path, monkeypatch):
+def test_probe_is_cached_per_machine_and_read_from_the_profile(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGBENCH_CACHE_DIR", str(tmp_path))
-    calls = []
-    monkeypatch.setattr(peak, "measure_peaks", lambda device, n=None: calls.append(n) or {"fp32": {"gflop_s": 10.0}})
-    first = probe_peaks("cpu", 1)
-    second = probe_peaks("cpu", 1)
-    assert len(calls) == 1 and not first["cached"] and second["cached"]
-    assert second["measured"] == {"fp32": {"gflop_s": 10.0}} and "fp32" in second["theoretical"]
+    profiles, gemms = [], []
+
+    def fake_profile(device, threads, refresh=False, cache=True):
+        profiles.append(refresh)
+        return {"busy_pct": 1.0, "precisions": {
+            "fp32": {"native": True, "measured": {"gflop_s": 10.0, "n": 512}},
+            "bf16": {"native": False, "measured": {"gflop_s": 0.5, "n": 256, "emulated": True}}}}  # fmt: skip
+
+    def fake_gemms(device, precisions=None, n=None):
+        gemms.append((precisions, n))
+        return {p: {"gflop_s": 3.0} for p in precisions}
+
+    monkeypatch.setattr(peak, "hardware_profile", fake_profile)
+    monkeypatch.setattr(peak, "measure_peaks", fake_gemms)
+    first, second = probe_peaks("cpu", 1), probe_peaks("cpu", 1)
+    assert profiles == [False] and gemms == [(("int8",), None)]  # only what the profile lacks is timed again
+    assert not first["cached"] and second["cached"] and first["busy_pct"] == 1.0
+    assert second["measured"]["fp32"] == {"gflop_s": 10.0, "n": 512, "native": True, "emulated": False}
+    assert second["measured"]["bf16"]["emulated"] and second["measured"]["int8"] == {"gflop_s": 3.0}
+    assert list(second["measured"]) == ["fp32", "bf16", "int8"] and "fp32" in second["theoretical"]
     probe_peaks("cpu", 1, refresh=True)
-    probe_peaks("cpu", 1, n=32)  # a small probe is never cached
-    assert len(calls) == 3 and probe_peaks("cpu", 1)["measured"]["fp32"]["gflop_s"] == 10.0
+    assert profiles == [False, True]
+    given = {"precisions": {p: {"native": True, "measured": {"gflop_s": 7.0}} for p in ("fp32", "bf16", "int8")}}
+    assert probe_peaks("cpu", 1, refresh=True, profile=given)["measured"]["int8"]["gflop_s"] == 7.0
+    assert profiles == [False, True]  # a profile given (segbench benchmark's) is not measured again
+    probe_peaks("cpu", 1, n=32)  # a small probe times its own GEMMs and is never cached
+    assert gemms[-1] == (("fp32", "bf16", "int8"), 32)
+    assert probe_peaks("cpu", 1)["measured"]["fp32"]["gflop_s"] == 7.0
     assert "fp32" in format_probe(second) and "10.0 GFLOP/s measured" in format_probe(second)
 
 

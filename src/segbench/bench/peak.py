@@ -28,7 +28,7 @@ import torch
 from segbench.bench.backends import get_backend
 from segbench.bench.env import cpu_fp32_peak, cpu_info
 from segbench.bench.gemm import EMULATED_MAX_N, gemm_rate, probe_budget_s
-from segbench.bench.hardware import GPU_DATASHEET_TFLOPS, write_cache
+from segbench.bench.hardware import GPU_DATASHEET_TFLOPS, hardware_profile, write_cache
 from segbench.bench.units import AMX_SOURCE, precision_units
 
 __all__ = [
@@ -114,7 +114,7 @@ def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None
     """
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    precisions = precisions or (("fp32", "tf32", "bf16", "fp16", "int8") if cuda else ("fp32", "bf16", "int8"))
+    precisions = precisions or _probed(dev)
     units = {} if cuda else precision_units(set(cpu_info().get("isa") or []), 1)
     out = {}
     for precision in precisions:
@@ -126,6 +126,24 @@ def measure_peaks(device: str = "cpu", precisions: tuple[str, ...] | None = None
                               "native": unit["native"], "emulated": emulated}  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a precision this hardware or build lacks
             out[precision] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    return out
+
+
+def _probed(device: torch.device) -> tuple[str, ...]:
+    """The precisions the probe measures on ``device``."""
+    return ("fp32", "tf32", "bf16", "fp16", "int8") if device.type == "cuda" else ("fp32", "bf16", "int8")
+
+
+def _from_profile(profile: dict, precisions: tuple[str, ...]) -> dict:
+    """The probe's measured rates read from a machine's profile (its GEMMs are :func:`gemm_rate` too); the
+    precisions it lacks are left out."""
+    out = {}
+    for precision in precisions:
+        entry = (profile.get("precisions") or {}).get(precision) or {}
+        measured = entry.get("measured")
+        if measured:
+            out[precision] = measured if "error" in measured else {
+                **measured, "native": entry.get("native", True), "emulated": bool(measured.get("emulated"))}
     return out
 
 
@@ -145,7 +163,7 @@ def _machine_key(device: torch.device, threads: int) -> str:
 
 
 def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: bool = False, cache: bool = True,
-                n: int | None = None) -> dict:
+                n: int | None = None, profile: dict | None = None) -> dict:
     """Theoretical and measured peaks per precision, the measurement cached per machine.
 
     The cache file (``$SEGBENCH_CACHE_DIR/peak/KEY.json``, default ``~/.cache/segbench``) is keyed by the CPU
@@ -158,6 +176,9 @@ def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: boo
         refresh: measure again even when a cached probe exists.
         cache: read and write the cache (False: measure, keep nothing).
         n: GEMM side of :func:`measure_peaks` (smoke tests); a probe with ``n`` is never cached.
+        profile: the machine's profile (:func:`segbench.bench.hardware.hardware_profile`) to read the rates
+            from; default: that profile, from its cache or measured (with ``refresh``, measured again). The
+            same GEMMs are never timed twice: only a precision the profile lacks is measured here.
 
     Returns:
         ``{"device", "threads", "theoretical": {precision: {...}}, "measured": {precision: {...}},
@@ -174,13 +195,20 @@ def probe_peaks(device: str = "cpu", threads: int | None = None, *, refresh: boo
             return {**stored, "theoretical": theoretical_peaks(device, threads), "cached": True}
         except (OSError, ValueError):
             pass
-    busy = None if dev.type == "cuda" else cpu_busy_pct(0.2)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        measured = measure_peaks(device, n=n)
-    finally:
-        torch.set_num_threads(previous)
+    if n is None:
+        profile = profile or hardware_profile(device, threads, refresh=refresh, cache=cache)
+        measured, busy = _from_profile(profile, _probed(dev)), profile.get("busy_pct")
+    else:
+        measured, busy = {}, None if dev.type == "cuda" else cpu_busy_pct(0.2)
+    missing = tuple(p for p in _probed(dev) if p not in measured)
+    if missing:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            measured.update(measure_peaks(device, missing, n=n))
+        finally:
+            torch.set_num_threads(previous)
+        measured = {p: measured[p] for p in _probed(dev)}
     record = {"device": str(device), "threads": threads, "measured": measured, "busy_pct": busy,
               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cache_file": str(path) if path else None}  # fmt: skip
     if path is not None and not write_cache(path, record):

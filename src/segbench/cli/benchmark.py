@@ -147,12 +147,12 @@ def run(args) -> int:
     rows += kept
     finished = list(range(len(rows) - len(kept), len(rows)))
     total = len(models) * len(backends) * len(sizes) * len(args.batch)
-    probe = None
-    if not args.no_probe:  # measured once here (or read from the cache); the workers read the cache
+    probe = profile = None
+    if not args.no_probe:  # measured once here (or read from the caches); the workers read the cache
         from segbench.bench.peak import probe_peaks
 
-        probe = probe_peaks(device, args.threads, refresh=args.refresh_probe)
-    profile = None if args.no_probe else hardware_profile(device, args.threads, refresh=args.refresh_probe)
+        profile = hardware_profile(device, args.threads, refresh=args.refresh_probe)
+        probe = probe_peaks(device, args.threads, refresh=args.refresh_probe, profile=profile)  # its GEMMs
 
     def on_row(row, i, total):
         add_roofline(row, profile)  # min(peak, intensity x bandwidth) from the machine's profile
