@@ -41,7 +41,7 @@ def test_worker_row_records_the_load_and_the_cli_warns(monkeypatch, capsys, tmp_
     from segbench.bench import runner
     from segbench.cli import main
 
-    monkeypatch.setattr(runner, "cpu_busy_pct", lambda: 87.0)
+    monkeypatch.setattr(runner, "cpu_busy_pct", lambda interval_s=0.5: 87.0)
     out = tmp_path / "b.json"
     code = main(["benchmark", "fast_scnn", "--size", "32x48", "--no-isolate", "--min-time", "0.01",
                  "--output", str(out)])  # fmt: skip

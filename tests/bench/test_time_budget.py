@@ -66,11 +66,12 @@ def test_the_budget_shares_what_is_left_over_the_cases_left():
     budget = TimeBudget(60.0, 5, clock=clock)
     assert budget.reserve_s == pytest.approx(60.0 * REPORT_SHARE)
     first = budget.begin_case()
-    assert first - clock.now == pytest.approx((60 - 6) / 5)  # 10.8 s each while nothing is spent
-    clock.now += 4.0  # the first case took 4 s of its 10.8: the others share what it left
-    assert budget.begin_case() - clock.now == pytest.approx((60 - 4 - 6) / 4)
+    reserve = 60.0 * REPORT_SHARE
+    assert first - clock.now == pytest.approx((60 - reserve) / 5)  # equal shares while nothing is spent
+    clock.now += 4.0  # the first case took 4 s of its share: the others share what it left
+    assert budget.begin_case() - clock.now == pytest.approx((60 - 4 - reserve) / 4)
     clock.now += 40.0  # the second overran: the rest is shared by the three left, none below 0
-    assert budget.begin_case() - clock.now == pytest.approx((60 - 44 - 6) / 3)
+    assert budget.begin_case() - clock.now == pytest.approx((60 - 44 - reserve) / 3)
     clock.now += 30.0
     assert budget.begin_case() == clock.now and budget.left_s() == pytest.approx(-14.0)
     started = TimeBudget(10.0, 1, reserve_s=0.0, start=clock.now - 2.0, clock=clock)  # began before its creation
@@ -138,3 +139,29 @@ def test_compare_hands_each_worker_its_deadline(monkeypatch, camvid_root):
     assert row == {"latency_ms_p50": 1.0} and cases[0].latency == {"min_time_s": opts.min_time_s, "deadline": 1234.5}
     cmp._benchmark("fast_scnn", None, "eager", None, p, opts)
     assert "deadline" not in cases[1].latency  # no budget: the worker's own rules alone
+
+
+def test_the_process_start_is_read_from_proc():
+    import subprocess
+    import sys
+
+    code = ("import time; time.sleep(1.0); from segbench.bench.budget import process_start_time; "
+            "print(time.time() - process_start_time())")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 1.0 <= float(out) < 30.0  # the second slept before the import is inside the budget
+
+
+def test_the_cli_budget_counts_from_the_process_start(cli, monkeypatch, tmp_path, camvid_root, fast_scnn_ckpt):
+    import segbench.compare as cmp
+    from segbench.bench.budget import process_start_time
+
+    seen = {}
+
+    def fake_compare(models, data, out, **settings):
+        seen.update(settings)
+        return {"rows": [], "skipped": [], "files": {"report_html": str(out / "report.html")}, "statements": []}
+
+    monkeypatch.setattr(cmp, "compare", fake_compare)
+    cli("compare", fast_scnn_ckpt, "--data", camvid_root, "--output", tmp_path / "r", "--quiet")
+    assert seen["time_budget_s"] == 60.0 and seen["budget_start"] == pytest.approx(process_start_time(), abs=0.05)
+    assert seen["budget_start"] < time.time()

@@ -162,13 +162,13 @@ def _measure(model, result: dict, stage: list[str], shape: tuple[int, int, int, 
     if isinstance(predictor, nn.Module):  # backends' predictors are modules, created in train mode
         predictor.eval()
     result["backend_notes"] = getattr(predictor, "notes", None) or None
-    stage[0] = "memory"
-    result.update(peak_memory_mib(predictor, shape, device=device))
     stage[0] = "latency"
     on_torch = backends.get_backend(backend).runtime == "torch"
     timer = "auto" if on_torch else "perf_counter"  # the others run outside PyTorch's CUDA stream
     lat = measure_latency(predictor, shape, device=device, timer=timer, **latency)
     result.update({k: v for k, v in lat.to_dict().items() if k in RESULT_KEYS})
+    stage[0] = "memory"  # after the timing, whose warm-up has already run the predictor's lazy set-up
+    result.update(peak_memory_mib(predictor, shape, device=device, warmup=False))
     return predictor
 
 

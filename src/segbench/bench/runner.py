@@ -112,7 +112,8 @@ def run_case(case: Case | dict) -> dict:
             return row
         calibration = _calibration(paths, info, size)
     if not str(case.device).startswith("cuda"):
-        row["cpu_busy_before_pct"] = cpu_busy_pct()  # other processes' load, measured while this one sleeps
+        # other processes' load, measured while this one sleeps (0.2 s where a time budget's deadline is set)
+        row["cpu_busy_before_pct"] = cpu_busy_pct(0.2 if (case.latency or {}).get("deadline") else 0.5)
     bench, predictor = run_benchmark(
         loaded.model, input_size=size, batch=case.batch, device=case.device, threads=case.threads, in_channels=3,
         backend=case.backend, calibration=calibration, latency=case.latency, measure_peak=case.measure_peak,

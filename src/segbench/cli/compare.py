@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
 
 @distributed
 def run(args) -> int:
-    from segbench.bench.budget import check_time_budget, cut_line
+    from segbench.bench.budget import check_time_budget, cut_line, process_start_time
     from segbench.compare import compare, zoo_models
     from segbench.data.datasets import sample_dir
     from segbench.engine.sharded import is_main, on_main
@@ -108,7 +108,7 @@ def run(args) -> int:
         grid_images=args.grid, min_time_s=args.min_time, progress=not args.quiet, inference=inference, crf=crf,
         backends=args.backend, calibration=args.calibration, isolate=not args.in_process, dataset=args.dataset,
         inputs=inputs, class_map=args.class_map, scores=scores, corruptions=corruptions,
-        resume=args.resume, time_budget_s=time_budget_s,
+        resume=args.resume, time_budget_s=time_budget_s, budget_start=process_start_time(),
     )
     if not is_main():
         return 0  # rank 0 reports for every process

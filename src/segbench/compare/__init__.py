@@ -117,6 +117,8 @@ class CompareOptions:
         time_budget_s: seconds for the whole comparison (None: no budget): each (model, backend) gets a share
             of what is left (:class:`~segbench.bench.budget.TimeBudget`), its evaluation counted in, and its
             timing stops at the share's end (the row's ``budget_cut``) if the interval is not narrow by then.
+        budget_start: when the budget began, ``time.time()`` seconds (default: when :func:`compare` is
+            called); ``segbench compare`` passes its process's start, so that its imports count too.
     """
 
     split: str = "val"
@@ -141,6 +143,7 @@ class CompareOptions:
     corruptions: CorruptionPlan | None = None
     resume: bool = False
     time_budget_s: float | None = DEFAULT_TIME_BUDGET_S
+    budget_start: float | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, COMPARE_FIELDS)  # the ranges of segbench.options, the same as the flags'
@@ -328,7 +331,7 @@ def compare(models: list[str], data: str | Path, out_dir: str | Path, options: C
     out = Path(out_dir)
     if is_main():
         check_replaceable(out)
-    start = time.time()
+    start = opts.budget_start or time.time()
     p = plan(data, opts)
     if opts.time_budget_s is not None:
         if is_main():  # the hardware profile (cached for the report) before the shares, so they count its cost

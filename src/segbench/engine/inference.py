@@ -96,7 +96,8 @@ def _probe_peak_mib(model: nn.Module, window: tuple[int, int], device: str | tor
     per_model = _PROBE_CACHE.setdefault(model, {})
     key = (str(device), tuple(window))
     if key not in per_model:
-        per_model[key] = float(peak_memory_mib(model, (1, 3, *window), device=device)["memory_mib"])
+        # no warm-up forward: the first call's one-time set-up is counted in, which errs on the safe side
+        per_model[key] = float(peak_memory_mib(model, (1, 3, *window), device=device, warmup=False)["memory_mib"])
     return per_model[key]
 
 
@@ -106,8 +107,9 @@ def estimate_whole_memory_mib(
     """Predicted peak memory (MiB) of whole-image inference on an image of ``image_size = (H, W)``.
 
     The peak of one forward pass at the window size is measured once per model, device and window with
-    :func:`segbench.engine.memory.peak_memory_mib` (CPU: peak RSS increase; CUDA: peak allocated) and scaled
-    linearly by the pixel count, since activations and logits grow with it.
+    :func:`segbench.engine.memory.peak_memory_mib` (CPU: peak RSS increase; CUDA: peak allocated), without a
+    warm-up forward (the one-time set-up of a first call counts in: an overestimate, never an underestimate)
+    and scaled linearly by the pixel count, since activations and logits grow with it.
     """
     probe = _probe_peak_mib(model, window, device)
     return probe * (image_size[0] * image_size[1]) / (window[0] * window[1])
