@@ -9,6 +9,7 @@ from segbench.bench.hardware import hardware_profile
 from segbench.bench.roofline import ROW_KEYS, add_roofline, count_cost, forward_cost, roofline_bound
 from segbench.bench.runner import benchmark_model
 from segbench.bench.schema import FIELDS
+from segbench.bench.table import format_table
 
 
 def test_one_conv_bytes_and_flops_by_hand():
@@ -83,6 +84,9 @@ def test_every_benchmark_row_gets_the_roofline_columns():
     assert row["roofline_fraction"] == pytest.approx(row["achieved_gflop_s"] / expected)
     assert row["roofline_gemm_fraction"] == pytest.approx(
         row["achieved_gflop_s"] / min(gemm, row["arithmetic_intensity_flop_per_byte"] * bandwidth))
+    header, line = format_table([{**row, "model": "m", "input_size": [24, 24]}]).splitlines()[:2]
+    assert "roof ms" in header and "%roof" in header
+    assert f"{row['roofline_bound_ms']:.2f}" in line and f"{100 * row['roofline_fraction']:.1f}" in line
 
 
 def test_missing_profile_peak_or_bandwidth_gives_none_and_a_reason():

@@ -120,8 +120,10 @@ def test_evaluate_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
     assert "corruptions on 2 images, severities 1,5" in out and f"{t['mean']['fog'] * 100:.2f}" in out
     assert (out_dir / "corruptions.png").is_file() and "corruptions.png" in out
     assert not (out_dir / "corruptions.partial.npz").exists()
-    rc, _, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--resume")
-    assert rc == 2 and "--resume: given without --corruptions" in err
+    rc, _, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--resume")  # resume what, from where?
+    assert rc == 2 and "--resume: give the --output of the stopped run" in err
+    rc, _, err = cli("evaluate", fast_scnn_ckpt, "--data", camvid_root, "--resume", "--output", out_dir)
+    assert rc == 2 and "holds no stopped evaluation (evaluate.partial.npz)" in err  # it finished: nothing to resume
 
 
 def test_compare_resume_continues_a_stopped_sweep(cli, tmp_path, camvid_root, fast_scnn_ckpt, monkeypatch):

@@ -18,7 +18,7 @@ from segbench.classes import CITYSCAPES
 from segbench.data.datasets import open_dataset
 from segbench.engine.evaluate import evaluate
 from segbench.engine.inference import InferenceConfig
-from segbench.engine.sharded import _merge, _payload, _replay, evaluate_sharded, shard_indices
+from segbench.engine.sharded import _replay, evaluate_sharded, merge_payloads, result_payload, shard_indices
 from segbench.metrics.per_image import ScoreOptions
 from segbench.preprocessing import Preprocessing
 
@@ -79,8 +79,8 @@ def test_merged_shards_equal_one_pass(tmp_path):
     for rank in range(WORLD):
         idx = shard_indices(len(ds), rank, WORLD)
         shard = ds.subset([ds.pairs[i] for i in idx])
-        payloads.append(_payload(evaluate(model, shard, CITYSCAPES.num_classes, PRE, **_kwargs(ds)), idx, shard))
-    merged = _merge(payloads, CITYSCAPES.num_classes, SCORES, list(CITYSCAPES.names))
+        payloads.append(result_payload(evaluate(model, shard, CITYSCAPES.num_classes, PRE, **_kwargs(ds)), idx, shard))
+    merged = merge_payloads(payloads, CITYSCAPES.num_classes, SCORES, list(CITYSCAPES.names))
     assert _summary(merged) == _summary(whole)
     for v in whole.variants:  # the scores compared are there, and not trivial
         assert set(v.extra) == {"boundary", "trimap", "calibration"} and 0 < v.extra["calibration"]["ece"] < 1

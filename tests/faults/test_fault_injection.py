@@ -325,23 +325,36 @@ def test_benchmark_keeps_finished_cases_on_a_crash_and_a_stop_and_resume_measure
     assert not (out / "benchmark.partial.json").exists()  # finished: no longer partial
 
 
-def test_evaluate_stopped_after_one_image_writes_its_accuracy_marked_partial(tmp_path, capsys, monkeypatch,
-                                                                            camvid_root):  # fmt: skip
-    import segbench.cli.evaluate as evaluate_cli
+def test_evaluate_stopped_after_one_image_keeps_it_and_resume_evaluates_only_the_rest(tmp_path, capsys,
+                                                                                     monkeypatch, camvid_root):  # fmt: skip
+    import segbench.engine.evaluate as engine
 
-    real = evaluate_cli._Finished.__call__
+    argv = ["evaluate", "fast_scnn.camvid", "--data", str(camvid_root), "--quiet", "--boundary", "--ece", "--trimap",
+            "--bootstrap", "50"]  # fmt: skip
+    assert main([*argv, "--output", str(tmp_path / "whole")]) == 0  # the uninterrupted run, for reference
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    real, scored = engine._score, []
 
-    def then_terminated(self, item, pred, confidence):  # a real SIGTERM once the first image is counted
-        real(self, item, pred, confidence)
-        os.kill(os.getpid(), signal.SIGTERM)
+    def then_terminated(variants, preds, item, keep, result):  # a real SIGTERM once the first image is scored
+        real(variants, preds, item, keep, result)
+        scored.append(item["name"])
+        if len(scored) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(evaluate_cli._Finished, "__call__", then_terminated)
+    monkeypatch.setattr(engine, "_score", then_terminated)
     out = tmp_path / "ev"
-    code = main(["evaluate", "fast_scnn.camvid", "--data", str(camvid_root), "--output", str(out), "--quiet",
-                 "--no-boundary", "--no-ece", "--bootstrap", "0"])  # fmt: skip
-    assert code == 143
-    assert "stopped after 1 of 2 images" in capsys.readouterr().err
+    assert main([*argv, "--output", str(out)]) == 143
+    assert "stopped after 1 of 2 images" in capsys.readouterr().err and len(scored) == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["partial"] is True and metrics["num_images"] == 1 and metrics["images_total"] == 2
-    assert len(metrics["finished_images"]) == 1 and 0.0 <= metrics["pixel_accuracy"] <= 1.0
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert metrics["finished_images"] == scored and 0.0 <= metrics["pixel_accuracy"] <= 1.0
+    assert (out / "evaluate.partial.npz").is_file() and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    code = main([*argv, "--output", str(out), "--resume", "--tta-flip"])
+    assert code == 2 and "measured with other settings (inference)" in capsys.readouterr().err
+    assert main([*argv, "--output", str(out), "--resume"]) == 0
+    assert len(scored) == 2 and scored[1] != scored[0]  # the resumed run evaluated the other image alone
+    assert "resumed: 1 image(s)" in capsys.readouterr().err and not (out / "evaluate.partial.npz").exists()
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["num_images"] == 2 and "partial" not in resumed
+    for key in ("miou", "pixel_accuracy", "iou", "miou_interval", "boundary", "calibration", "trimap"):
+        assert resumed[key] == whole[key], key  # the same numbers as one uninterrupted run

@@ -75,7 +75,7 @@ def format_table(rows: Sequence[dict]) -> str:
     """The rows of a sweep as a plain-text table, errors on their own lines, followed by what the
     columns mean."""
     head = (f"{'model':32s} {'backend':16s} {'batch':>5s} {'HxW':>9s} {'p50 ms':>8s} {'p90 ms':>8s} {'CI%':>5s} "
-            f"{'img/s':>7s} {'GFLOP/s':>8s} {'prec':>4s} {'%peak':>6s} {'%probe':>6s} {'mem MiB':>8s} {'RSS MiB':>8s} {'train MiB':>9s} "
+            f"{'img/s':>7s} {'GFLOP/s':>8s} {'prec':>4s} {'%peak':>6s} {'%probe':>6s} {'roof ms':>7s} {'%roof':>5s} {'mem MiB':>8s} {'RSS MiB':>8s} {'train MiB':>9s} "
             f"{'e2e ms':>7s} {'mIoU':>6s}")  # fmt: skip
     lines = [head]
     for r in rows:
@@ -88,11 +88,12 @@ def format_table(rows: Sequence[dict]) -> str:
         conv = "" if r.get("converged") else "*"
         frac = None if r.get("peak_fraction") is None else 100 * r["peak_fraction"]
         probe = None if r.get("probe_fraction") is None else 100 * r["probe_fraction"]
+        roof = None if r.get("roofline_fraction") is None else 100 * r["roofline_fraction"]
         miou = None if r.get("sample_miou") is None else 100 * r["sample_miou"]
         lines.append(
             f"{prefix} {_f(r.get('latency_ms_p50'), '.2f'):>8s} {_f(r.get('latency_ms_p90'), '.2f'):>8s} "
             f"{_f(ci, '.1f') + conv:>5s} {_f(r.get('throughput_img_s'), '.2f'):>7s} {_f(r.get('achieved_gflop_s')):>8s} "
-            f"{r.get('peak_precision') or '-'!s:>4s} {_f(frac):>6s} {_f(probe):>6s} {_f(r.get('memory_mib')):>8s} {_f(r.get('peak_rss_mib')):>8s} "
+            f"{r.get('peak_precision') or '-'!s:>4s} {_f(frac):>6s} {_f(probe):>6s} {_f(r.get('roofline_bound_ms'), '.2f'):>7s} {_f(roof):>5s} {_f(r.get('memory_mib')):>8s} {_f(r.get('peak_rss_mib')):>8s} "
             f"{_f(r.get('train_memory_mib')):>9s} {_f(r.get('e2e_ms_p50')):>7s} {_f(miou, '.2f'):>6s}"
         )
         for key in ("e2e_error", "train_error"):

@@ -228,6 +228,8 @@ def _print_legend(args, rows: list[dict], device: str) -> None:
         print(f"GFLOP/s: FLOPs (torch.utils.flop_counter, 1 multiply-add = 2 FLOPs) x batch / p50; prec: the precision "
               f"the backend computes in; %peak against that precision's {r0.get('peak_kind')} peak "
               f"(first row: {r0.get('peak_formula')}); %probe against this machine's measured GEMM in that precision")
+        print("roof ms: the roofline bound as a time, FLOPs / min(peak of that precision, FLOP per byte moved x "
+              "measured memory bandwidth) (segbench hardware); %roof: that bound / p50, the share of it reached")
         base = r0.get("rss_before_model_mib")
         print(f"mem: {r0.get('memory_kind')} during one forward; RSS: peak resident set of the measuring process "
               f"(ru_maxrss) before the training step, {fmt(base, '.0f')} MiB of it before the model was loaded "

@@ -329,8 +329,9 @@ def add_corruption_args(sp) -> None:
                   help="corrupt N of the evaluated images, evenly spaced over them (default 0 = all)")
     r.add_argument("--resume", action="store_true",
                    help="continue a stopped run from what it saved in --output: compare measures only the models "
-                        "it did not finish (compare.partial.npz), and a corruption sweep continues from its "
-                        "finished cells (corruptions.partial.npz)")  # fmt: skip
+                        "it did not finish (compare.partial.npz), evaluate only the images it did not "
+                        "(evaluate.partial.npz), and a corruption sweep continues from its finished cells "
+                        "(corruptions.partial.npz)")  # fmt: skip
 
 
 def corruption_plan(args, resume_alone: bool = False):

@@ -94,6 +94,7 @@ def run(args) -> int:
     import torch
 
     from segbench.engine.device import check_device
+    from segbench.engine.partial import PARTIAL, merge_results, remaining_pairs
     from segbench.engine.sharded import evaluate_sharded, is_main
     from segbench.metrics.summary import summarise
 
@@ -101,7 +102,9 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     inference_config(args)  # bad options fail before any work
-    scores, corruptions = score_options(args), corruption_plan(args)
+    scores, corruptions = score_options(args), corruption_plan(args, resume_alone=True)
+    if args.resume and not args.output:
+        raise UserError("--resume: give the --output of the stopped run")
     check_backend_args(args)
     crf = crf_config(args)
     dataset, loaded, mapping = _open(args)
@@ -113,18 +116,23 @@ def run(args) -> int:
     if mapping is not None:
         print(mapping.describe(), file=sys.stderr)
         runner, dataset, names = mapping.wrap(runner), mapping.targets(dataset), list(mapping.data_names)
+    settings = _settings(args, info, dataset, inference, crf, scores)
+    done = _stopped_run(args, settings, len(names), corruptions is not None)
+    todo = dataset if done is None else dataset.subset(remaining_pairs(dataset, done, args.max_images))
     t0 = time.perf_counter()
-    finished = _Finished(len(names)) if args.output else None
     try:
-        res = evaluate_sharded(runner, dataset, len(names), info.preprocessing, device,
-                       max_images=args.max_images, progress=not args.quiet, desc=info.name,
-                       inference=inference, crf=crf, scores=scores, class_names=names,
-                       on_image=finished)  # fmt: skip
-    except KeyboardInterrupt:
-        if finished is not None and is_main():
-            finished.write(Path(args.output), args, info, names, len(dataset))
+        res = evaluate_sharded(runner, todo, len(names), info.preprocessing, device,
+                               max_images=args.max_images if done is None else 0, progress=not args.quiet,
+                               desc=info.name, inference=inference, crf=crf, scores=scores, class_names=names)  # fmt: skip
+    except KeyboardInterrupt as stop:
+        if args.output and is_main():
+            _keep_stopped(args, stop, done, dataset, names, scores, settings, info)
         raise
-    seconds = time.perf_counter() - t0
+    seconds, timed = time.perf_counter() - t0, res.num_images  # this run's images, behind the throughput
+    if done is not None:
+        print(f"resumed: {done.num_images} image(s) from {Path(args.output) / PARTIAL}, {res.num_images} evaluated "
+              "now", file=sys.stderr)  # fmt: skip
+        res = merge_results(done, res, dataset, len(names), scores, names)
     if not is_main():
         return 0  # rank 0 reports for every process
     print_skipped(res.skipped, Path(args.output) if args.output else None)
@@ -134,7 +142,8 @@ def run(args) -> int:
     out = {
         "model": info.name, "weights": info.weights, "backend": args.backend,
         "backend_notes": getattr(runner, "notes", "PyTorch eager, fp32"), "data": str(args.data), "dataset": dataset.layout, "split": args.split,
-        "num_images": res.num_images, "threads": torch.get_num_threads(), "seconds": seconds, "throughput_img_s": res.num_images / seconds,
+        "num_images": res.num_images, "threads": torch.get_num_threads(), "seconds": seconds, "throughput_img_s": timed / seconds,
+        "resumed_images": done.num_images if done is not None else 0,
         **m, "skipped": res.skipped,
         "inference": inference.to_dict(), "crf": crf.to_dict() if crf else None,
         "variants": res.variants_dicts(names),
@@ -147,10 +156,11 @@ def run(args) -> int:
     out["definitions"] = DEFINITIONS
     if args.output:
         _write_files(Path(args.output), out, names, m["confusion"], res)
+        (Path(args.output) / PARTIAL).unlink(missing_ok=True)  # finished: nothing left to resume
     if args.json:
         print(json.dumps(json_safe(out), indent=2))
         return 0
-    _print_metrics(args, info, names, m, res.num_images, seconds)
+    _print_metrics(args, info, names, m, res.num_images, seconds, timed)
     _print_scores(out, names)
     _print_variants(out["variants"], inference, crf)
     for g in out.get("gains", []):
@@ -165,33 +175,60 @@ def run(args) -> int:
     return 0
 
 
-class _Finished:
-    """The ``on_image`` callback counting the evaluated images' confusion matrix, so that a stop (SIGTERM,
-    SIGINT) still writes the accuracy of the images that finished (metrics.json marked partial)."""
+def _settings(args, info, dataset, inference, crf, scores) -> dict:
+    """What a resumed run must share with the stopped one for their images to make one result."""
+    from dataclasses import asdict
 
-    def __init__(self, num_classes: int):
-        from segbench.metrics import ConfusionMatrix
+    return json_safe({"model": args.model, "weights": info.weights, "backend": args.backend,
+                      "data": str(Path(args.data).resolve()), "split": args.split, "layout": dataset.layout,
+                      "max_images": args.max_images, "inference": inference.to_dict(),
+                      "crf": crf.to_dict() if crf else None, "scores": asdict(scores),
+                      "class_map": str(args.class_map) if args.class_map else None})  # fmt: skip
 
-        self.cm, self.names = ConfusionMatrix(num_classes), []
 
-    def __call__(self, item: dict, pred, confidence) -> None:
-        import torch
+def _stopped_run(args, settings: dict, num_classes: int, sweep: bool):
+    """With --resume, the stopped run's result from ``--output`` (None without --resume, or when only a
+    corruption sweep is to be continued).
 
-        if item.get("mask") is not None:
-            self.cm.update(torch.from_numpy(pred.astype("int64")), torch.from_numpy(item["mask"].astype("int64")))
-            self.names.append(str(item["name"]))
+    Raises:
+        UserError: nothing to resume in --output, or a file of other settings.
+    """
+    from segbench.engine.partial import PARTIAL, load_partial
 
-    def write(self, folder: Path, args, info, names: list[str], total: int) -> None:
-        """``folder/metrics.json`` with ``"partial": true``, the finished images and their metrics; one line."""
-        from segbench.files import write_bytes_atomic
+    path = Path(args.output) / PARTIAL if args.output else None
+    if not args.resume:
+        return None
+    if path.is_file():
+        return load_partial(path, settings, num_classes)
+    if not sweep:
+        raise UserError(f"--resume: {args.output} holds no stopped evaluation ({PARTIAL}); give the --output of "
+                        "the run that stopped, or run without --resume")  # fmt: skip
+    return None
 
-        n = min(total, args.max_images) if args.max_images else total
-        out = {"partial": True, "model": info.name, "weights": info.weights, "backend": args.backend,
-               "data": str(args.data), "split": args.split, "num_images": len(self.names), "images_total": n,
-               "finished_images": self.names, **(self.cm.compute().to_dict(names) if self.names else {})}  # fmt: skip
-        path = write_bytes_atomic(folder / "metrics.json", json.dumps(json_safe(out), indent=2).encode())
-        print(f"segbench: stopped after {len(self.names)} of {n} images; their accuracy is in {path} (marked "
-              "partial); run the command again to evaluate every image", file=sys.stderr)
+
+def _keep_stopped(args, stop, done, dataset, names, scores, settings, info) -> None:
+    """On a stop: the images scored so far (with the stopped run's, when resumed) into ``--output``:
+    ``evaluate.partial.npz`` for ``--resume`` and their accuracy in ``metrics.json`` marked partial; one line."""
+    from segbench.engine.partial import PARTIAL, merge_results, save_partial
+    from segbench.engine.sharded import rank_world
+    from segbench.files import write_bytes_atomic
+
+    part = getattr(stop, "partial", None)
+    if part is None or rank_world()[1] > 1:  # torchrun's processes each hold a shard: nothing merged to keep
+        print("segbench: stopped; under torchrun the finished images are not kept", file=sys.stderr)
+        return
+    if done is not None:
+        part = merge_results(done, part, dataset, len(names), scores, names)
+    folder = Path(args.output)
+    save_partial(folder / PARTIAL, part, settings)
+    n = min(len(dataset), args.max_images) if args.max_images else len(dataset)
+    out = {"partial": True, "model": info.name, "weights": info.weights, "backend": args.backend,
+           "data": str(args.data), "split": args.split, "num_images": part.num_images, "images_total": n,
+           "finished_images": list(part.image_names), "skipped": part.skipped,
+           **(part.metrics.to_dict(names) if part.metrics is not None else {})}  # fmt: skip
+    path = write_bytes_atomic(folder / "metrics.json", json.dumps(json_safe(out), indent=2).encode())
+    print(f"segbench: stopped after {part.num_images} of {n} images; their accuracy is in {path} (marked "
+          f"partial); run the same command with --resume to evaluate only the rest", file=sys.stderr)
 
 
 DEFINITIONS = {
@@ -252,11 +289,13 @@ def _print_robustness(table: dict) -> None:
     print(f"{'clean':18s} {pct(t['clean_miou']):>7s}{'':8s}  mIoU{_interval(t.get('clean_miou_interval'))}")
 
 
-def _print_metrics(args, info, names: list[str], m: dict, num_images: int, seconds: float) -> None:
-    """The per-class IoU and accuracy table, mIoU, pixel and mean class accuracy."""
+def _print_metrics(args, info, names: list[str], m: dict, num_images: int, seconds: float, timed: int) -> None:
+    """The per-class IoU and accuracy table, mIoU, pixel and mean class accuracy (``timed``: the images this
+    run evaluated in ``seconds``, fewer than ``num_images`` when it resumed a stopped one)."""
+    resumed = f", {num_images - timed} of them from the stopped run" if timed < num_images else ""
     print(f"{info.name}{'' if args.backend == 'eager' else f' ({args.backend})'} on {args.data} "
-          f"({args.split}, {num_images} images, {seconds:.1f} s, "
-          f"{num_images / seconds:.1f} img/s with image loading overlapped)")  # fmt: skip
+          f"({args.split}, {num_images} images{resumed}; {timed} in {seconds:.1f} s, "
+          f"{timed / seconds:.1f} img/s with image loading overlapped)")  # fmt: skip
     print(f"{'class':16s} {'IoU %':>7s} {'acc %':>7s}")
     for name in names:
         print(f"{name:16s} {pct(m['iou'][name]):>7s} {pct(m['accuracy'][name]):>7s}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -152,15 +152,18 @@ def _segment_chain(model: nn.Module, image: np.ndarray, preprocessing: Preproces
 
 
 def _score(variants: list[Variant] | None, preds: list[tuple], item: dict, keep: set[str] | None,
-           predictions: dict) -> None:
+           result: EvalResult) -> None:
     """One image's label maps (and probabilities) into the variants' per-image scores (``variants`` None:
-    unlabelled), and its last label map into ``predictions`` when its name is in ``keep``."""
+    unlabelled), its last label map into ``result.predictions`` when its name is in ``keep``, and its name into
+    ``result.image_names`` last, so that a stop leaves names and matrices of the same images."""
     if variants is not None:
         target = torch.from_numpy(item["mask"]).unsqueeze(0).to(preds[0][0].device)
         for v, (pred, probs) in zip(variants, preds):
             v._scores.update(item["name"], pred, target, probs)
     if keep is not None and item["name"] in keep:
-        predictions[item["name"]] = preds[-1][0][0].cpu().numpy()
+        result.predictions[item["name"]] = preds[-1][0][0].cpu().numpy()
+    result.image_names.append(item["name"])
+    result.num_images += 1
 
 
 def _finish(variants: list[Variant], num_images: int, class_names: list[str] | None) -> None:
@@ -234,6 +237,10 @@ def evaluate(
         :class:`EvalResult` with pixel accuracy, mean accuracy, per-class IoU and mIoU (fractions), and per
         variant the per-image confusion matrices in the order of ``image_names``.
 
+    A stop (``KeyboardInterrupt``: SIGINT, or :class:`~segbench.errors.Terminated` on SIGTERM) is raised again
+    with the result of the images scored so far as its ``partial`` attribute (the image in flight is finished
+    first), which :mod:`segbench.engine.partial` saves for ``--resume``.
+
     Raises:
         UserError: ``crf`` is given and pydensecrf2 is not installed; a mean or std out of range.
         TypeError: ``std`` given with a :class:`~segbench.preprocessing.Preprocessing`, or a mean without it.
@@ -258,21 +265,30 @@ def evaluate(
     # image in flight: the same matrices, in the same order, as accumulating here).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segbench-metrics") as scorer:
         pending = None
-        for item in tqdm(prefetch(dataset, n), total=n, desc=desc, disable=not progress, unit="img", leave=False):
-            if "error" in item:
-                result.skipped.append({"file": item["path"], "reason": item["error"]})
-                continue
-            preds, conf = _segment_chain(model, item["image"], preprocessing, cfg, crf, device, variants, want_probs,
-                                         on_image is not None)  # fmt: skip
+        try:
+            for item in tqdm(prefetch(dataset, n), total=n, desc=desc, disable=not progress, unit="img", leave=False):
+                if "error" in item:
+                    result.skipped.append({"file": item["path"], "reason": item["error"]})
+                    continue
+                preds, conf = _segment_chain(model, item["image"], preprocessing, cfg, crf, device, variants,
+                                             want_probs, on_image is not None)  # fmt: skip
+                if pending is not None:
+                    pending.result()  # re-raises a failure of the previous image's scoring
+                pending = scorer.submit(_score, variants if labelled else None, preds, item, keep, result)
+                if on_image is not None:
+                    on_image(item, preds[-1][0][0].cpu().numpy(), conf)
             if pending is not None:
-                pending.result()  # re-raises a failure of the previous image's scoring
-            pending = scorer.submit(_score, variants if labelled else None, preds, item, keep, result.predictions)
-            if on_image is not None:
-                on_image(item, preds[-1][0][0].cpu().numpy(), conf)
-            result.image_names.append(item["name"])
-            result.num_images += 1
-        if pending is not None:
-            pending.result()
+                pending.result()
+        except KeyboardInterrupt as stop:
+            if pending is not None:
+                wait([pending])  # the image being scored is finished: its name and matrices both count
+            stop.partial = _finished(variants, result, labelled, class_names)
+            raise
+    return _finished(variants, result, labelled, class_names)
+
+
+def _finished(variants: list[Variant], result: EvalResult, labelled: bool, class_names: list[str] | None) -> EvalResult:
+    """``result`` with its variants' metrics, per-image matrices and scores of the images scored."""
     _finish(variants, result.num_images, class_names)
     if labelled:
         result.metrics = variants[-1].metrics

@@ -29,7 +29,8 @@ from segbench.metrics import ConfusionMatrix
 from segbench.metrics.per_image import ImageScores, ScoreOptions
 from segbench.preprocessing import Preprocessing
 
-__all__ = ["broadcast_weights", "evaluate_sharded", "is_main", "on_main", "rank_world", "shard_indices"]
+__all__ = ["broadcast_weights", "evaluate_sharded", "is_main", "merge_payloads", "on_main", "rank_world", "result_payload",
+           "shard_indices"]
 
 
 def rank_world() -> tuple[int, int]:
@@ -102,7 +103,7 @@ def broadcast_weights(model: nn.Module, device: str | torch.device) -> nn.Module
     return model
 
 
-def _payload(res: EvalResult, indices: list[int], shard: SegmentationDataset, seen: list | None = None) -> dict:
+def result_payload(res: EvalResult, indices: list[int], shard: SegmentationDataset, seen: list | None = None) -> dict:
     """What one rank sends to rank 0: per step its confusion matrix and summed seconds, the counts, and the
     skipped files, kept label maps and ``on_image`` calls (``seen``: ``(path, label map, confidence)``)
     under their global image index."""
@@ -139,9 +140,9 @@ def _merged_counts(payloads: list[dict], k: int, order: list[tuple]) -> dict | N
     return {key: np.stack([payloads[r]["steps"][k][4][key][j] for _, r, j in order]) for key in held[0]}
 
 
-def _merge(payloads: list[dict], num_classes: int, scores: ScoreOptions | None = None,
+def merge_payloads(payloads: list[dict], num_classes: int, scores: ScoreOptions | None = None,
            class_names: list[str] | None = None) -> EvalResult:  # fmt: skip
-    """One :class:`EvalResult` from every rank's :func:`_payload`, as a single process would have made it
+    """One :class:`EvalResult` from every rank's :func:`result_payload`, as a single process would have made it
     (``scores`` and ``class_names``: as given to ``evaluate``)."""
     total = sum(p["num_images"] for p in payloads)
     # every evaluated image's place in the whole dataset, and the (payload, row) its per-image matrix is in
@@ -210,9 +211,9 @@ def evaluate_sharded(model, dataset: SegmentationDataset, num_classes: int, prep
         error, user = (str(exc), True) if isinstance(exc, UserError) else (first_line(exc), False)
     _agree(error, user)
     gathered = [None] * world if rank == 0 else None
-    dist.gather_object(_payload(res, indices, shard, seen), gathered, dst=0)
+    dist.gather_object(result_payload(res, indices, shard, seen), gathered, dst=0)
     if rank != 0:
         return res
     if on_image is not None:
         _replay(gathered, dataset, on_image)
-    return _merge(gathered, num_classes, kwargs.get("scores"), kwargs.get("class_names"))
+    return merge_payloads(gathered, num_classes, kwargs.get("scores"), kwargs.get("class_names"))
