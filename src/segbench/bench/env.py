@@ -224,7 +224,7 @@ def cpu_fp32_peak(threads: int | None = None, info: dict | None = None) -> dict:
     return {
         "peak_gflops": peak,
         "peak_kind": "theoretical",
-        "peak_formula": f"{cores} cores x {f'{freq:.3g}' if freq else '?'} GHz x {per_cycle or '?'} FLOP/cycle",
+        "peak_formula": f"{cores} cores x {round(freq, 2) if freq else '?'} GHz x {per_cycle or '?'} FLOP/cycle",
         "peak_inputs": {
             "cores": cores,
             "frequency_ghz": freq,

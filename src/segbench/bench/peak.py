@@ -92,7 +92,7 @@ def theoretical_peaks(device: str = "cpu", threads: int | None = None, info: dic
         peak = cores * freq * per_cycle if (freq and per_cycle) else None
         source = fp32["peak_source"] if precision == "fp32" else u["source"]
         out[precision] = {"gflop_s": peak, "source": source, "unit": unit, "native": u["native"],
-                          "formula": f"{cores} cores x {f'{freq:.3g}' if freq else '?'} GHz x {per_cycle or '?'} per cycle ({unit})"}  # fmt: skip
+                          "formula": f"{cores} cores x {round(freq, 2) if freq else '?'} GHz x {per_cycle or '?'} per cycle ({unit})"}  # fmt: skip
     return out
 
 
