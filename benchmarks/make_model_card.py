@@ -81,6 +81,15 @@ def resume_lines(run_dir: Path) -> list[str]:
     return lines + [""]
 
 
+def preprocessing_lines(preprocessing) -> list[str]:
+    """The card's Preprocessing section: the weights spec's input rule, which training used too."""
+    return ["## Preprocessing", "", f"{preprocessing.describe()}.", "",
+            "Training normalised its crops the same way; `segbench predict`, `evaluate`, `compare` and the",
+            "exported files apply it (`segbench.models.load_model(TAG).info.preprocessing`, stored in exported",
+            "files' metadata).",
+            ""]  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("tag")
@@ -143,6 +152,7 @@ def main() -> None:
         "CamVid, SegNet's 11-class split: 367 train images (training), 101 val images (model selection and the",
         "figures above), 480 x 360 RGB; label 11 (Unlabelled) ignored in the loss and the metrics.",
         "",
+        *preprocessing_lines(loaded.info.preprocessing),
         "## Commands",
         "",
         "```bash",

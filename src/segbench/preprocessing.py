@@ -10,9 +10,10 @@ files (segbench ``.safetensors`` metadata, ONNX ``metadata_props``, a TorchScrip
 The network's input for pixels ``p`` (RGB, scaled to 0..1) is ``value_range * (p - mean) / std`` in the
 network's channel order: with mean 0 and std 1, plain pixels in ``0..value_range`` (1 or 255).
 
-Resizing and padding (``resize``, ``size``, ``size_divisor``) are the rule of the model's own wrapper where
-it has one (Hugging Face processors: :class:`segbench.external.hf.HFSegmenter`); :meth:`Preprocessing.normalize`
-scales, normalises and reorders channels only.
+:meth:`Preprocessing.normalize` scales, normalises and reorders channels; :meth:`Preprocessing.run_resized` runs a
+network under the resize and size-divisor rule (``resize``, ``size``, ``size_divisor``) and gives its logits back
+at the image's size. Every loader of a model file runs its network that way (:class:`Resized`), so a rule that a
+file's metadata or a Hugging Face processor states is applied whatever made the file.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from segbench.errors import UserError
 
 __all__ = ["CHANNEL_ORDERS", "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_RULES", "Preprocessing",
-           "as_preprocessing", "rgb_triple"]
+           "Resized", "as_preprocessing", "rgb_triple"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -221,6 +224,34 @@ class Preprocessing:
             return max(1, round(h * scale)), max(1, round(w * scale))
         return h, w
 
+    def run_resized(self, run, x: torch.Tensor) -> torch.Tensor:
+        """``run``'s logits for ``x`` under this resize and size-divisor rule, at ``x``'s size.
+
+        Args:
+            run: maps a normalised ``(N, 3, h, w)`` input to logits ``(N, C, h', w')`` (any scale of the input).
+            x: normalised images ``(N, 3, H, W)``.
+
+        Returns:
+            Logits ``(N, C, H, W)``: ``x`` is resized to :meth:`target_size` with :attr:`interpolation`, padded
+            with zeros at the bottom and right to a multiple of :attr:`size_divisor`, run, the padding's share of
+            the logits cropped off and the rest resized bilinearly to ``(H, W)``.
+        """
+        h, w = x.shape[-2:]
+        th, tw = self.target_size(h, w)
+        inp = x
+        if (th, tw) != (h, w):
+            corners = None if self.interpolation == "nearest" else False
+            inp = F.interpolate(x, size=(th, tw), mode=self.interpolation, align_corners=corners)
+        if self.size_divisor:
+            inp = F.pad(inp, (0, (-tw) % self.size_divisor, 0, (-th) % self.size_divisor))
+        logits = run(inp)
+        if tuple(inp.shape[-2:]) != (th, tw):
+            scale_h, scale_w = logits.shape[-2] / inp.shape[-2], logits.shape[-1] / inp.shape[-1]
+            logits = logits[..., : max(1, round(th * scale_h)), : max(1, round(tw * scale_w))]
+        if tuple(logits.shape[-2:]) != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits
+
     def describe(self) -> str:
         """One line for model cards and reports, e.g. ``RGB 0..1, mean (0.485, 0.456, 0.406), std (...)``."""
         text = (f"{self.channel_order} input {self.value_range:g} * (x - mean) / std for x in 0..1, mean "
@@ -231,6 +262,26 @@ class Preprocessing:
         if self.size_divisor:
             text += f"; padded to a multiple of {self.size_divisor}"
         return text
+
+
+
+class Resized(nn.Module):
+    """A network run under a :class:`Preprocessing`'s resize and size-divisor rule
+    (:meth:`Preprocessing.run_resized`): normalised images ``(N, 3, H, W)`` in, logits ``(N, C, H, W)`` out, also
+    for a network whose logits come out smaller than its input (resized bilinearly).
+
+    Args:
+        net: the network (normalised input in, logits out).
+        preprocessing: the rule; None: no resize and no padding.
+    """
+
+    def __init__(self, net: nn.Module, preprocessing: Preprocessing | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.preprocessing = preprocessing or Preprocessing()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.preprocessing.run_resized(self.net, x)
 
 
 def as_preprocessing(preprocessing, std=None) -> Preprocessing:

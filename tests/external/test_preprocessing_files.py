@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from external_nets import tiny_net
 from PIL import Image
 from torch import nn
@@ -72,3 +73,67 @@ def test_segbench_json_preprocessing_reaches_the_predictions(tmp_path, cli, meta
     assert rc == 0, err
     written = np.asarray(Image.open(tmp_path / "out" / "flat_label.png"))
     assert written.shape == (12, 16) and (written == expected).all()
+
+
+class SawSize(nn.Module):
+    """Two classes: 1 everywhere when the network's input is ``h x w``, else 0; so the prediction says which size
+    the loader ran it at."""
+
+    def __init__(self, h: int, w: int) -> None:
+        super().__init__()
+        self.h, self.w = h, w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hit = float(x.shape[-2] == self.h and x.shape[-1] == self.w)
+        ones = torch.ones_like(x[:, :1])
+        return torch.cat([ones * (1.0 - hit), ones * hit], 1)
+
+
+@pytest.mark.parametrize("meta, seen", [
+    ({"resize": "fixed", "size": [16, 16]}, (16, 16)),
+    ({"resize": "shorter_side", "size": [24]}, (24, 40)),  # 12 x 20 -> shorter side 24, aspect kept
+    ({"size_divisor": 32}, (32, 32)),  # padded at the bottom and right
+    ({"resize": "fixed", "size": [20, 28], "size_divisor": 8}, (24, 32)),
+    ({}, (12, 20)),  # no rule: the image's own size
+])  # fmt: skip
+def test_a_torchscript_files_resize_rule_sets_the_size_the_network_sees(tmp_path, meta, seen):
+    path = tmp_path / "size.pt"
+    extra = {"segbench.json": json.dumps({"classes": ["other", "seen"], **meta})}
+    torch.jit.save(torch.jit.script(SawSize(*seen)), str(path), _extra_files=extra)
+    loaded = load_any(str(path))
+    assert loaded.info.preprocessing == Preprocessing.from_dict(meta)
+    assert bool(loaded.info.notes) == bool(meta)  # a rule is said in the report's notes
+    with torch.no_grad():
+        logits = loaded.model(torch.zeros(1, 3, 12, 20))
+    assert logits.shape == (1, 2, 12, 20) and (logits.argmax(1) == 1).all()
+
+
+def test_padding_is_cropped_off_the_logits_at_their_own_scale():
+    pre = Preprocessing(size_divisor=16)
+
+    def half(x):  # logits at half the input's size, a ramp along the width
+        ramp = torch.arange(x.shape[-1] // 2, dtype=torch.float32).expand(1, 1, x.shape[-2] // 2, -1)
+        return torch.cat([ramp, -ramp], 1)
+
+    out = pre.run_resized(half, torch.zeros(1, 3, 20, 24))  # padded to 32 x 32, logits 16 x 16, kept 10 x 12
+    expected = F.interpolate(half(torch.zeros(1, 3, 32, 32))[..., :10, :12], size=(20, 24), mode="bilinear",
+                             align_corners=False)  # fmt: skip
+    assert out.shape == (1, 2, 20, 24) and torch.allclose(out, expected)
+
+
+def test_an_onnx_files_resize_rule_sets_the_size_onnx_runtime_sees(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX tests need the onnx extra: pip install -e '.[onnx]'")
+    from external_nets import export_plain_onnx
+
+    from segbench.export import write_metadata
+
+    path = export_plain_onnx(tiny_net(num_classes=2), tmp_path / "tiny.onnx", torch.zeros(1, 3, 16, 16))
+    write_metadata(path, {"classes": json.dumps(["a", "b"]), "resize": "fixed", "size": "[16, 24]",
+                          "size_divisor": "32"})  # fmt: skip
+    loaded = load_any(str(path))
+    shapes = []
+    run = loaded.model._run
+    loaded.model._run = lambda array: shapes.append(array.shape) or run(array)
+    with torch.no_grad():
+        logits = loaded.model(torch.zeros(1, 3, 30, 50))
+    assert shapes == [(1, 3, 32, 32)] and logits.shape == (1, 2, 30, 50)

@@ -41,3 +41,14 @@ def test_missing_zoo_file_says_how_to_supply_it(tmp_path, monkeypatch):
     monkeypatch.setattr(weights_mod, "zoo_dir", lambda: tmp_path)
     with pytest.raises(UserError, match=r"fast_scnn.camvid: the weights file fast_scnn.camvid.safetensors is missing"):
         load_model("fast_scnn.camvid")
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.file], ids=lambda s: s.name)
+def test_zoo_card_states_the_preprocessing_it_was_trained_and_is_run_with(spec):
+    from segbench.engine.prepare import TRAIN_PREPROCESSING
+
+    card = (weights_mod.zoo_dir() / spec.file.replace(".safetensors", ".md")).read_text()
+    assert "\n## Preprocessing\n" in card
+    section = card.split("\n## Preprocessing\n", 1)[1].split("\n## ", 1)[0]
+    assert f"{spec.preprocessing.describe()}." in section
+    assert spec.preprocessing == TRAIN_PREPROCESSING == load_model(spec.name).info.preprocessing

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from segbench.errors import UserError, first_line, require
-from segbench.external.files import Upsampled, _num_classes
+from segbench.external.files import _num_classes
 from segbench.external.inputs import ExternalInfo, ModelInputs, read_class_file, resolve_info
 from segbench.models.pretrained import load_state_strict, read_checkpoint
+from segbench.preprocessing import Resized
 
 __all__ = ["load_py", "load_smp"]
 
@@ -65,7 +66,7 @@ def load_py(spec: str, inputs: ModelInputs | None = None) -> tuple[nn.Module, Ex
     num_classes = _num_classes(model, Path(spec))
     info = resolve_info(label=spec, kind="py", source=spec, num_classes=num_classes,
                         meta=dict(getattr(model, "segbench_meta", None) or {}), inputs=inputs)  # fmt: skip
-    return Upsampled(model), info
+    return Resized(model, info.preprocessing), info
 
 
 def _smp_classes(state: dict | None, inputs: ModelInputs | None, given: int | None, spec: str) -> int:

@@ -38,8 +38,9 @@ from torch import nn
 from segbench.errors import BackendUnavailable, UserError, first_line, require
 from segbench.export import onnx_session, read_metadata
 from segbench.external.inputs import METADATA_FILE, ModelInputs, resolve_info
+from segbench.preprocessing import Preprocessing, Resized
 
-__all__ = ["OnnxModule", "Upsampled", "is_torchscript", "load_onnx", "load_torchscript"]
+__all__ = ["OnnxModule", "is_torchscript", "load_onnx", "load_torchscript"]
 
 FLOPS_NOT_COUNTED = "GFLOPs: not countable ({}: torch's FlopCounterMode counts PyTorch operators only)"
 
@@ -64,6 +65,8 @@ class OnnxModule(nn.Module):
         runs_as: one line saying what runs it, for the report.
         layout: ``NCHW`` or ``NHWC`` of the file's input (and output).
         fixed_size: ``(H, W)`` when the file's input has a fixed size, else None.
+        preprocessing: the resize and size-divisor rule the forward runs the file under
+            (:meth:`~segbench.preprocessing.Preprocessing.run_resized`; the metadata's, set by :func:`load_onnx`).
     """
 
     def __init__(self, path: Path, session, layout: str, fixed_size: tuple[int, int] | None) -> None:
@@ -72,6 +75,7 @@ class OnnxModule(nn.Module):
         self.session = session
         self.layout = layout
         self.fixed_size = fixed_size
+        self.preprocessing = Preprocessing()
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
         ort = require("onnxruntime", "onnx", "ONNX Runtime")
@@ -106,6 +110,9 @@ class OnnxModule(nn.Module):
         return clone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.preprocessing.run_resized(self._forward, x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         size = tuple(x.shape[-2:])
         inp = x.detach().float()
         if self.fixed_size is not None and size != self.fixed_size:
@@ -184,6 +191,7 @@ def load_onnx(path: str | Path, inputs: ModelInputs | None = None, device: str =
         raise UserError(f"{path}: the model does not run on a (1, 3, H, W) image ({first_line(exc)})") from None
     info = resolve_info(label=path.name, kind="onnx", source=str(path), num_classes=num_classes, meta=meta,
                         inputs=inputs)  # fmt: skip
+    module.preprocessing = info.preprocessing
     info.notes.append(FLOPS_NOT_COUNTED.format("an ONNX Runtime model"))
     if fixed is not None:
         info.notes.append(f"{path.name} takes a fixed {fixed[0]} x {fixed[1]} input: images are resized to it and "
@@ -223,20 +231,6 @@ def _num_classes(module: nn.Module, path: Path) -> int:
     return int(out.shape[1])
 
 
-class Upsampled(nn.Module):
-    """A network whose logits come out smaller than its input, with them resized bilinearly to the input."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x)
-        if tuple(logits.shape[-2:]) != tuple(x.shape[-2:]):
-            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return logits
-
-
 def load_torchscript(path: str | Path, inputs: ModelInputs | None = None):
     """A TorchScript archive as a module with its :class:`ExternalInfo` (metadata from ``segbench.json``).
 
@@ -256,4 +250,4 @@ def load_torchscript(path: str | Path, inputs: ModelInputs | None = None):
     meta = _extra_meta(extra[METADATA_FILE], path)
     info = resolve_info(label=path.name, kind="torchscript", source=str(path), num_classes=_num_classes(module, path),
                         meta=meta, inputs=inputs)  # fmt: skip
-    return Upsampled(module), info
+    return Resized(module, info.preprocessing), info

@@ -48,7 +48,7 @@ class HFSegmenter(nn.Module):
         preprocessing: the processor's :class:`~segbench.preprocessing.Preprocessing`
             (:meth:`~segbench.preprocessing.Preprocessing.from_hf`): its resize rule (``resize``, ``size``, with
             its ``interpolation``) and ``size_divisor`` (pad height and width to a multiple of it) are applied
-            here, to the normalised input.
+            to the normalised input (:meth:`~segbench.preprocessing.Preprocessing.run_resized`).
         mask_classification: combine class and mask logits (Mask2Former, MaskFormer).
     """
 
@@ -56,31 +56,20 @@ class HFSegmenter(nn.Module):
         super().__init__()
         self.model = model
         self.preprocessing = preprocessing
-        self.size_divisor = preprocessing.size_divisor
         self.mask_classification = mask_classification
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        th, tw = self.preprocessing.target_size(h, w)
-        mode = self.preprocessing.interpolation
-        corners = None if mode == "nearest" else False
-        inp = F.interpolate(x, size=(th, tw), mode=mode, align_corners=corners) if (th, tw) != (h, w) else x
-        if self.size_divisor:
-            inp = F.pad(inp, (0, (-tw) % self.size_divisor, 0, (-th) % self.size_divisor))
+        return self.preprocessing.run_resized(self._logits, x)
+
+    def _logits(self, inp: torch.Tensor) -> torch.Tensor:
+        """Logits for the resized and padded input ``inp`` (mask-classification logits at its size)."""
         out = self.model(pixel_values=inp)
-        if self.mask_classification:
-            probs = out.class_queries_logits.softmax(-1)[..., :-1]
-            masks = out.masks_queries_logits.sigmoid()
-            masks = F.interpolate(masks, size=inp.shape[-2:], mode="bilinear", align_corners=False)[..., :th, :tw]
-            logits = torch.einsum("nqc,nqhw->nchw", probs, masks).clamp_min(1e-6).log()
-        else:
-            logits = out.logits
-            if self.size_divisor:
-                scale_h, scale_w = logits.shape[-2] / inp.shape[-2], logits.shape[-1] / inp.shape[-1]
-                logits = logits[..., : max(1, round(th * scale_h)), : max(1, round(tw * scale_w))]
-        if tuple(logits.shape[-2:]) != (h, w):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return logits
+        if not self.mask_classification:
+            return out.logits
+        probs = out.class_queries_logits.softmax(-1)[..., :-1]
+        masks = F.interpolate(out.masks_queries_logits.sigmoid(), size=inp.shape[-2:], mode="bilinear",
+                              align_corners=False)  # fmt: skip
+        return torch.einsum("nqc,nqhw->nchw", probs, masks).clamp_min(1e-6).log()
 
 
 def _local_file(source: str, name: str) -> Path | None:
@@ -163,7 +152,4 @@ def load_hf(spec: str, inputs: ModelInputs | None = None) -> tuple[nn.Module, Ex
     info = resolve_info(label=spec, kind="hf", source=spec, num_classes=int(config.num_labels),
                         meta=meta, inputs=inputs)  # fmt: skip
     info.meta["hf_model_type"] = kind
-    if preprocessing.resize != "none":
-        rule = f"{preprocessing.resize.replace('_', ' ')} {'x'.join(map(str, preprocessing.size))}"
-        info.notes.append(f"{spec}: inputs resized as its image processor says ({rule}), logits resized back")
     return module, info

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from segbench.errors import UserError, first_line
-from segbench.external.files import Upsampled, _check_file, _extra_meta
+from segbench.external.files import _check_file, _extra_meta
 from segbench.external.inputs import METADATA_FILE, ModelInputs, resolve_info
+from segbench.preprocessing import Resized
 
 __all__ = ["TRUST_FLAG", "ExportedModule", "load_exported_program"]
 
@@ -166,8 +167,9 @@ def _check_targets(path: Path, program) -> None:
                                 f"operator; pass {TRUST_FLAG} if you trust its maker")  # fmt: skip
 
 
-class ExportedModule(Upsampled):
-    """A ``torch.export`` program's module (``ExportedProgram.module()``), logits resized to the input.
+class ExportedModule(Resized):
+    """A ``torch.export`` program's module (``ExportedProgram.module()``) run under its resize rule, logits at the
+    input size (:class:`~segbench.preprocessing.Resized`).
 
     ``train()``/``eval()`` set this wrapper's flag only: torch refuses both on the program's module
     (``NotImplementedError``), and an exported graph has its training or inference behaviour fixed already.
@@ -236,4 +238,4 @@ def load_exported_program(path: str | Path, inputs: ModelInputs | None = None):
         raise UserError(f"{path}: the program does not run on a {tuple(probe.shape)} image ({first_line(exc)})") from None
     info = resolve_info(label=path.name, kind="torch.export", source=str(path), num_classes=num_classes, meta=meta,
                         inputs=inputs)  # fmt: skip
-    return ExportedModule(module), info
+    return ExportedModule(module, info.preprocessing), info
