@@ -252,17 +252,23 @@ class Preprocessing:
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         return logits
 
+    def resize_description(self) -> str:
+        """The resize and padding rule in words (``"resized (fixed 512x512, bilinear); padded to a multiple of
+        32"``), "" when there is none."""
+        parts = []
+        if self.resize != "none":
+            parts.append(f"resized ({self.resize.replace('_', ' ')} {'x'.join(map(str, self.size))}, "
+                         f"{self.interpolation})")  # fmt: skip
+        if self.size_divisor:
+            parts.append(f"padded to a multiple of {self.size_divisor}")
+        return "; ".join(parts)
+
     def describe(self) -> str:
         """One line for model cards and reports, e.g. ``RGB 0..1, mean (0.485, 0.456, 0.406), std (...)``."""
         text = (f"{self.channel_order} input {self.value_range:g} * (x - mean) / std for x in 0..1, mean "
                 f"({', '.join(f'{v:.4g}' for v in self.mean)}), std ({', '.join(f'{v:.4g}' for v in self.std)})")  # fmt: skip
-        if self.resize != "none":
-            rule = f"{self.resize.replace('_', ' ')} {'x'.join(map(str, self.size))}"
-            text += f"; resized ({rule}, {self.interpolation})"
-        if self.size_divisor:
-            text += f"; padded to a multiple of {self.size_divisor}"
-        return text
-
+        rule = self.resize_description()
+        return f"{text}; {rule}" if rule else text
 
 
 class Resized(nn.Module):

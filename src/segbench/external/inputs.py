@@ -171,14 +171,8 @@ def resolve_info(
     palette = [tuple(int(v) for v in c[:3]) for c in palette] if palette else []
     if len(palette) < n:
         palette += default_palette(n)[len(palette) :]
-    notes = []
-    if preprocessing.resize != "none" or preprocessing.size_divisor:
-        rule = f"{preprocessing.resize.replace('_', ' ')} {'x'.join(map(str, preprocessing.size))}"
-        divisor = preprocessing.size_divisor
-        rules = [f"resized ({rule})" if preprocessing.resize != "none" else "",
-                 f"padded to a multiple of {divisor}" if divisor else ""]  # fmt: skip
-        notes.append(f"{source}: inputs {' and '.join(filter(None, rules))} as its metadata says, logits back at "
-                     "the image's size")  # fmt: skip
+    rule = preprocessing.resize_description()
+    notes = [f"{source}: inputs {rule} as its metadata says, logits back at the image's size"] if rule else []
     return ExternalInfo(
         arch=kind, weights=source, num_classes=n, class_names=names or [str(i) for i in range(n)],
         palette=palette[:n], preprocessing=preprocessing, meta=dict(meta),
