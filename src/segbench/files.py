@@ -114,6 +114,37 @@ def write_bytes_atomic(path: str | Path, data: bytes, what: str = "the file") ->
     return path
 
 
+SKIPPED_FILE = "skipped.txt"
+"""The full list of a batch job's skipped inputs in its output folder: ``FILE<tab>REASON`` per line."""
+
+
+def skipped_by_reason(skipped: list[dict]) -> list[tuple[str, list[str]]]:
+    """The skipped inputs (``{"file", "reason"}``) grouped by reason, most frequent first: ``(reason, file
+    names)``, the reason without the file's own name (decoders put it in) so that one reason is one group."""
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        file, reason = str(s["file"]), str(s["reason"])
+        reason = reason.removeprefix(f"{file}: ")  # the file is named after the reason
+        for quoted in (f"'{file}'", f'"{file}"', file):
+            reason = reason.replace(quoted, "")
+        reason = " ".join(reason.replace(" )", ")").replace("()", "").split())
+        by_reason.setdefault(reason, []).append(Path(file).name)
+    return sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+
+
+def write_skipped(folder: str | Path | None, skipped: list[dict]) -> Path | None:
+    """Write every skipped input to ``folder/skipped.txt`` (:data:`SKIPPED_FILE`, atomically); its path, or None
+    when nothing was skipped or there is no folder.
+
+    Raises:
+        WriteError: the list cannot be written (a full disk, a read-only folder; one line naming it).
+    """
+    if not skipped or folder is None:
+        return None
+    lines = "".join(f"{s['file']}\t{' '.join(str(s['reason']).split())}\n" for s in skipped)
+    return write_bytes_atomic(Path(folder) / SKIPPED_FILE, lines.encode(), "the list of skipped inputs")
+
+
 def _probe_writable(folder: Path, option: str) -> None:
     """Create and delete a temporary file in ``folder``: the only reliable test (root ignores modes, a
     read-only mount refuses everyone, a full disk refuses the write)."""

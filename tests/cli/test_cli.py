@@ -196,6 +196,21 @@ def test_evaluate_skips_bad_files_and_lists_them(cli, tmp_path, fast_scnn_ckpt):
     assert "mIoU" in out
 
 
+def test_compare_lists_skipped_inputs_by_reason_in_the_report_folder(cli, tmp_path, fast_scnn_ckpt):
+    root = make_camvid(tmp_path / "cv", n_train=1, n_val=4)
+    for k in range(3):
+        (root / "val" / f"val_00{k}.png").write_bytes(b"not an image at all")
+    out_dir = tmp_path / "cmp"
+    rc, out, err = cli("compare", fast_scnn_ckpt, "--data", root, "--output", out_dir, "--quiet", "--in-process",
+                       "--min-time", 0.01)  # fmt: skip
+    assert rc == 0, err
+    assert "skipped 3 inputs:" in err.splitlines() and f"  the full list: {out_dir / 'skipped.txt'}" in err
+    assert len((out_dir / "skipped.txt").read_text().splitlines()) == 3
+    section = (out_dir / "report.md").read_text().split("## Skipped inputs")[1].split("\n## ")[0]
+    (row,) = [line for line in section.splitlines() if "val_000.png" in line]
+    assert "| 3 | val_000.png, val_001.png, val_002.png |" in row and "cannot decode" in row
+
+
 def test_evaluate_all_images_bad(cli, tmp_path, fast_scnn_ckpt):
     root = make_camvid(tmp_path / "cv", n_train=1, n_val=1)
     (root / "val" / "val_000.png").write_bytes(b"broken")

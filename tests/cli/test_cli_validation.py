@@ -10,7 +10,8 @@ from conftest import make_camvid, make_folder_dataset
 from dataset_layouts import make_voc
 from PIL import Image
 
-from segbench.cli.common import skipped_summary, write_skipped
+from segbench.cli.common import skipped_summary
+from segbench.files import write_skipped
 from segbench.data.datasets import open_dataset
 from segbench.errors import UserError
 from segbench.specs import unique_label, unique_specs

@@ -66,7 +66,8 @@ def report(tmp_path_factory):
 
 def test_all_files_written(report):
     out, files = report
-    names = {"results.json", "results.csv", "pareto.png", "bars.png", "grid.png", "report.md", "report.html"}
+    names = {"results.json", "results.csv", "pareto.png", "bars.png", "grid.png", "report.md", "report.html",
+             "skipped.txt"}
     assert {p.name for p in files.values()} == names
     for p in files.values():
         assert p.parent == out and p.is_file() and p.stat().st_size > 0
@@ -171,6 +172,27 @@ def test_same_model_twice_and_no_rows(tmp_path):
     files = write_report(tmp_path / "empty", rows=[], class_names=None, palette=None, grid=None, env={}, settings={})
     assert set(files) == {"results_json", "results_csv", "report_md", "report_html"}
     assert "No models were compared." in files["report_md"].read_text()
+
+
+def test_skipped_inputs_are_one_row_per_reason_and_listed_in_full_beside_the_report(tmp_path):
+    skipped = [{"file": f"/photos/empty_{i:05d}.png", "reason": f"/photos/empty_{i:05d}.png: empty file"}
+               for i in range(10_000)]  # fmt: skip
+    skipped += [{"file": "/photos/a.jpg", "reason": "cannot decode image '/photos/a.jpg'"},
+                {"file": "/photos/b.jpg", "reason": "cannot decode image '/photos/b.jpg'"}]  # fmt: skip
+    files = write_report(tmp_path, rows=_rows()[:1], class_names=CLASSES, palette=None, grid=None, env=ENV,
+                         settings=SETTINGS, skipped=skipped)  # fmt: skip
+    md = (tmp_path / "report.md").read_text()
+    section = md.split("## Skipped inputs")[1].split("\n## ")[0]
+    assert "10002 input file(s) could not be used" in section and "`skipped.txt`" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == ["| empty file | 10000 | empty_00000.png, empty_00001.png, empty_00002.png, empty_00003.png, "
+                    "empty_00004.png and 9995 more |",
+                    "| cannot decode image | 2 | a.jpg, b.jpg |"]  # fmt: skip
+    assert "empty_00005.png" not in md and "empty_09999.png" not in (tmp_path / "report.html").read_text()
+    listed = files["skipped_txt"].read_text().splitlines()
+    assert files["skipped_txt"] == tmp_path / "skipped.txt" and len(listed) == 10_002
+    assert listed[-1] == "/photos/b.jpg\tcannot decode image '/photos/b.jpg'"
+    assert len(json.loads((tmp_path / "results.json").read_text())["skipped"]) == 10_002  # machine-readable: all
 
 
 def test_pareto_front():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from segbench.cli.args import add_option
 from segbench.errors import UserError
-from segbench.files import prepare_output_dir
+from segbench.files import WriteError, prepare_output_dir, skipped_by_reason, write_skipped
 
 
 def fmt(v, spec=".2f") -> str:
@@ -100,49 +100,32 @@ def check_backend_args(args) -> None:
         raise UserError(f"--calibration: only with an int8 --backend ({calibrated})")
 
 
-SKIPPED_FILE = "skipped.txt"
-"""The full list of skipped inputs in an output folder: ``FILE<tab>REASON`` per line."""
-
-
 def skipped_summary(skipped: list[dict], shown: int = 5) -> list[str]:
     """Lines summarising ``skipped`` (``{"file", "reason"}``) by reason, most frequent first: ``skipped N
     inputs``, then per reason its count and the first ``shown`` file names; as many lines as reasons, not files."""
     if not skipped:
         return []
-    by_reason: dict[str, list[str]] = {}
-    for s in skipped:
-        file, reason = str(s["file"]), str(s["reason"])
-        reason = reason.removeprefix(f"{file}: ")  # the file is named after the reason
-        for quoted in (f"'{file}'", f'"{file}"', file):  # decoders name the file inside the reason too
-            reason = reason.replace(quoted, "")
-        reason = " ".join(reason.replace(" )", ")").replace("()", "").split())
-        by_reason.setdefault(reason, []).append(Path(file).name)
     lines = [f"skipped {len(skipped)} input{'s' if len(skipped) != 1 else ''}:"]
-    for reason, files in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+    for reason, files in skipped_by_reason(skipped):
         more = f" and {len(files) - shown} more" if len(files) > shown else ""
         lines.append(f"  {len(files)} x {reason}: {', '.join(files[:shown])}{more}")
     return lines
 
 
-def write_skipped(folder: Path | None, skipped: list[dict]) -> Path | None:
-    """Write every skipped input to ``folder/skipped.txt`` (atomically); the path, or None when nothing was
-    skipped or there is no folder."""
-    if not skipped or folder is None:
-        return None
-    from segbench.data.io import write_bytes_atomic
-
-    lines = "".join(f"{s['file']}\t{' '.join(str(s['reason']).split())}\n" for s in skipped)
-    return write_bytes_atomic(Path(folder) / SKIPPED_FILE, lines.encode())
-
-
-def print_skipped(skipped: list[dict], folder: Path | None = None) -> None:
-    """The skipped inputs summarised by reason on stderr (:func:`skipped_summary`), the full list written to
-    ``folder/skipped.txt`` when there is a folder (:func:`write_skipped`) and the line saying where."""
+def print_skipped(skipped: list[dict], folder: Path | None = None, listed: Path | None = None) -> None:
+    """The skipped inputs summarised by reason on stderr (:func:`skipped_summary`) and the line saying where the
+    full list is: ``listed`` when it is written already (a report folder holds it), else ``folder/skipped.txt``,
+    written here when there is a folder (:func:`~segbench.files.write_skipped`). A list that cannot be written
+    is said in one line; the summary still stands."""
     for line in skipped_summary(skipped):
         print(line, file=sys.stderr)
-    written = write_skipped(folder, skipped)
-    if written is not None:
-        print(f"  the full list: {written}", file=sys.stderr)
+    if listed is None:
+        try:
+            listed = write_skipped(folder, skipped)
+        except WriteError as exc:
+            print(f"  the full list was not written: {exc}", file=sys.stderr)
+    if listed is not None and skipped:
+        print(f"  the full list: {listed}", file=sys.stderr)
 
 
 def print_row_warnings(rows: list[dict]) -> None:

@@ -144,7 +144,7 @@ def run(args) -> int:
         line = cut_line(r, r["model"] + (f" ({r['backend']})" if several and r.get("backend") else ""))
         if line:
             print(line)
-    print_skipped(result["skipped"], out)  # by reason; the full list in OUT/skipped.txt
+    print_skipped(result["skipped"], listed=result["files"].get("skipped_txt"))  # the list is in the report folder
     print_row_warnings(result["rows"])
     print(f"report: {result['files']['report_html']} (and report.md, results.json, results.csv)")
     return 0

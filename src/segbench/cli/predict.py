@@ -105,7 +105,7 @@ def run(args) -> int:
                             alpha=args.alpha, backend=args.backend, skip_existing=args.skip_existing,
                             on_image=report)  # fmt: skip
     skipped = result.skipped
-    print_skipped(skipped, out)  # by reason; the full list in OUT/skipped.txt
+    print_skipped(skipped, listed=result.skipped_file)  # by reason; the full list in OUT/skipped.txt
     already = f", {result.already_done} already done" if result.already_done else ""
     print(f"{result.done} images segmented into {out}{already}" + (f", {len(skipped)} skipped" if skipped else "")
           + f" ({inference.describe()}" + (f"; {crf.describe()})" if crf else ")"))  # fmt: skip

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from segbench.data.io import write_bytes_atomic
 from segbench.errors import UserError
+from segbench.files import write_skipped
 
 CSV_FIELDS = [
     "iter", "epoch", "loss", "lr", "miou", "pixel_accuracy", "mean_accuracy", "elapsed_s", "img_s", "data_wait_pct",
@@ -29,8 +30,7 @@ def start_run_folder(out: Path, config: dict, skipped: list[dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
     write_bytes_atomic(out / "metrics.csv", (",".join(CSV_FIELDS) + "\n").encode())
-    if skipped:
-        write_bytes_atomic(out / "skipped.txt", "".join(f"{s['file']}\t{s['reason']}\n" for s in skipped).encode())
+    write_skipped(out, skipped)
 
 
 def rewrite_metrics(path: Path, upto_iter: int) -> None:

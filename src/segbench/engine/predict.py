@@ -22,7 +22,7 @@ from segbench.classes import colorize
 from segbench.data.io import label_image, save_png, write_bytes_atomic
 from segbench.engine.crf import CRFConfig, dense_crf
 from segbench.engine.inference import InferenceConfig, predict_label, predict_probs
-from segbench.files import WriteError
+from segbench.files import WriteError, write_skipped
 
 OUTPUT_KINDS = ("label.png", "overlay.png", "confidence.png", "classes.json")
 
@@ -31,11 +31,13 @@ OUTPUT_KINDS = ("label.png", "overlay.png", "confidence.png", "classes.json")
 class PredictResult:
     """``done``: images segmented; ``already_done``: images whose outputs all existed (``skip_existing``);
     ``skipped``: ``{"file", "reason"}`` of each image that could not be read or whose outputs could not be
-    written (a full disk, a read-only folder)."""
+    written (a full disk, a read-only folder); ``skipped_file``: the full list of them in the output folder
+    (``skipped.txt``; None when nothing was skipped or the list could not be written)."""
 
     done: int = 0
     already_done: int = 0
     skipped: list[dict] = field(default_factory=list)
+    skipped_file: Path | None = None
 
 
 def output_paths(out: Path, stems: list[str], confidence: bool) -> list[dict[str, Path]]:
@@ -127,8 +129,6 @@ def predict_images(runner, dataset, info, out: Path, targets: list[dict[str, Pat
         result.done += 1
         if on_image is not None:
             on_image(item, paths, [info.class_names[c] for c in np.argsort(-present)[:3] if present[c]])
-    if result.skipped:
-        lines = "".join(f"{s['file']}\t{s['reason']}\n" for s in result.skipped)
-        with contextlib.suppress(OSError):  # on a full disk the list is still printed by the caller
-            write_bytes_atomic(out / "skipped.txt", lines.encode())
+    with contextlib.suppress(OSError):  # on a full disk the summary is still printed by the caller
+        result.skipped_file = write_skipped(out, result.skipped)
     return result

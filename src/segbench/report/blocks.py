@@ -10,6 +10,7 @@ Accuracy columns are percentages of fractions in [0, 1]; the notes under the mai
 
 from __future__ import annotations
 
+from segbench.files import SKIPPED_FILE, skipped_by_reason
 from segbench.report.answer import answer_blocks
 from segbench.report.render import Table
 from segbench.report.svgplot import interval
@@ -17,6 +18,9 @@ from segbench.report.tables import explain_memory_kind, results_blocks
 from segbench.report.values import DASH, fmt, fmt_pct, fmt_value, num
 
 __all__ = ["FIGURES", "build_blocks", "explain_memory_kind"]
+
+SKIPPED_SHOWN = 5
+"""How many file names of each skip reason the report shows."""
 
 FIGURES = (
     ("pareto_png", "Accuracy vs latency", "mIoU vs latency with Pareto front"),
@@ -159,7 +163,8 @@ def _deploy(rows: list[dict]) -> list[tuple]:
 
 
 def _errors_and_skipped(rows: list[dict], skipped: list[dict]) -> list[tuple]:
-    """Sections "Errors" (each failed model's message) and "Skipped inputs", and the list of files."""
+    """Sections "Errors" (each failed model's message) and "Skipped inputs" (a line per reason, not per file:
+    a folder of 10,000 bad files is one row), and the list of files."""
     blocks: list[tuple] = []
     failed = [r for r in rows if r["error"]]
     if failed:
@@ -169,13 +174,18 @@ def _errors_and_skipped(rows: list[dict], skipped: list[dict]) -> list[tuple]:
             blocks += [("h", 3, r["_label"]), ("code", r["error"])]
     blocks.append(("h", 2, "Skipped inputs"))
     if skipped:
-        blocks.append(("p", f"{len(skipped)} input file(s) could not be used and were skipped:"))
-        cells = [[str(s.get("file", "")), str(s.get("reason", ""))] for s in skipped]
-        blocks.append(("table", Table(["File", "Reason"], cells, ["l", "l"])))
+        blocks.append(("p", f"{len(skipped)} input file(s) could not be used and were skipped; by reason, with the "
+                            f"first {SKIPPED_SHOWN} files of each (every one is listed in `{SKIPPED_FILE}`):"))
+        cells = []
+        for reason, files in skipped_by_reason(skipped):
+            more = f" and {len(files) - SKIPPED_SHOWN} more" if len(files) > SKIPPED_SHOWN else ""
+            cells.append([reason, str(len(files)), ", ".join(files[:SKIPPED_SHOWN]) + more])
+        blocks.append(("table", Table(["Reason", "Inputs", "Files"], cells, ["l", "r", "l"])))
     else:
         blocks.append(("p", "None."))
-    blocks.append(("p", ("Files: `results.json` (everything), `results.csv` (one row per model), figures as PNG "
-                         "next to this report.")))
+    listed = f", `{SKIPPED_FILE}` (every skipped input and why)" if skipped else ""
+    blocks.append(("p", ("Files: `results.json` (everything), `results.csv` (one row per model)"
+                         f"{listed}, figures as PNG next to this report.")))
     return blocks
 
 

@@ -37,6 +37,7 @@ import datetime as _dt
 from pathlib import Path
 
 from segbench.data.io import write_bytes_atomic
+from segbench.files import write_skipped
 from segbench.report import browser as _browser
 from segbench.report.analysis import FIGURE_FILES, analysis_blocks, analysis_figures
 from segbench.report.blocks import build_blocks
@@ -184,7 +185,7 @@ def write_report(
 
     Returns:
         Name -> path of each file written: ``results_json``, ``results_csv``, ``report_md``,
-        ``report_html``, and ``pareto_png``, ``roofline_svg``, ``bars_png``, ``grid_png`` when drawn.
+        ``report_html``, ``skipped_txt`` when inputs were skipped (:data:`segbench.files.SKIPPED_FILE`), and ``pareto_png``, ``roofline_svg``, ``bars_png``, ``grid_png`` when drawn.
 
     Raises:
         OSError: If the folder cannot be created or written.
@@ -218,6 +219,8 @@ def write_report(
         results["images"] = entries
     written["results_json"] = write_bytes_atomic(out / FILE_NAMES["results_json"], results_json(results))
     written["results_csv"] = write_bytes_atomic(out / FILE_NAMES["results_csv"], results_csv(rows_n, classes))
+    if skipped_n:
+        written["skipped_txt"] = write_skipped(out, skipped_n)
 
     shown = {k: (FILE_NAMES[k] if data is not None else None, note) for k, (data, note) in figures.items()}
     colours = model_colours([r["_label"] for r in rows_n])
