@@ -104,6 +104,40 @@ def test_compare_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):
 
 @pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
                     reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
+def test_two_files_of_one_network_get_a_corruption_table_each(cli, tmp_path, camvid_root, fast_scnn_ckpt):
+    """Both files have one name: the sweep keys by the row's label, not the loaded name (before, the second
+    runner replaced the first and the first row got the second's table)."""
+    import torch
+
+    from segbench.engine.checkpoint import save_safetensors
+    from segbench.models import build_model
+    from tests.conftest import camvid_meta
+
+    constant = build_model("fast_scnn", num_classes=11).eval()
+    with torch.no_grad():  # predicts class 3 whatever the image: corruptions cannot change its mIoU
+        constant.classifier[3].weight.zero_()
+        constant.classifier[3].bias.copy_(torch.nn.functional.one_hot(torch.tensor(3), 11).float())
+    second = tmp_path / "run_b" / "fast_scnn_camvid.safetensors"
+    second.parent.mkdir()
+    save_safetensors(constant, camvid_meta(), second)
+    out_dir = tmp_path / "rob"
+    rc, out, err = cli("compare", fast_scnn_ckpt, second, "--data", camvid_root, "--output", out_dir, "--min-time",
+                       0.01, "--in-process", "--quiet", "--corruptions", "noise", "--severities", "5",
+                       "--corruption-images", 2)  # fmt: skip
+    assert rc == 0, err
+    results = json.loads((out_dir / "results.json").read_text())
+    first, other = results["rows"]
+    assert other["model"] == f"{first['model']} (run_b/fast_scnn_camvid.safetensors)"  # one loaded name
+    tables = results["robustness"]["models"]
+    assert set(tables) == {first["model"], other["model"]}
+    for row in (first, other):
+        assert row["corruption_miou"] == pytest.approx(tables[row["model"]]["mean_miou"])
+    assert other["corruption_miou"] == pytest.approx(other["miou"])  # constant: the same under every corruption
+    assert tables[first["model"]]["clean_miou"] != pytest.approx(tables[other["model"]]["clean_miou"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
+                    reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
 @pytest.mark.skipif(importlib.util.find_spec("imagecorruptions") is None,
                     reason="imagecorruptions not installed (pip install 'segbench[robustness]')")  # fmt: skip
 def test_evaluate_robustness_table(cli, tmp_path, camvid_root, fast_scnn_ckpt):

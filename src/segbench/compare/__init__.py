@@ -237,7 +237,7 @@ def _benchmark(spec: str, loaded, backend: str, calib, p: _Plan, opts: CompareOp
 
 def _compare_model(spec: str, p: _Plan, opts: CompareOptions, out: _Results) -> None:
     """The rows of one model, one per backend: accuracy (and agreement with the first backend), then speed."""
-    row: dict = {"model": spec, "weights": opts.weights}
+    row: dict = {"model": spec, "spec": spec, "weights": opts.weights}  # model: the row's label, once loaded
     first, t0 = len(out.rows), time.perf_counter()
     try:
         loaded = load_any(spec, weights=opts.weights, inputs=opts.inputs, device=opts.device)

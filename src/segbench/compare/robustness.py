@@ -10,6 +10,7 @@ from segbench.engine.robustness import CorruptionPlan, Runner, corruption_sweep
 from segbench.errors import UserError
 from segbench.external import ModelInputs, class_mapping, load_any
 from segbench.metrics.summary import comparison_list, ranking
+from segbench.specs import unique_label
 
 CHECKPOINT = "corruptions.partial.npz"
 """The corruption sweep's finished cells, in the report folder while it runs."""
@@ -30,12 +31,16 @@ def analyse(models: list[str], p, opts, results, checkpoint: Path | None = None)
 
 
 def corruption_runners(specs: list[str], weights: str | None, class_names: list[str], device: str = "cpu",
-                       inputs: ModelInputs | None = None, class_map: str | Path | None = None) -> dict:  # fmt: skip
-    """Name -> :class:`~segbench.engine.robustness.Runner` for the corruption sweep: every spec that loads
+                       inputs: ModelInputs | None = None, class_map: str | Path | None = None,
+                       labels: dict[str, str] | None = None) -> dict:  # fmt: skip
+    """Label -> :class:`~segbench.engine.robustness.Runner` for the corruption sweep: every spec that loads
     (segbench's own or external, :func:`~segbench.external.load_any`) and predicts ``class_names``, directly or
-    through a class mapping (:func:`~segbench.external.class_mapping`, with ``class_map`` when given). A spec that fails to load, or
-    whose classes do not map onto ``class_names``, is left out: its comparison row holds the error or note."""
-    runners = {}
+    through a class mapping (:func:`~segbench.external.class_mapping`, with ``class_map`` when given). A spec that
+    fails to load, or whose classes do not map onto ``class_names``, is left out: its comparison row holds the
+    error or note. ``labels``: spec -> the label of its comparison row; a spec without one is labelled as
+    :func:`~segbench.compare.compare` labels rows (its loaded name, made unique with where it comes from), so two
+    files of one network are two runners, never one under their shared name."""
+    runners: dict = {}
     for spec in dict.fromkeys(specs):
         try:
             loaded = load_any(spec, weights=weights, inputs=inputs, device=device)
@@ -43,10 +48,11 @@ def corruption_runners(specs: list[str], weights: str | None, class_names: list[
         except UserError:
             continue
         info, model = loaded.info, loaded.model.eval().to(device)
+        label = (labels or {}).get(spec) or unique_label(info.name, spec, set(runners))
         if mapping is not None:
-            runners[info.name] = Runner(mapping.wrap(model), info.preprocessing, len(class_names), mapping)
+            runners[label] = Runner(mapping.wrap(model), info.preprocessing, len(class_names), mapping)
         elif list(info.class_names) == list(class_names):
-            runners[info.name] = Runner(model, info.preprocessing, info.num_classes)
+            runners[label] = Runner(model, info.preprocessing, info.num_classes)
     return runners
 
 
@@ -68,8 +74,9 @@ def _robustness(models: list[str], p, opts, results, checkpoint: Path | None = N
     """The corruption sweep over every model predicting the data's classes, directly or through a class mapping
     (eager PyTorch, or the model's own runtime for external files); its summary columns
     ``corruption_miou`` and ``corruption_relative`` on the eager rows."""
+    labels = {r["spec"]: r["model"] for r in results.rows if r.get("spec")}
     runners = corruption_runners(models, opts.weights, list(p.dataset.class_set.names), opts.device, opts.inputs,
-                                 opts.class_map)  # fmt: skip
+                                 opts.class_map, labels)  # fmt: skip
     table = sweep_saving_cells(runners, p.dataset, p.n_images, opts.corruptions, opts.device, opts.progress,
                                checkpoint, opts.resume, opts.scores.bootstrap)  # fmt: skip
     for r in results.rows:
