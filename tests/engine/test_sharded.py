@@ -143,6 +143,63 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         assert r["failed"] == "rank 1: RuntimeError: out of memory on this rank"
 
 
+def _stopped_rank(rank, port, argv, out) -> None:
+    """``segbench evaluate`` on one of two gloo processes, sent a real SIGTERM once it has scored one image."""
+    import signal
+
+    import segbench.engine.evaluate as engine
+    from segbench.cli import main
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    real, scored = engine._score, []
+
+    def then_terminated(variants, preds, item, keep, result):
+        real(variants, preds, item, keep, result)
+        scored.append(item["name"])
+        if len(scored) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    engine._score = then_terminated
+    rc = main(argv)
+    (out / f"stopped{rank}.json").write_text(json.dumps({"rc": rc, "scored": scored}))
+
+
+def test_a_torchrun_evaluation_stopped_keeps_every_process_images_and_one_process_resumes(tmp_path, monkeypatch):
+    import segbench.engine.evaluate as engine
+    from segbench.cli import main
+
+    root = make_cityscapes(tmp_path / "cs", frames={"val": 5}, train_ids=True)
+    ckpt = save_checkpoint(tmp_path / "cs.safetensors", CITYSCAPES)
+    argv = ["evaluate", str(ckpt), "--data", str(root), "--quiet", "--boundary", "--ece", "--bootstrap", "20"]
+    torch.set_num_threads(1)
+    assert main([*argv, "--output", str(tmp_path / "whole")]) == 0  # uninterrupted, one process: the reference
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    out = tmp_path / "ev"
+    tmp.start_processes(_stopped_rank, args=(_free_port(), [*argv, "--output", str(out)], tmp_path), nprocs=WORLD,
+                        start_method="spawn")  # fmt: skip
+    stopped = [json.loads((tmp_path / f"stopped{r}.json").read_text()) for r in range(WORLD)]
+    assert [s["rc"] for s in stopped] == [143, 143] and all(len(s["scored"]) == 1 for s in stopped)
+    kept = sorted(q.name for q in out.iterdir() if q.name.startswith("evaluate.partial"))
+    assert kept == ["evaluate.partial.rank0.npz", "evaluate.partial.rank1.npz"]  # each process kept its image
+    real, scored = engine._score, []
+
+    def counting(variants, preds, item, keep, result):
+        real(variants, preds, item, keep, result)
+        scored.append(item["name"])
+
+    monkeypatch.setattr(engine, "_score", counting)
+    assert main([*argv, "--output", str(out), "--resume"]) == 0  # one process resumes the two processes' run
+    done_before = {s["scored"][0] for s in stopped}
+    assert len(scored) == 3 and not done_before & set(scored)  # only the images neither process had scored
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["num_images"] == whole["num_images"] == 5 and resumed["resumed_images"] == 2
+    for key in ("confusion", "miou", "iou", "miou_interval", "boundary", "calibration"):
+        assert resumed[key] == whole[key], key  # the same figures as one uninterrupted run
+    assert not [q for q in out.iterdir() if q.name.startswith("evaluate.partial")]  # finished: nothing to resume
+
+
 def _torchrun(args, cwd) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
            "-m", "segbench.cli", *map(str, args)]  # fmt: skip

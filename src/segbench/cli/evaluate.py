@@ -94,7 +94,7 @@ def run(args) -> int:
     import torch
 
     from segbench.engine.device import check_device
-    from segbench.engine.partial import PARTIAL, merge_results, remaining_pairs
+    from segbench.engine.partial import merge_results, partial_files, remaining_pairs
     from segbench.engine.sharded import evaluate_sharded, is_main
     from segbench.metrics.summary import summarise
 
@@ -117,7 +117,7 @@ def run(args) -> int:
         print(mapping.describe(), file=sys.stderr)
         runner, dataset, names = mapping.wrap(runner), mapping.targets(dataset), list(mapping.data_names)
     settings = _settings(args, info, dataset, inference, crf, scores)
-    done = _stopped_run(args, settings, len(names), corruptions is not None)
+    done = _stopped_run(args, settings, dataset, names, scores, corruptions is not None)
     todo = dataset if done is None else dataset.subset(remaining_pairs(dataset, done, args.max_images))
     t0 = time.perf_counter()
     try:
@@ -125,13 +125,13 @@ def run(args) -> int:
                                max_images=args.max_images if done is None else 0, progress=not args.quiet,
                                desc=info.name, inference=inference, crf=crf, scores=scores, class_names=names)  # fmt: skip
     except KeyboardInterrupt as stop:
-        if args.output and is_main():
+        if args.output:  # every torchrun process keeps its own shard's images
             _keep_stopped(args, stop, done, dataset, names, scores, settings, info)
         raise
     seconds, timed = time.perf_counter() - t0, res.num_images  # this run's images, behind the throughput
     if done is not None:
-        print(f"resumed: {done.num_images} image(s) from {Path(args.output) / PARTIAL}, {res.num_images} evaluated "
-              "now", file=sys.stderr)  # fmt: skip
+        print(f"resumed: {done.num_images} image(s) from {', '.join(str(q) for q in partial_files(args.output))}, "
+              f"{res.num_images} evaluated now", file=sys.stderr)  # fmt: skip
         res = merge_results(done, res, dataset, len(names), scores, names)
     if not is_main():
         return 0  # rank 0 reports for every process
@@ -156,7 +156,8 @@ def run(args) -> int:
     out["definitions"] = DEFINITIONS
     if args.output:
         _write_files(Path(args.output), out, names, m["confusion"], res)
-        (Path(args.output) / PARTIAL).unlink(missing_ok=True)  # finished: nothing left to resume
+        for kept in partial_files(args.output):  # finished: nothing left to resume
+            kept.unlink(missing_ok=True)
     if args.json:
         print(json.dumps(json_safe(out), indent=2))
         return 0
@@ -186,41 +187,48 @@ def _settings(args, info, dataset, inference, crf, scores) -> dict:
                       "class_map": str(args.class_map) if args.class_map else None})  # fmt: skip
 
 
-def _stopped_run(args, settings: dict, num_classes: int, sweep: bool):
-    """With --resume, the stopped run's result from ``--output`` (None without --resume, or when only a
-    corruption sweep is to be continued).
+def _stopped_run(args, settings: dict, dataset, names: list[str], scores, sweep: bool):
+    """With --resume, the stopped run's result from ``--output``: its one file, or every torchrun process's,
+    joined (None without --resume, or when only a corruption sweep is to be continued).
 
     Raises:
         UserError: nothing to resume in --output, or a file of other settings.
     """
-    from segbench.engine.partial import PARTIAL, load_partial
+    from segbench.engine.partial import PARTIAL, load_partials
 
-    path = Path(args.output) / PARTIAL if args.output else None
     if not args.resume:
         return None
-    if path.is_file():
-        return load_partial(path, settings, num_classes)
-    if not sweep:
+    done = load_partials(args.output, settings, dataset, len(names), scores, names)
+    if done is None and not sweep:
         raise UserError(f"--resume: {args.output} holds no stopped evaluation ({PARTIAL}); give the --output of "
                         "the run that stopped, or run without --resume")  # fmt: skip
-    return None
+    return done
 
 
 def _keep_stopped(args, stop, done, dataset, names, scores, settings, info) -> None:
-    """On a stop: the images scored so far (with the stopped run's, when resumed) into ``--output``:
-    ``evaluate.partial.npz`` for ``--resume`` and their accuracy in ``metrics.json`` marked partial; one line."""
-    from segbench.engine.partial import PARTIAL, merge_results, save_partial
+    """On a stop: the images scored so far (with the stopped run's, when resumed) into ``--output``, one line.
+    One process: ``evaluate.partial.npz`` for ``--resume`` and their accuracy in ``metrics.json`` marked partial.
+    Under torchrun each process writes its own shard's file (:func:`~segbench.engine.partial.partial_name`)
+    without waiting for the others, and ``--resume`` joins them."""
+    from segbench.engine.partial import merge_results, partial_name, save_partial
     from segbench.engine.sharded import rank_world
     from segbench.files import write_bytes_atomic
 
+    rank, world = rank_world()
     part = getattr(stop, "partial", None)
-    if part is None or rank_world()[1] > 1:  # torchrun's processes each hold a shard: nothing merged to keep
-        print("segbench: stopped; under torchrun the finished images are not kept", file=sys.stderr)
+    if part is None:  # stopped outside the image loop (loading, or a torchrun gather): nothing of its own to add
+        if done is None:
+            print("segbench: stopped before any image was scored; nothing kept", file=sys.stderr)
         return
     if done is not None:
         part = merge_results(done, part, dataset, len(names), scores, names)
     folder = Path(args.output)
-    save_partial(folder / PARTIAL, part, settings)
+    path = save_partial(folder / partial_name(rank, world), part, settings)
+    if world > 1:
+        print(f"segbench: stopped (rank {rank} of {world}); its {part.num_images} scored image(s) are in {path}; "
+              "run the same command with --resume, with any number of processes, to evaluate only the rest",
+              file=sys.stderr)  # fmt: skip
+        return
     n = min(len(dataset), args.max_images) if args.max_images else len(dataset)
     out = {"partial": True, "model": info.name, "weights": info.weights, "backend": args.backend,
            "data": str(args.data), "split": args.split, "num_images": part.num_images, "images_total": n,

@@ -7,6 +7,11 @@ names, the skipped files and the settings they were measured with; arrays and JS
 ``allow_pickle=False``. :func:`load_partial` reads it for a run with the same settings, and :func:`merge_results`
 joins it with the resumed run's images exactly as a torchrun evaluation joins its processes' shards
 (:func:`segbench.engine.sharded.merge_payloads`), so every metric equals that of one uninterrupted run.
+
+Under torchrun each process holds only its own shard when the stop comes, and a collective to gather them may
+never return (the other processes are being stopped too), so each process writes its own file
+(:func:`partial_name`) with no communication; :func:`load_partials` joins whatever files are there, each image
+once, so the resume may run with another number of processes.
 """
 
 from __future__ import annotations
@@ -27,10 +32,25 @@ from segbench.errors import UserError, first_line
 from segbench.metrics import ConfusionMatrix
 from segbench.metrics.per_image import ScoreOptions
 
-__all__ = ["PARTIAL", "load_partial", "merge_results", "remaining_pairs", "save_partial"]
+__all__ = ["PARTIAL", "load_partial", "load_partials", "merge_results", "partial_files", "partial_name",
+           "remaining_pairs", "save_partial"]
 
 PARTIAL = "evaluate.partial.npz"
 """The file a stopped ``segbench evaluate --output DIR`` leaves in ``DIR`` (removed once a run finishes)."""
+
+
+def partial_name(rank: int = 0, world: int = 1) -> str:
+    """The file a stopped process leaves: :data:`PARTIAL` alone, ``evaluate.partial.rank{R}.npz`` for rank ``R``
+    of a torchrun evaluation. Each holds the images that process finished and, after a resume, every image the
+    stopped run had kept, so that any one file lost costs only its own process's new images."""
+    return PARTIAL if world == 1 else f"evaluate.partial.rank{rank}.npz"
+
+
+def partial_files(folder: str | Path) -> list[Path]:
+    """Every stopped run's file in ``folder``: :data:`PARTIAL` first, then the torchrun processes' by rank."""
+    folder = Path(folder)
+    ranks = sorted(folder.glob("evaluate.partial.rank*.npz"), key=lambda q: (len(q.name), q.name))
+    return [q for q in (folder / PARTIAL, *ranks) if q.is_file()]
 
 
 def save_partial(path: str | Path, res: EvalResult, settings: dict) -> Path:
@@ -89,6 +109,45 @@ def load_partial(path: str | Path, settings: dict, num_classes: int) -> EvalResu
         variants.append(v)
     return EvalResult(variants[-1].metrics if variants else None, len(names), skipped=skipped, variants=variants,
                       image_names=names)  # fmt: skip
+
+
+def _without(res: EvalResult, names: set[str], files: set[str], num_classes: int) -> EvalResult:
+    """``res`` less the images named in ``names`` and the skipped ``files`` (those another file holds already)."""
+    keep = [i for i, n in enumerate(res.image_names) if n not in names]
+    variants = []
+    for v in res.variants:
+        w = Variant(v.name, ms_per_image=v.ms_per_image)
+        if v.confusions is not None:
+            w.confusions = np.asarray(v.confusions)[keep]
+            total = ConfusionMatrix(num_classes)
+            total.mat = torch.from_numpy(w.confusions.sum(axis=0))
+            w.metrics = total.compute()
+        if v.counts:
+            w.counts = {key: np.asarray(value)[keep] for key, value in v.counts.items()}
+        variants.append(w)
+    return EvalResult(variants[-1].metrics if variants else None, len(keep),
+                      skipped=[s for s in res.skipped if s["file"] not in files], variants=variants,
+                      image_names=[res.image_names[i] for i in keep])  # fmt: skip
+
+
+def load_partials(folder: str | Path, settings: dict, dataset: SegmentationDataset, num_classes: int,
+                  scores: ScoreOptions | None = None, class_names: list[str] | None = None) -> EvalResult | None:  # fmt: skip
+    """Every stopped run's file in ``folder`` (:func:`partial_files`: one process's, or each torchrun process's,
+    with any number of processes) as one result, each image once; None when there is none.
+
+    Raises:
+        UserError: a file is not a stopped evaluation's, or was written with other settings (naming them).
+    """
+    merged = None
+    for path in partial_files(folder):
+        part = load_partial(path, settings, num_classes)
+        if merged is not None:
+            part = _without(part, set(merged.image_names), {s["file"] for s in merged.skipped}, num_classes)
+            if not (part.num_images or part.skipped):
+                continue
+            part = merge_results(merged, part, dataset, num_classes, scores, class_names)
+        merged = part
+    return merged
 
 
 def remaining_pairs(dataset: SegmentationDataset, done: EvalResult, max_images: int = 0) -> list[tuple]:
