@@ -243,3 +243,40 @@ def test_torchrun_evaluate_and_compare_equal_one_process(tmp_path):
     bad = _torchrun(["evaluate", ckpt, "--data", tmp_path / "nowhere"], tmp_path)
     assert bad.returncode != 0 and bad.stderr.count("segbench: error: ") == 1  # rank 0's line
     assert "no such file or folder" in bad.stderr and "/segbench/" not in bad.stderr  # no segbench traceback
+
+
+@pytest.mark.slow  # torchrun, two processes each importing torch, then a resume in this process
+def test_a_torchrun_compare_stopped_after_one_model_keeps_its_row_and_one_process_resumes(tmp_path, capsys):
+    import signal
+    import time
+
+    from conftest import make_camvid
+
+    from segbench.cli import main
+
+    root = make_camvid(tmp_path / "cv")
+    out = tmp_path / "report"
+    args = ["compare", "fast_scnn", "lraspp_mobilenet_v3_large", "--data", root, "--output", out, "--weights", "none",
+            "--max-images", 2, "--grid", 1, "--size", 32, 32, "--no-boundary", "--no-ece", "--bootstrap", 0,
+            "--in-process", "--min-time", 2]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
+           "-m", "segbench.cli", *map(str, args)]  # fmt: skip
+    err = tmp_path / "err.txt"
+    with open(err, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=f,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        deadline = time.monotonic() + 600
+        while "[1/2] fast_scnn: finished" not in err.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)  # to torchrun's agent, which passes it on to both processes
+        proc.wait(timeout=120)
+    text = err.read_text()
+    assert "1 of 2 model(s) finished (terminated by SIGTERM)" in text, text[-3000:]
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["partial"] is True and [r["model"] for r in partial["rows"]] == ["fast_scnn"]
+    capsys.readouterr()
+    assert main([*map(str, args), "--resume"]) == 0
+    assert "[1/1] lraspp_mobilenet_v3_large: finished" in capsys.readouterr().err
+    final = json.loads((out / "results.json").read_text())
+    assert not final.get("partial") and [r["model"] for r in final["rows"]] == ["fast_scnn", "lraspp_mobilenet_v3_large"]
+    assert final["rows"][0]["latency_ms_p50"] == partial["rows"][0]["latency_ms_p50"]  # kept, not measured again
