@@ -53,6 +53,13 @@ def partial_files(folder: str | Path) -> list[Path]:
     return [q for q in (folder / PARTIAL, *ranks) if q.is_file()]
 
 
+def _summed(confusions: np.ndarray, num_classes: int):
+    """The metrics of per-image confusion matrices ``(N, C, C)`` summed over the images."""
+    total = ConfusionMatrix(num_classes)
+    total.mat = torch.from_numpy(np.asarray(confusions).sum(axis=0))
+    return total.compute()
+
+
 def save_partial(path: str | Path, res: EvalResult, settings: dict) -> Path:
     """Write the images ``res`` scored, and the ``settings`` they were scored with, to ``path`` (atomically).
 
@@ -101,9 +108,7 @@ def load_partial(path: str | Path, settings: dict, num_classes: int) -> EvalResu
         v = Variant(step["name"], ms_per_image=step["ms_per_image"])
         if f"step{k}_confusions" in arrays:
             v.confusions = arrays[f"step{k}_confusions"]
-            total = ConfusionMatrix(num_classes)
-            total.mat = torch.from_numpy(v.confusions.sum(axis=0))
-            v.metrics = total.compute()
+            v.metrics = _summed(v.confusions, num_classes)
         if step["counts"]:
             v.counts = {key: arrays[f"step{k}_counts_{key}"] for key in step["counts"]}
         variants.append(v)
@@ -119,9 +124,7 @@ def _without(res: EvalResult, names: set[str], files: set[str], num_classes: int
         w = Variant(v.name, ms_per_image=v.ms_per_image)
         if v.confusions is not None:
             w.confusions = np.asarray(v.confusions)[keep]
-            total = ConfusionMatrix(num_classes)
-            total.mat = torch.from_numpy(w.confusions.sum(axis=0))
-            w.metrics = total.compute()
+            w.metrics = _summed(w.confusions, num_classes)
         if v.counts:
             w.counts = {key: np.asarray(value)[keep] for key, value in v.counts.items()}
         variants.append(w)
