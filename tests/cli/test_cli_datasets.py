@@ -3,8 +3,11 @@ layout detected or forced, ``predict --dataset``, and one-line errors."""
 
 import json
 
+import numpy as np
 import pytest
+from conftest import make_camvid
 from dataset_layouts import make_ade20k, make_cityscapes, make_voc, save_checkpoint
+from PIL import Image
 
 from segbench.classes import ADE20K, CITYSCAPES, VOC
 
@@ -69,3 +72,33 @@ def test_predict_a_dataset_split(cli, tmp_path):
         "2007_000033_label.png", "2007_000042_label.png", "2007_000061_label.png"]  # fmt: skip
     _user_error(cli("predict", ckpt, root, root, "--dataset", "voc"), "expected one dataset folder")
     _user_error(cli("evaluate", ckpt, "--data", root, "--dataset", "cityscapes"), "no split 'val'", "leftImg8bit/val")
+
+
+def test_class_balance_counts_each_split_and_lists_an_unreadable_label_map(cli, tmp_path):
+    root = make_camvid(tmp_path / "camvid", n_train=2, n_val=2)
+    h, w = np.array(Image.open(root / "trainannot" / "train_000.png")).shape
+    sky_and_void = np.zeros((h, w), np.uint8)
+    sky_and_void[h // 2 :] = 11  # CamVid's void id: not counted
+    Image.fromarray(sky_and_void, mode="L").save(root / "trainannot" / "train_000.png")
+    Image.fromarray(np.full((h, w), 3, np.uint8), mode="L").save(root / "trainannot" / "train_001.png")  # Road
+    Image.fromarray(np.full((h, w), 10, np.uint8), mode="L").save(root / "valannot" / "val_000.png")  # Bicyclist
+    (root / "valannot" / "val_001.png").write_bytes(b"not a png")
+
+    rc, out, err = cli("datasets", root, "--class-balance", "train", "val")
+    assert rc == 0, err
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:] for line in out.splitlines()}
+    third = 100 * (h // 2 * w) / (h // 2 * w + h * w)  # Sky's half image against Road's whole one
+    assert rows["class"] == ["train pixels %", "train images", "val pixels %", "val images"]
+    assert rows["Sky"] == [f"{third:.2f}", "1 of 2", "0.00", "0 of 1"]
+    assert rows["Road"] == [f"{100 - third:.2f}", "1 of 2", "0.00", "0 of 1"]
+    assert rows["Bicyclist"] == ["0.00", "0 of 2", "100.00", "1 of 1"]
+    assert rows["labelled pixels, images"] == [f"{h // 2 * w + h * w:,}", "2", f"{h * w:,}", "1"]
+    assert "skipped 1 input" in err and "val_001.png" in err
+
+
+def test_class_balance_needs_a_labelled_split(cli, tmp_path, camvid_root):
+    _user_error(cli("datasets", "--class-balance", "val"), "--class-balance", "dataset folder")
+    _user_error(cli("datasets", camvid_root, "--class-balance", "nope"), "no split 'nope'")
+    (tmp_path / "pics").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "pics" / "a.png")
+    _user_error(cli("datasets", tmp_path / "pics", "--class-balance", "val"), "--class-balance val", "no label maps")

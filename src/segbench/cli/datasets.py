@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
     """The ``datasets`` subcommand and its options."""
     d = sub.add_parser("datasets", help="the supported dataset layouts, or what a folder holds (one line)")
     d.add_argument("path", nargs="?", help="a folder: say which layout, splits, image counts and classes it holds")
+    d.add_argument("--class-balance", nargs="+", metavar="SPLIT",
+                   help="per class, the share of labelled pixels (%%) and the images holding it, for each SPLIT "
+                        "side by side (a Markdown table; only the label maps are read)")
     add_dataset_arg(d)
     d.set_defaults(func=run)
 
@@ -22,6 +25,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from segbench.data.datasets import describe_dataset, supported_datasets
 
+    if args.class_balance:
+        return _class_balance(args)
     if args.path:
         print(describe_dataset(args.path, args.dataset))
         return 0
@@ -29,4 +34,22 @@ def run(args) -> int:
         print(f"{row['name']:11s} {row['title']}\n{'':11s} {row['layout']}")
     print("\nDetected in this order from the folder given to --data; --dataset NAME forces one. "
           "`segbench datasets PATH` says what a folder holds.")  # fmt: skip
+    return 0
+
+
+def _class_balance(args) -> int:
+    from segbench.cli.common import print_skipped
+    from segbench.data.balance import balance_table, class_balance
+    from segbench.data.datasets import open_dataset
+    from segbench.errors import UserError
+
+    if not args.path:
+        raise UserError("--class-balance: give the dataset folder (segbench datasets PATH --class-balance SPLIT ...)")
+    balances = [class_balance(open_dataset(args.path, split, args.dataset), split) for split in args.class_balance]
+    first = balances[0]
+    for b in balances[1:]:
+        if b.class_names != first.class_names:
+            raise UserError(f"--class-balance: splits {first.split!r} and {b.split!r} have different classes")
+    print(balance_table(balances))
+    print_skipped([s for b in balances for s in b.skipped])
     return 0
