@@ -33,6 +33,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "photometric_mild": ("brightness 0.875-1.125 only (no gamma, blur, noise)",
                          ["data.brightness_range=[0.875,1.125]", "data.gamma_range=[]", "data.blur_prob=0",
                           "data.noise_std=0"]),
+    "photometric_strong": ("brightness 0.5-1.5, gamma 0.6-1.6, blur p 0.3, noise std up to 10",
+                           ["data.brightness_range=[0.5,1.5]", "data.gamma_range=[0.6,1.6]", "data.blur_prob=0.3",
+                            "data.noise_std=10"]),
     "no_photometric": ("no photometric augmentation", ["data.photometric=false"]),
     "scale_narrow": ("scale range 0.75-1.25", ["data.scale_range=[0.75,1.25]"]),
     "crop_small": ("crop 288 x 384", ["data.crop_size=[288,384]"]),
@@ -41,6 +44,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ohem": ("OHEM cross-entropy instead of CE", ["loss.ce=0", "loss.ohem=1"]),
     "label_smoothing": ("label smoothing 0.1", ["loss.label_smoothing=0.1"]),
     "ema": ("weight EMA, decay 0.999", ["ema_decay=0.999"]),
+    "weight_decay_high": ("weight decay 4e-4 (10 x the paper's 4e-5)", ["optim.weight_decay=4e-4"]),
+    "seed1": ("the recipe as it is, training seed 1 (seed-to-seed spread)", ["seed=1"]),
 }  # fmt: skip
 """name -> (what changes from the recipe, its ``--set`` overrides)."""
 

@@ -44,3 +44,17 @@ def test_unknown_variant_is_one_line(tmp_path):
     done = _run(["--data", str(tmp_path), "--variants", "baseline,warp"], tmp_path)
     assert done.returncode == 2
     assert "--variants: unknown warp" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_every_variant_is_a_valid_change_of_the_default_recipe():
+    import importlib.util
+
+    from segbench.config import load_config
+
+    spec = importlib.util.spec_from_file_location("camvid_ablation", SCRIPT)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    base = load_config(ablation.DEFAULT_RECIPE)
+    for name, (_, overrides) in ablation.VARIANTS.items():
+        cfg = load_config(ablation.DEFAULT_RECIPE, overrides)  # a misspelt key or a bad value raises
+        assert (cfg == base) == (name == "baseline"), name  # each variant changes the recipe, the baseline does not
