@@ -30,7 +30,6 @@ class ClassBalance:
         pixels: ``(C,)`` int64, labelled pixels of each class (void pixels are not counted).
         images_with: ``(C,)`` int64, images holding at least one pixel of the class.
         num_images: label maps read.
-        void_pixels: pixels of the void (ignored) label.
         skipped: ``{"file", "reason"}`` for each label map that could not be read.
     """
 
@@ -39,7 +38,6 @@ class ClassBalance:
     pixels: np.ndarray
     images_with: np.ndarray
     num_images: int
-    void_pixels: int
     skipped: list[dict] = field(default_factory=list)
 
     @property
@@ -61,23 +59,22 @@ def class_balance(ds: SegmentationDataset, split: str) -> ClassBalance:
     num_classes = ds.class_set.num_classes
     pixels = np.zeros(num_classes, np.int64)
     images_with = np.zeros(num_classes, np.int64)
-    void = num_images = 0
+    num_images = 0
     skipped: list[dict] = []
     for image_path, mask_path in ds.pairs:
-        if mask_path is None or not mask_path.exists():
+        if mask_path is None:
             skipped.append({"file": str(image_path), "reason": "no label map for this image"})
             continue
-        try:
+        try:  # a missing or undecodable file raises, naming it
             mask = read_mask(mask_path, num_classes, ds.void_ids, ds.label_table)
         except UserError as exc:
             skipped.append({"file": str(mask_path), "reason": str(exc)})
             continue
-        counts = np.bincount(mask.ravel(), minlength=256)
-        pixels += counts[:num_classes]
-        images_with += counts[:num_classes] > 0
-        void += int(counts[num_classes:].sum())
+        counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]  # void (255) left out
+        pixels += counts
+        images_with += counts > 0
         num_images += 1
-    return ClassBalance(split, list(ds.class_set.names), pixels, images_with, num_images, void, skipped)
+    return ClassBalance(split, list(ds.class_set.names), pixels, images_with, num_images, skipped)
 
 
 def balance_table(balances: list[ClassBalance]) -> str:
