@@ -158,10 +158,13 @@ def _state(driver, key: str) -> str:
     return driver.execute_script(f"return document.getElementById('sb-browser').dataset.{key}")
 
 
-def _wait_ready(driver) -> None:
+def _wait_ready(driver, image: str | None = None) -> None:
+    """Wait until the browser shows an image, ``image`` if given. A link to ``#image=...`` switches the image
+    on the ``hashchange`` event, which fires after the click has returned: until then the old image is still
+    shown and ready, so a test that follows a link waits for the image it names."""
     t0 = time.perf_counter()
-    while _state(driver, "ready") != "1":
-        assert time.perf_counter() - t0 < 20
+    while _state(driver, "ready") != "1" or (image is not None and _state(driver, "image") != image):
+        assert time.perf_counter() - t0 < 20, (image, _state(driver, "image"))
         time.sleep(0.05)
 
 
@@ -274,11 +277,11 @@ def test_browser_click_through(browser, report_dir, tmp_path):
     assert cells == sorted(cells) and len(cells) == N_IMAGES
     first = d.find_element(By.CSS_SELECTOR, "#sb-per-image tbody tr td a")
     worst = first.text
-    first.click()
-    _wait_ready(d)
-    assert _state(d, "image") == worst
     entries = json.loads((report_dir / "results.json").read_text())["images"]
     assert worst == min(entries, key=lambda e: e["miou"][labels[0]])["name"]
+    assert worst != _state(d, "image"), "the sample's worst image is its first: the click would change nothing"
+    first.click()
+    _wait_ready(d, worst)
 
     # the A - B column follows the two models chosen
     rows = d.find_elements(By.CSS_SELECTOR, "#sb-per-image tbody tr")
@@ -387,7 +390,7 @@ def test_pictures_loaded_from_the_folder_past_the_limit(browser, tmp_path, monke
     _open(browser, out / "report.html")
     assert _state(browser, "image") == "0016E5_07959"
     browser.find_element("id", "sb-next").click()
-    _wait_ready(browser)
+    _wait_ready(browser, "0016E5_07985")
     urls, _ = _requests(browser)
     assert any(u.endswith("/browser/js/0016E5_07985.js") for u in urls), urls
     _assert_clean(browser)
@@ -436,7 +439,7 @@ def test_unlabelled_photos_of_two_sizes_and_a_failed_model(browser, tmp_path):
     assert kinds == ["image", "model"]  # no ground truth, and the failed model has no panel
     assert not browser.find_element("id", "sb-errors").is_enabled()
     browser.find_element("id", "sb-next").click()
-    _wait_ready(browser)
+    _wait_ready(browser, "b")
     size = browser.execute_script("var c = document.querySelector('#sb-panels canvas'); return [c.width, c.height]")
     assert _state(browser, "image") == "b" and size == [30, 36]
     _assert_clean(browser)
