@@ -46,6 +46,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "ema": ("weight EMA, decay 0.999", ["ema_decay=0.999"]),
     "weight_decay_high": ("weight decay 4e-4 (10 x the paper's 4e-5)", ["optim.weight_decay=4e-4"]),
     "seed1": ("the recipe as it is, training seed 1 (seed-to-seed spread)", ["seed=1"]),
+    # how much the second training drive is worth: seq_train's frames of one drive only (validation unchanged:
+    # seq_val's frames inside the groups named, all of drive 0006R0)
+    "drive_0016E5_only": ("train on drive 0016E5's 305 frames only (no 0001TP)",
+                          ["data.split_by=^([^_]+)_", "data.val_groups=['0001TP','0006R0']"]),
+    "drive_0001TP_only": ("train on drive 0001TP's 62 frames only (no 0016E5)",
+                          ["data.split_by=^([^_]+)_", "data.val_groups=['0016E5','0006R0']"]),
 }  # fmt: skip
 """name -> (what changes from the recipe, its ``--set`` overrides)."""
 
